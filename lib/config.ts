@@ -1,0 +1,264 @@
+/**
+ * Configuration: loads both seed formats unchanged and validates them.
+ *
+ * - Flex (seed 1, `mxflex.yaml`): `host`, `mx: {addr, login, password}` — one MX, named
+ *   `default`.
+ * - Proxy (seed 2, `mxproxy.json`): `mx: {<name>: {addr, login, password}}`, `apns`, `gfcm`.
+ *
+ * JSON or YAML is detected by content (YAML is parsed by `yaml`, which also reads JSON).
+ * Extra keys this project adds are optional and documented in README.md.
+ *
+ * @module
+ */
+import { parse as parseYaml } from "yaml";
+
+/** TLS trust settings for one MX (see lib/csta/transport.ts). */
+export interface MxTlsConfig {
+  /** Pinned SHA-256 fingerprint of the MX certificate. */
+  fingerprint?: string;
+  /** PEM file with the CA (or the MX's own certificate) to verify against. */
+  ca?: string;
+  /** Accept a changed certificate instead of refusing it (trust on first use off). */
+  allowChangedCertificate?: boolean;
+  /** Plain TCP instead of TLS: only for the simulator and tests. */
+  plain?: boolean;
+}
+
+/** One configured MX. */
+export interface MxConfig {
+  /** Name used in `/mx/<name>/…`; `default` for the seed-1 single-MX form. */
+  name: string;
+  hostname: string;
+  port: number;
+  login: string;
+  password: string;
+  tls: MxTlsConfig;
+}
+
+/** The whole, validated configuration. */
+export interface AppConfig {
+  /** Listen address (seed rule: a domain name means HTTPS with Let's Encrypt). */
+  host: string;
+  /** Every configured MX, in file order. */
+  mx: MxConfig[];
+  /** Name of the MX behind the Flex API (`/api/...`); the first one by default. */
+  flexMx: string;
+  /** JWT lifetime in seconds. */
+  tokenTtl: number;
+  /** Reply timeout for MX commands in ms. */
+  requestTimeoutMs: number;
+  /** Deno KV path or KV Connect URL for device tokens, dedupe, certificates; "" = default. */
+  db: string;
+  /** Static files directory (seed: `html` in the working directory). */
+  staticDir: string;
+  /** Static TLS certificate for operators with their own. */
+  tls?: { cert: string; key: string };
+  /** ACME options for the automatic certificate. */
+  acme: { email?: string; directoryUrl?: string; cacheDir?: string };
+  /** Raw push section (`apns`, `gfcm`, `fcm`, `apnsKeys`, `pushEndpoints`) for lib/push. */
+  push: Record<string, unknown>;
+  /** Directory of the config file: relative paths in it are resolved from here. */
+  baseDir: string;
+}
+
+/** A configuration problem; the message names the key. */
+export class ConfigError extends Error {
+  /** @param message what is wrong, naming the key */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Default CSTA port (mx-protocol §1.1). */
+export const DEFAULT_MX_PORT = 7778;
+
+/** Parses JSON or YAML text (detected by content). */
+export function parseConfigText(text: string): unknown {
+  const t = text.trim();
+  if (t.startsWith("{")) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      // Seed 1 shows a YAML file whose first value is a flow mapping: fall through to YAML.
+    }
+  }
+  try {
+    return parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config is neither valid JSON nor YAML: ${(err as Error).message}`);
+  }
+}
+
+/** Splits "host[:port]" (IPv6 in brackets), adding the default MX port. */
+export function splitAddr(addr: string, defaultPort = DEFAULT_MX_PORT): [string, number] {
+  const a = addr.trim();
+  let host = a;
+  let port = defaultPort;
+  const m = a.match(/^\[([^\]]+)\](?::(\d+))?$/);
+  if (m) {
+    host = m[1];
+    if (m[2]) port = Number(m[2]);
+  } else {
+    const i = a.lastIndexOf(":");
+    if (i > 0 && a.indexOf(":") === i) {
+      host = a.slice(0, i);
+      port = Number(a.slice(i + 1));
+    }
+  }
+  if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new Error(`bad address ${JSON.stringify(addr)}`);
+  }
+  return [host, port];
+}
+
+function str(obj: Record<string, unknown>, key: string, path: string, required: boolean): string {
+  const v = obj[key];
+  if (v === undefined || v === null || v === "") {
+    if (required) throw new ConfigError(`${path}.${key} is required`);
+    return "";
+  }
+  if (typeof v !== "string" && typeof v !== "number") {
+    throw new ConfigError(`${path}.${key} must be a string`);
+  }
+  return String(v);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function parseMx(name: string, raw: unknown, path: string): MxConfig {
+  if (!isObject(raw)) throw new ConfigError(`${path} must be an object`);
+  const addr = str(raw, "addr", path, true);
+  let hostname: string, port: number;
+  try {
+    [hostname, port] = splitAddr(addr);
+  } catch (err) {
+    throw new ConfigError(`${path}.addr: ${(err as Error).message}`);
+  }
+  const tlsRaw = raw.tls ?? {};
+  if (!isObject(tlsRaw)) throw new ConfigError(`${path}.tls must be an object`);
+  return {
+    name,
+    hostname,
+    port,
+    login: str(raw, "login", path, true),
+    password: str(raw, "password", path, false),
+    tls: {
+      fingerprint: str(tlsRaw, "fingerprint", `${path}.tls`, false) || undefined,
+      ca: str(tlsRaw, "ca", `${path}.tls`, false) || undefined,
+      allowChangedCertificate: tlsRaw.allowChangedCertificate === true,
+      plain: tlsRaw.plain === true,
+    },
+  };
+}
+
+/**
+ * Validates a parsed config object.
+ *
+ * @example
+ * ```ts
+ * const cfg = normalizeConfig({ host: "localhost:8080", mx: { addr: "10.0.0.1", login: "a", password: "b" } }, ".");
+ * cfg.mx[0].port; // 7778
+ * ```
+ * @throws {ConfigError} naming the offending key
+ */
+export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
+  if (!isObject(raw)) throw new ConfigError("config must be a mapping/object");
+  const mxRaw = raw.mx;
+  const mx: MxConfig[] = [];
+  if (!isObject(mxRaw)) throw new ConfigError("mx is required");
+  if ("addr" in mxRaw) {
+    mx.push(parseMx("default", mxRaw, "mx"));
+  } else {
+    for (const [name, v] of Object.entries(mxRaw)) {
+      if (!/^[A-Za-z0-9._-]+$/.test(name)) {
+        throw new ConfigError(`mx.${name}: name may use letters, digits, '.', '_' and '-'`);
+      }
+      mx.push(parseMx(name, v, `mx.${name}`));
+    }
+  }
+  if (mx.length === 0) throw new ConfigError("mx must name at least one MX");
+  const flexMx = str(raw, "flexMx", "config", false) || mx[0].name;
+  if (!mx.some((m) => m.name === flexMx)) {
+    throw new ConfigError(`flexMx: no MX named ${JSON.stringify(flexMx)}`);
+  }
+  const num = (key: string, def: number, min: number) => {
+    const v = raw[key];
+    if (v === undefined) return def;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min) {
+      throw new ConfigError(`${key} must be a number >= ${min}`);
+    }
+    return v;
+  };
+  let tls: AppConfig["tls"];
+  if (raw.tls !== undefined) {
+    if (!isObject(raw.tls)) throw new ConfigError("tls must be an object with cert and key");
+    tls = { cert: str(raw.tls, "cert", "tls", true), key: str(raw.tls, "key", "tls", true) };
+  }
+  const acmeRaw = raw.acme ?? {};
+  if (!isObject(acmeRaw)) throw new ConfigError("acme must be an object");
+  const push: Record<string, unknown> = {};
+  for (const k of ["apns", "gfcm", "fcm", "apnsKeys", "pushEndpoints"]) {
+    if (raw[k] !== undefined) push[k] = raw[k];
+  }
+  return {
+    host: str(raw, "host", "config", false) || "localhost:8080",
+    mx,
+    flexMx,
+    tokenTtl: num("tokenTtl", 3600, 60),
+    requestTimeoutMs: num("requestTimeoutMs", 7000, 100),
+    db: str(raw, "db", "config", false),
+    staticDir: str(raw, "staticDir", "config", false) || "html",
+    tls,
+    acme: {
+      email: str(acmeRaw, "email", "acme", false) || undefined,
+      directoryUrl: str(acmeRaw, "directoryUrl", "acme", false) || undefined,
+      cacheDir: str(acmeRaw, "cacheDir", "acme", false) || undefined,
+    },
+    push,
+    baseDir,
+  };
+}
+
+/**
+ * Applies environment overrides (Deno Deploy and containers): `MXFLEX_HOST`,
+ * `MXFLEX_MX_ADDR`, `MXFLEX_MX_LOGIN`, `MXFLEX_MX_PASSWORD` (for the Flex API's MX),
+ * `MXFLEX_TOKEN_TTL`, `MXFLEX_DB`.
+ */
+export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined): AppConfig {
+  const host = env("MXFLEX_HOST");
+  if (host) cfg.host = host;
+  const flex = cfg.mx.find((m) => m.name === cfg.flexMx)!;
+  const addr = env("MXFLEX_MX_ADDR");
+  if (addr) {
+    try {
+      [flex.hostname, flex.port] = splitAddr(addr);
+    } catch (err) {
+      throw new ConfigError(`MXFLEX_MX_ADDR: ${(err as Error).message}`);
+    }
+  }
+  flex.login = env("MXFLEX_MX_LOGIN") || flex.login;
+  flex.password = env("MXFLEX_MX_PASSWORD") ?? flex.password;
+  const ttl = env("MXFLEX_TOKEN_TTL");
+  if (ttl) {
+    const n = Number(ttl);
+    if (!Number.isFinite(n) || n < 60) throw new ConfigError("MXFLEX_TOKEN_TTL must be >= 60");
+    cfg.tokenTtl = n;
+  }
+  cfg.db = env("MXFLEX_DB") ?? cfg.db;
+  return cfg;
+}
+
+/** Reads, parses and validates a config file. */
+export async function loadConfigFile(path: string): Promise<AppConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${path}: ${(err as Error).message}`);
+  }
+  const slash = path.lastIndexOf("/");
+  return normalizeConfig(parseConfigText(text), slash >= 0 ? path.slice(0, slash) || "/" : ".");
+}

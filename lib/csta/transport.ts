@@ -1,0 +1,182 @@
+/**
+ * Opens the byte stream to an MX: TLS (the only thing real MX servers speak) or plain TCP
+ * (tests and benchmarks).
+ *
+ * MX servers present self-signed certificates addressed by bare IP, so ordinary verification
+ * cannot work (mx-protocol §7.13). We use `node:tls` because it can skip chain verification
+ * for this one socket and still hands us the peer certificate, which lets us apply trust on
+ * first use: record the SHA-256 fingerprint the first time and refuse a different one later,
+ * unless the operator pins a fingerprint or gives a CA file.
+ *
+ * @module
+ */
+import net from "node:net";
+import tls from "node:tls";
+
+/** How to authenticate the MX's certificate. */
+export interface MxTlsOptions {
+  /** PEM CA certificates: when set, normal chain verification is done (host name is not checked). */
+  ca?: string[];
+  /** Expected SHA-256 fingerprint ("AB:CD:…" or plain hex, any case). */
+  fingerprint?: string;
+  /**
+   * Trust-on-first-use memory: called with the fingerprint seen; returns false to refuse.
+   * Ignored when `fingerprint` or `ca` is set.
+   */
+  tofu?: (fingerprint: string) => boolean;
+}
+
+/** Options for {@link openTransport}. */
+export interface TransportOptions {
+  hostname: string;
+  port: number;
+  /** `false` = plain TCP (tests only); otherwise TLS with these options. */
+  tls: MxTlsOptions | false;
+  /** Connect (TCP + TLS handshake) timeout; default 20 s. */
+  connectTimeoutMs?: number;
+}
+
+/** A connected byte stream with just what the CSTA connection needs. */
+export interface Transport {
+  /** Sends bytes; order is preserved. */
+  write(bytes: Uint8Array): void;
+  /** Registers the single data receiver. */
+  onData(cb: (chunk: Uint8Array) => void): void;
+  /** Registers the single close receiver; `err` is set for abnormal ends. */
+  onClose(cb: (err?: Error) => void): void;
+  /** Closes the stream; pending writes are flushed first. */
+  close(): void;
+  /** Destroys the stream at once. */
+  destroy(): void;
+  /** SHA-256 fingerprint of the peer certificate (TLS only). */
+  readonly fingerprint?: string;
+}
+
+/** Raised when the MX's certificate does not match what we trust. */
+export class CertificateError extends Error {
+  /** @param message what did not match */
+  constructor(message: string) {
+    super(message);
+    this.name = "CertificateError";
+  }
+}
+
+/** Raised when the connection could not be made in time. */
+export class ConnectTimeoutError extends Error {
+  constructor() {
+    super("MX connect timeout");
+    this.name = "ConnectTimeoutError";
+  }
+}
+
+/** Normalises a fingerprint to upper-case colon-separated hex. */
+export function normalizeFingerprint(fp: string): string {
+  const hex = fp.replace(/[^0-9a-fA-F]/g, "").toUpperCase();
+  return hex.match(/.{2}/g)?.join(":") ?? "";
+}
+
+/**
+ * Connects to the MX.
+ *
+ * @example
+ * ```ts
+ * const t = await openTransport({ hostname: "127.0.0.1", port: 7778, tls: {} });
+ * ```
+ */
+export function openTransport(opts: TransportOptions): Promise<Transport> {
+  const timeoutMs = opts.connectTimeoutMs ?? 20_000;
+  return new Promise<Transport>((resolve, reject) => {
+    let sock: net.Socket;
+    const tlsOpts = opts.tls;
+    if (tlsOpts === false) {
+      sock = net.connect({ host: opts.hostname, port: opts.port });
+    } else {
+      sock = tls.connect({
+        host: opts.hostname,
+        port: opts.port,
+        // Chain checked only when the operator gave a CA; otherwise TOFU / pin below.
+        rejectUnauthorized: !!tlsOpts.ca?.length,
+        ca: tlsOpts.ca,
+        // MX servers are addressed by IP and their certificates rarely name it.
+        checkServerIdentity: () => undefined,
+      });
+    }
+    sock.setNoDelay(true);
+    // Like the Go dialer: OS keep-alive every 60 s.
+    sock.setKeepAlive(true, 60_000);
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      sock.destroy();
+      reject(new ConnectTimeoutError());
+    }, timeoutMs);
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      reject(err);
+    };
+    sock.once("error", fail);
+    const ready = () => {
+      if (settled) return;
+      let fingerprint: string | undefined;
+      if (tlsOpts !== false) {
+        const peer = (sock as tls.TLSSocket).getPeerCertificate();
+        fingerprint = peer?.fingerprint256 ? normalizeFingerprint(peer.fingerprint256) : undefined;
+        if (!fingerprint) return fail(new CertificateError("MX presented no certificate"));
+        if (tlsOpts.fingerprint) {
+          if (normalizeFingerprint(tlsOpts.fingerprint) !== fingerprint) {
+            return fail(
+              new CertificateError(`MX certificate fingerprint mismatch: ${fingerprint}`),
+            );
+          }
+        } else if (!tlsOpts.ca?.length && tlsOpts.tofu && !tlsOpts.tofu(fingerprint)) {
+          return fail(
+            new CertificateError(`MX certificate changed (now ${fingerprint}); refusing`),
+          );
+        }
+      }
+      settled = true;
+      clearTimeout(timer);
+      sock.off("error", fail);
+      resolve(wrap(sock, fingerprint));
+    };
+    sock.once(tlsOpts === false ? "connect" : "secureConnect", ready);
+  });
+}
+
+function wrap(sock: net.Socket, fingerprint: string | undefined): Transport {
+  let closeCb: ((err?: Error) => void) | undefined;
+  let lastErr: Error | undefined;
+  let closed = false;
+  sock.on("error", (e: Error) => {
+    lastErr = e;
+  });
+  sock.on("close", () => {
+    if (closed) return;
+    closed = true;
+    closeCb?.(lastErr);
+  });
+  return {
+    fingerprint,
+    write(bytes) {
+      if (!sock.destroyed) sock.write(bytes);
+    },
+    onData(cb) {
+      sock.on("data", (d: Uint8Array) => cb(d));
+    },
+    onClose(cb) {
+      closeCb = cb;
+    },
+    close() {
+      sock.end();
+      // A peer that never closes its side must not keep us waiting.
+      setTimeout(() => sock.destroy(), 2_000).unref?.();
+    },
+    destroy() {
+      sock.destroy();
+    },
+  };
+}

@@ -1,0 +1,306 @@
+/**
+ * Starts the HTTP side of MXFlex in one of three modes, chosen by the `host`
+ * setting (mx-protocol §5.9, see {@linkcode hostMode}):
+ *
+ * - **plain HTTP** on `name:port` (localhost, IPs, `*.local`, other ports);
+ * - **static TLS** from certificate/key files (HTTP/2 via ALPN);
+ * - **ACME**: a port-80 server answers HTTP-01 challenges and redirects
+ *   everything else to HTTPS, then HTTPS with HTTP/2 on 443 using a
+ *   certificate obtained and renewed by {@linkcode AcmeManager}.
+ *
+ * Certificate swap on renewal: `Deno.serve` cannot change the certificate of a
+ * running server. Options examined on Deno 2.9:
+ *
+ * - `reusePort: true` (start the new server beside the old one) needs
+ *   `--unstable-net` for TLS listeners and, without it, exits the process
+ *   (code 70) instead of throwing — too dangerous for a timer-driven swap;
+ * - a per-handshake certificate resolver exists only as an internal symbol
+ *   (`Deno[Deno.internal].resolverSymbol`) and would also need the internal
+ *   `serveHttpOnListener`, so it may vanish in any release.
+ *
+ * So a renewal gracefully shuts the old server down (its listening socket
+ * closes; accepted connections and their open streams, e.g. SSE, keep running
+ * with the old, still valid certificate until they end) and immediately binds
+ * a new `Deno.serve` with the new certificate on the same port, retrying while
+ * the old socket is still being closed (typically one event-loop turn).
+ * Connections attempted inside that gap are refused and retried by clients.
+ * Only stable APIs are used and no flags are needed.
+ *
+ * @module
+ */
+
+import { AcmeManager } from "./acme.ts";
+import { type CertStore, DirCertStore } from "./cert_store.ts";
+import { hostMode } from "./host_rule.ts";
+
+/** A request handler as accepted by `Deno.serve`. */
+export type Handler = (
+  req: Request,
+  info: Deno.ServeHandlerInfo,
+) => Response | Promise<Response>;
+
+/** ACME settings for {@linkcode listen}; used only when the host rule picks ACME. */
+export interface ListenAcmeOptions {
+  /** Account contact address. */
+  email?: string;
+  /** ACME directory; default Let's Encrypt production. */
+  directoryUrl?: string;
+  /** Certificate cache; default `DirCertStore("letsEncrypt.cache")` (the seed's cache dir). */
+  store: CertStore;
+  /** Extra roots to trust for the ACME server itself (Pebble in tests). */
+  caCerts?: string[];
+  /** Port of the challenge/redirect server; default 80. */
+  httpPort?: number;
+  /** Port of the HTTPS server; default 443 (tests override it). */
+  httpsPort?: number;
+  /** Address both servers bind; default all IPv4 interfaces (`0.0.0.0`). */
+  hostname?: string;
+  /** See {@linkcode AcmeOptions.renewBeforeDays}. */
+  renewBeforeDays?: number;
+  /** How often renewal is checked; default 12 h. */
+  checkEveryMs?: number;
+  /** Clock for renewal decisions (tests). */
+  now?: () => number;
+  /** Called after the HTTPS server switched to a renewed certificate. */
+  onCertificate?: (c: { cert: string; notAfter: Date }) => void;
+}
+
+/** Options for {@linkcode listen}. */
+export interface ListenOptions {
+  /** The configured `host`, e.g. `"localhost:8080"`, `":8080"`, `"flex.example.com"`. */
+  host: string;
+  /** Serve HTTPS with these PEM files instead of plain HTTP or ACME. */
+  tls?: { certFile: string; keyFile: string };
+  /** ACME settings; when omitted and needed, defaults apply. */
+  acme?: ListenAcmeOptions;
+  /** Aborting shuts everything down (like `shutdown()`). */
+  signal?: AbortSignal;
+  /** Called once with the address of the main (HTTP or HTTPS) server. */
+  onListen?: (addr: Deno.NetAddr) => void;
+  /** Diagnostic sink; never receives key material. */
+  log?: (message: string) => void;
+}
+
+/** A running listener. */
+export interface Listening {
+  /** Address of the main server (the HTTPS one in TLS/ACME modes). */
+  addr: Deno.NetAddr;
+  /** Address of the port-80 challenge/redirect server (ACME mode only). */
+  httpAddr?: Deno.NetAddr;
+  /** Public base URL, e.g. `https://flex.example.com/` or `http://localhost:8080/`. */
+  url: string;
+  /** Stops renewal and all servers, waiting for in-flight requests. */
+  shutdown(): Promise<void>;
+  /** Settles when everything has shut down. */
+  finished: Promise<void>;
+}
+
+/**
+ * Starts serving `handler` according to `opts.host` (see module docs).
+ *
+ * @example
+ * ```ts
+ * const srv = await listen(app.fetch, { host: "flex.example.com", acme: { store } });
+ * console.log(`serving ${srv.url}`);
+ * ```
+ */
+export async function listen(handler: Handler, opts: ListenOptions): Promise<Listening> {
+  const mode = hostMode(opts.host);
+  const log = opts.log ?? (() => {});
+  const group = new ServerGroup();
+  let acmeManager: AcmeManager | undefined;
+  let httpAddr: Deno.NetAddr | undefined;
+  let url: string;
+
+  try {
+    if (opts.tls) {
+      const hostname = mode.mode === "http" ? mode.hostname : "0.0.0.0";
+      const [cert, key] = await Promise.all([
+        Deno.readTextFile(opts.tls.certFile),
+        Deno.readTextFile(opts.tls.keyFile),
+      ]);
+      group.current = serve(handler, { hostname, port: mode.port, cert, key });
+      url = baseUrl("https", mode.mode === "acme" ? mode.domain : hostname, group.addr.port);
+    } else if (mode.mode === "http") {
+      group.current = serve(handler, { hostname: mode.hostname, port: mode.port });
+      url = baseUrl("http", mode.hostname, group.addr.port);
+    } else {
+      const a = opts.acme ?? { store: new DirCertStore("letsEncrypt.cache") };
+      acmeManager = new AcmeManager({
+        domain: mode.domain,
+        email: a.email,
+        directoryUrl: a.directoryUrl,
+        store: a.store,
+        caCerts: a.caCerts,
+        renewBeforeDays: a.renewBeforeDays,
+        now: a.now,
+        log,
+      });
+      ({ httpAddr, url } = await serveAcme(handler, mode.domain, a, acmeManager, group, log));
+    }
+  } catch (err) {
+    acmeManager?.stop();
+    await group.shutdown();
+    throw err;
+  }
+
+  const shutdown = async () => {
+    acmeManager?.stop();
+    await group.shutdown();
+  };
+  opts.signal?.addEventListener("abort", () => void shutdown(), { once: true });
+  if (opts.signal?.aborted) void shutdown();
+  log(`listening on ${url}`);
+  opts.onListen?.(group.addr);
+  return { addr: group.addr, httpAddr, url, shutdown, finished: group.finished };
+}
+
+/**
+ * ACME mode: port-80 server, first certificate, HTTPS server, renewal with
+ * certificate swap. Servers are registered in `group` as soon as they exist,
+ * so a failure anywhere is cleaned up by the caller.
+ */
+async function serveAcme(
+  handler: Handler,
+  domain: string,
+  a: ListenAcmeOptions,
+  manager: AcmeManager,
+  group: ServerGroup,
+  log: (m: string) => void,
+): Promise<{ httpAddr: Deno.NetAddr; url: string }> {
+  const hostname = a.hostname ?? "0.0.0.0";
+  // Port 80 first: the CA validates HTTP-01 against it during the order.
+  // The redirect needs the final HTTPS port, known only after binding when
+  // httpsPort is 0 (tests), hence the late-bound getter.
+  let publicPort = a.httpsPort ?? 443;
+  const http = serve(
+    redirectToHttps(domain, () => publicPort, manager.challengeResponder()),
+    { hostname, port: a.httpPort ?? 80 },
+  );
+  group.extra.push(http);
+  const issued = await manager.ensureCertificate();
+  group.current = serve(handler, { hostname, port: publicPort, ...pems(issued) });
+  publicPort = group.addr.port;
+  manager.startRenewal(async (c) => {
+    try {
+      // Check the PEMs before the old server is touched, so a bad
+      // certificate never takes the site down.
+      Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...pems(c) }).close();
+      const swapped = await group.replace(
+        () => serve(handler, { hostname, port: publicPort, ...pems(c) }),
+        (m) => log(`https: ${m}`),
+      );
+      if (!swapped) return;
+    } catch (err) {
+      log(`https: keeping the current certificate: ${err instanceof Error ? err.message : err}`);
+      return;
+    }
+    log(`https: switched to renewed certificate for ${domain}`);
+    a.onCertificate?.({ cert: c.cert, notAfter: c.notAfter });
+  }, a.checkEveryMs);
+  return { httpAddr: http.addr, url: baseUrl("https", domain, publicPort) };
+}
+
+/** Only the PEM fields (never spread key material into anything logged). */
+function pems(c: { cert: string; key: string }): { cert: string; key: string } {
+  return { cert: c.cert, key: c.key };
+}
+
+/**
+ * The port-80 handler in ACME mode: ACME challenges first, then a 301 to the
+ * same path and query on `https://domain[:port]`.
+ */
+export function redirectToHttps(
+  domain: string,
+  httpsPort: () => number,
+  challenge?: (req: Request) => Response | undefined,
+): (req: Request) => Response {
+  return (req) => {
+    const answer = challenge?.(req);
+    if (answer) return answer;
+    const { pathname, search } = new URL(req.url);
+    const port = httpsPort();
+    const location = `https://${domain}${port === 443 ? "" : `:${port}`}${pathname}${search}`;
+    return new Response(null, { status: 301, headers: { location } });
+  };
+}
+
+interface ServeOpts {
+  hostname: string;
+  port: number;
+  cert?: string;
+  key?: string;
+}
+
+/** Deno.serve without its default "Listening on" console line. */
+function serve(handler: Handler, o: ServeOpts): Deno.HttpServer<Deno.NetAddr> {
+  const base = { hostname: o.hostname, port: o.port, onListen: () => {} };
+  if (o.cert === undefined || o.key === undefined) return Deno.serve(base, handler);
+  return Deno.serve({ ...base, cert: o.cert, key: o.key }, handler);
+}
+
+/** Tracks the active main server, servers being retired, and auxiliary servers. */
+class ServerGroup {
+  current?: Deno.HttpServer<Deno.NetAddr>;
+  extra: Deno.HttpServer<Deno.NetAddr>[] = [];
+  #retiring = new Map<Deno.HttpServer<Deno.NetAddr>, Promise<void>>();
+  #done = Promise.withResolvers<void>();
+  #shutdown?: Promise<void>;
+
+  get addr(): Deno.NetAddr {
+    if (!this.current) throw new Error("no server");
+    return this.current.addr;
+  }
+
+  get finished(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  /**
+   * Replaces the current server by `make()` on the same port (see module
+   * docs). Returns false when the group shut down meanwhile.
+   */
+  async replace(
+    make: () => Deno.HttpServer<Deno.NetAddr>,
+    log: (m: string) => void,
+  ): Promise<boolean> {
+    const prev = this.current;
+    if (!prev || this.#shutdown) return false;
+    this.#retire(prev);
+    for (let attempt = 0;; attempt++) {
+      if (this.#shutdown) return false;
+      try {
+        this.current = make();
+        return true;
+      } catch (err) {
+        // AddrInUse is expected: the old socket closes asynchronously. Anything
+        // else (or another process holding the port) is logged once, and we
+        // keep trying: giving up would leave the site without a listener.
+        if (attempt === 20 || (attempt === 0 && !(err instanceof Deno.errors.AddrInUse))) {
+          log(`rebinding port ${prev.addr.port}: ${err instanceof Error ? err.message : err}`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, Math.min(2 ** attempt, 1000)));
+    }
+  }
+
+  #retire(server: Deno.HttpServer<Deno.NetAddr>): void {
+    if (!this.#retiring.has(server)) this.#retiring.set(server, server.shutdown());
+  }
+
+  shutdown(): Promise<void> {
+    this.#shutdown ??= (async () => {
+      for (const s of [...this.extra, ...(this.current ? [this.current] : [])]) this.#retire(s);
+      await Promise.all(this.#retiring.values());
+      this.#done.resolve();
+    })();
+    return this.#shutdown;
+  }
+}
+
+function baseUrl(scheme: "http" | "https", host: string, port: number): string {
+  const name = host === "0.0.0.0" || host === "::" ? "localhost" : host;
+  const shown = name.includes(":") ? `[${name}]` : name;
+  const standard = (scheme === "http" && port === 80) || (scheme === "https" && port === 443);
+  return `${scheme}://${shown}${standard ? "" : `:${port}`}/`;
+}

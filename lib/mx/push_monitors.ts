@@ -1,0 +1,133 @@
+/**
+ * Incoming-call pushes for the Proxy API: a registered device token keeps a persistent
+ * monitor on its user's extension (restored from the token store after restarts and MX
+ * reconnects), and every DeliveredEvent for a call *to* that extension is handed to the
+ * push dispatcher, which guarantees one push per call per device.
+ *
+ * @module
+ */
+import type { MxSession } from "./session.ts";
+import type { TokenStore } from "../store/tokens.ts";
+import type { PushDispatcher } from "../push/dispatcher.ts";
+import { pushPayload } from "../csta/events.ts";
+import type { Logger } from "../log.ts";
+
+/** Options for {@link PushMonitors}. */
+export interface PushMonitorsOptions {
+  store: TokenStore;
+  dispatcher?: PushDispatcher;
+  /** Configured push apps by key ("apns:<bundle>[~]", "fcm:<app>"). */
+  apps: ReadonlySet<string>;
+  log: Logger;
+}
+
+/**
+ * @example
+ * ```ts
+ * const pm = new PushMonitors({ store, dispatcher, apps: new Set(["fcm:app"]), log });
+ * pm.attach(mx);
+ * await pm.register(mx, jid, ext, "fcm:app", token);
+ * ```
+ */
+export class PushMonitors {
+  #o: PushMonitorsOptions;
+  /** Per MX: ext -> JIDs with tokens (one ext could belong to one user, kept general). */
+  #users = new Map<string, Map<string, Set<string>>>();
+
+  /** @param o store, dispatcher, configured apps, logger */
+  constructor(o: PushMonitorsOptions) {
+    this.#o = o;
+  }
+
+  /**
+   * The app key for a registration path, or undefined when that app is not configured.
+   * `gfcm` (the seed's name) and `fcm` are the same Google app namespace.
+   */
+  appKey(kind: string, bundle: string, sandbox: boolean): string | undefined {
+    if (!/^[A-Za-z0-9._-]{1,200}$/.test(bundle)) return undefined;
+    const key = kind === "apns" ? `apns:${bundle}${sandbox ? "~" : ""}` : `fcm:${bundle}`;
+    return this.#o.apps.has(key) ? key : undefined;
+  }
+
+  /** Watches an MX: restores monitors on every (re)connect and dispatches pushes. */
+  attach(mx: MxSession): void {
+    mx.client.onState((s) => {
+      if (s === "connected") void this.#restore(mx);
+    });
+    if (mx.state === "connected") void this.#restore(mx);
+    mx.onCallEvent((ext, ev) => {
+      if (ev.name !== "DeliveredEvent") return;
+      const jids = this.#users.get(mx.name)?.get(ext);
+      if (!jids?.size) return;
+      // Incoming only: the far end of the user's own outgoing calls must not ring the phone.
+      const d = ev.data as Record<string, unknown>;
+      if (d.calledDevice !== ext && d.alertingDevice !== ext) return;
+      const payload = pushPayload(ev, Math.floor(Date.now() / 1000));
+      const callKey = String(d.globalCallId || `${ev.callId}`);
+      for (const jid of jids) {
+        this.#o.dispatcher?.incomingCall({ mx: mx.name, jid, callKey, payload }).catch((err) =>
+          this.#o.log.warn(`push for ${ext} failed: ${(err as Error).message}`)
+        );
+      }
+    });
+  }
+
+  /** Stores a token and makes sure the user's extension is monitored. */
+  async register(mx: MxSession, jid: string, ext: string, app: string, token: string) {
+    const [kind, bundle] = splitApp(app);
+    await this.#o.store.add({ mx: mx.name, jid, kind, app: bundle, token });
+    this.#track(mx.name, ext, jid);
+    await mx.acquirePersistent(ext, holderOf(jid));
+  }
+
+  /** Removes a token; the last token of a user releases the monitor. */
+  async unregister(mx: MxSession, jid: string, ext: string, app: string, token: string) {
+    const [kind, bundle] = splitApp(app);
+    await this.#o.store.removeForUser(mx.name, jid, kind, bundle, token);
+    const left = await this.#o.store.listForUser(mx.name, jid);
+    if (left.length === 0) {
+      this.#users.get(mx.name)?.get(ext)?.delete(jid);
+      await mx.release(ext, holderOf(jid));
+    }
+  }
+
+  async #restore(mx: MxSession): Promise<void> {
+    let jids: string[];
+    try {
+      jids = await this.#o.store.listUsers(mx.name);
+    } catch (err) {
+      this.#o.log.error(`token store unreadable: ${(err as Error).message}`);
+      return;
+    }
+    for (const jid of jids) {
+      const ext = mx.contact(jid)?.ext;
+      if (!ext) {
+        this.#o.log.warn(`push user ${jid} not in the ${mx.name} address book; skipped`);
+        continue;
+      }
+      this.#track(mx.name, ext, jid);
+      try {
+        await mx.acquirePersistent(ext, holderOf(jid));
+      } catch (err) {
+        this.#o.log.warn(`push monitor ${ext} not started: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  #track(mxName: string, ext: string, jid: string): void {
+    let byExt = this.#users.get(mxName);
+    if (!byExt) this.#users.set(mxName, byExt = new Map());
+    let set = byExt.get(ext);
+    if (!set) byExt.set(ext, set = new Set());
+    set.add(jid);
+  }
+}
+
+function holderOf(jid: string): string {
+  return `push:${jid}`;
+}
+
+function splitApp(app: string): ["apns" | "fcm", string] {
+  const i = app.indexOf(":");
+  return [app.slice(0, i) as "apns" | "fcm", app.slice(i + 1)];
+}

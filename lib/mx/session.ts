@@ -1,0 +1,306 @@
+/**
+ * Everything MXFlex does with one MX: the server-account session (self-healing), the cached
+ * address book kept current by change notifications, reference-counted monitors on user
+ * extensions, routing of call events by extension, and short-lived user sessions.
+ *
+ * @module
+ */
+import { type Backoff, type ClientState, CstaClient, UnavailableError } from "../csta/client.ts";
+import { type ConnectionOptions, type Credentials, CstaConnection } from "../csta/connection.ts";
+import { monitorStartAb } from "../csta/commands.ts";
+import { type CallEvent, decodeAbEvent, decodeCallEvent } from "../csta/events.ts";
+import { fetchAddressBook } from "../csta/operations.ts";
+import type { Contact, LoginInfo } from "../csta/types.ts";
+import type { WireLogger } from "../csta/wire_log.ts";
+import type { MxTlsOptions } from "../csta/transport.ts";
+import type { MxConfig } from "../config.ts";
+import type { Logger } from "../log.ts";
+
+/** Where trust-on-first-use fingerprints are remembered. */
+export interface TrustStore {
+  get(mx: string): string | undefined;
+  set(mx: string, fingerprint: string): void;
+}
+
+/** In-memory {@link TrustStore} (fingerprints forgotten on restart). */
+export class MemoryTrustStore implements TrustStore {
+  #m = new Map<string, string>();
+  /** @inheritdoc */
+  get(mx: string): string | undefined {
+    return this.#m.get(mx);
+  }
+  /** @inheritdoc */
+  set(mx: string, fp: string): void {
+    this.#m.set(mx, fp);
+  }
+}
+
+/** Options for {@link MxSession}. */
+export interface MxSessionOptions {
+  log: Logger;
+  requestTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  keepAliveMs?: number;
+  wireLog?: WireLogger;
+  backoff?: Backoff;
+  trust?: TrustStore;
+  /** PEM text of `tls.ca`, already read by the caller. */
+  caPem?: string;
+  /** loginRequest attributes for the server account (Flex: platform iPhone, version 1.0). */
+  serverLogin?: { platform?: string; version?: string };
+}
+
+/** Listener for routed call events. */
+export type CallEventListener = (ext: string, ev: CallEvent) => void;
+
+/**
+ * @example
+ * ```ts
+ * const mx = new MxSession(cfg.mx[0], { log });
+ * mx.start();
+ * await mx.ready();
+ * mx.onCallEvent((ext, ev) => console.log(ext, ev.name));
+ * await mx.acquire("3095", "token:abc");
+ * ```
+ */
+export class MxSession {
+  /** Config name (`/mx/<name>/…`). */
+  readonly name: string;
+  /** The self-healing server-account session. */
+  readonly client: CstaClient;
+
+  #cfg: MxConfig;
+  #opts: MxSessionOptions;
+  #contacts = new Map<string, Contact>();
+  #contactsVersion = 0;
+  #holders = new Map<string, Set<string>>();
+  #listeners = new Set<CallEventListener>();
+
+  /** @param cfg this MX's config; @param opts shared options */
+  constructor(cfg: MxConfig, opts: MxSessionOptions) {
+    this.name = cfg.name;
+    this.#cfg = cfg;
+    this.#opts = opts;
+    this.client = new CstaClient({
+      ...this.#connectionOptions(),
+      credentials: {
+        type: "Server",
+        userName: cfg.login,
+        password: cfg.password,
+        ...opts.serverLogin,
+      },
+      backoff: opts.backoff,
+      log: (level, msg) => opts.log[level](`mx ${cfg.name}: ${msg}`),
+      onSession: async (conn) => {
+        // MonitorStartAb before the fetch, so no change between the two is missed.
+        await conn.request(monitorStartAb());
+        const list = await fetchAddressBook(conn);
+        this.#contacts = new Map(list.map((c) => [c.jid, c]));
+        this.#contactsVersion++;
+      },
+    });
+    this.client.onMessage((msg, ext) => {
+      if (ext !== undefined) {
+        const ev = decodeCallEvent(msg);
+        if (ev) {
+          for (const l of this.#listeners) l(ext, ev);
+        }
+        return;
+      }
+      const ab = decodeAbEvent(msg);
+      if (ab) {
+        if (ab.kind === "delete") this.#contacts.delete(ab.jid);
+        else this.#contacts.set(ab.contact.jid, ab.contact);
+        this.#contactsVersion++;
+        return;
+      }
+      if (msg.name === "presence" && msg.attrs.from && msg.attrs.from !== "0") {
+        const c = this.#contacts.get(msg.attrs.from);
+        if (c && msg.attrs.status !== undefined) {
+          this.#contacts.set(c.jid, { ...c, presence: msg.attrs.status });
+          this.#contactsVersion++;
+        }
+      }
+    });
+  }
+
+  /** MX serial number (known after the first login). */
+  get sn(): string | undefined {
+    return this.client.info?.sn;
+  }
+
+  /** Server session state. */
+  get state(): ClientState {
+    return this.client.state;
+  }
+
+  /** Changes whenever the address book changes (for ETags). */
+  get contactsVersion(): number {
+    return this.#contactsVersion;
+  }
+
+  /** The cached address book. */
+  contacts(): Contact[] {
+    return [...this.#contacts.values()];
+  }
+
+  /** Looks a contact up by JID. */
+  contact(jid: string): Contact | undefined {
+    return this.#contacts.get(jid);
+  }
+
+  /** Starts the server session in the background. */
+  start(): void {
+    this.client.start();
+  }
+
+  /** Waits until the server session is up. */
+  ready(timeoutMs?: number): Promise<void> {
+    return this.client.ready(timeoutMs);
+  }
+
+  /** Stops the server session. */
+  async stop(): Promise<void> {
+    await this.client.stop();
+  }
+
+  /** Adds a call-event listener; returns the remover. */
+  onCallEvent(l: CallEventListener): () => void {
+    this.#listeners.add(l);
+    return () => this.#listeners.delete(l);
+  }
+
+  /**
+   * Takes a reference on the monitor of `ext` for `holder` (e.g. a token id). The first
+   * reference starts the MX monitor.
+   * @throws {UnavailableError} when the MX is down (nothing is recorded then)
+   */
+  async acquire(ext: string, holder: string): Promise<void> {
+    if (this.client.state !== "connected") throw new UnavailableError();
+    let set = this.#holders.get(ext);
+    if (!set) {
+      set = new Set();
+      this.#holders.set(ext, set);
+    }
+    set.add(holder);
+    try {
+      await this.client.monitor(ext);
+    } catch (err) {
+      set.delete(holder);
+      if (set.size === 0) this.#holders.delete(ext);
+      throw err;
+    }
+  }
+
+  /**
+   * Registers a reference that must survive MX outages (push registrations restored at
+   * start-up): recorded even while disconnected, started on (re)connect.
+   */
+  async acquirePersistent(ext: string, holder: string): Promise<void> {
+    let set = this.#holders.get(ext);
+    if (!set) {
+      set = new Set();
+      this.#holders.set(ext, set);
+    }
+    set.add(holder);
+    await this.client.monitor(ext);
+  }
+
+  /** Drops a reference; the last one stops the MX monitor. Returns the remaining count. */
+  async release(ext: string, holder: string): Promise<number> {
+    const set = this.#holders.get(ext);
+    if (!set || !set.delete(holder)) return set?.size ?? 0;
+    if (set.size > 0) return set.size;
+    this.#holders.delete(ext);
+    await this.client.unmonitor(ext);
+    return 0;
+  }
+
+  /** Number of references on `ext`. */
+  holders(ext: string): number {
+    return this.#holders.get(ext)?.size ?? 0;
+  }
+
+  /** Whether `holder` holds a reference on `ext`. */
+  holds(ext: string, holder: string): boolean {
+    return this.#holders.get(ext)?.has(holder) ?? false;
+  }
+
+  /** Monitored extensions and their reference counts. */
+  monitorTable(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [ext, set] of this.#holders) out[ext] = set.size;
+    return out;
+  }
+
+  /**
+   * Opens a separate session logged in as a user. The caller must `close()` it.
+   * @throws {LoginFailedError} wrong credentials; transport errors when the MX is unreachable
+   */
+  async openUserSession(
+    login: string,
+    password: string,
+    attrs: Omit<Credentials, "type" | "userName" | "password"> = {},
+  ): Promise<CstaConnection> {
+    const conn = await CstaConnection.connect(this.#connectionOptions());
+    try {
+      await conn.login({ type: "User", userName: login, password, ...attrs });
+      return conn;
+    } catch (err) {
+      conn.destroy("login failed");
+      throw err;
+    }
+  }
+
+  /** Verifies user credentials with a throw-away session (closed right after the reply). */
+  async verifyUser(
+    login: string,
+    password: string,
+    attrs: Omit<Credentials, "type" | "userName" | "password"> = {},
+  ): Promise<LoginInfo> {
+    const conn = await this.openUserSession(login, password, attrs);
+    const info = conn.info!;
+    conn.close();
+    return info;
+  }
+
+  #connectionOptions(): ConnectionOptions {
+    const cfg = this.#cfg;
+    const o = this.#opts;
+    let tls: MxTlsOptions | false = false;
+    if (!cfg.tls.plain) {
+      const trust = o.trust;
+      tls = {
+        ca: o.caPem ? [o.caPem] : undefined,
+        fingerprint: cfg.tls.fingerprint,
+        tofu: (fp) => {
+          if (!trust) return true;
+          const known = trust.get(cfg.name);
+          if (!known) {
+            trust.set(cfg.name, fp);
+            o.log.info(`mx ${cfg.name}: trusting certificate ${fp} (first use)`);
+            return true;
+          }
+          if (known === fp) return true;
+          if (cfg.tls.allowChangedCertificate) {
+            o.log.warn(`mx ${cfg.name}: certificate changed to ${fp}; accepted by config`);
+            trust.set(cfg.name, fp);
+            return true;
+          }
+          o.log.error(`mx ${cfg.name}: certificate changed from ${known} to ${fp}; refusing`);
+          return false;
+        },
+      };
+    }
+    return {
+      hostname: cfg.hostname,
+      port: cfg.port,
+      tls,
+      connectTimeoutMs: o.connectTimeoutMs,
+      requestTimeoutMs: o.requestTimeoutMs,
+      keepAliveMs: o.keepAliveMs,
+      wireLog: o.wireLog,
+      onBadMessage: (err) => o.log.warn(`mx ${cfg.name}: bad message: ${err.message}`),
+    };
+  }
+}

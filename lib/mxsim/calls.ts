@@ -1,0 +1,346 @@
+/**
+ * Call state machine of the simulated MX: creates calls, diverts them to `forwardTo`,
+ * answers and clears them on timers, handles hold / retrieve / transfer / deflect, and emits
+ * the CSTA events of each step to the monitors of the internal devices involved. Completed
+ * calls leave call-log records for both internal parties.
+ *
+ * @module
+ */
+import type { CallLogStore } from "./calllog.ts";
+import * as ev from "./events.ts";
+import { displayName, type UserDirectory } from "./users.ts";
+
+/** Delivers one event body to the monitors of the given extensions. */
+export type EventSink = (
+  name: string,
+  exts: readonly string[],
+  body: (ext: string) => string,
+) => void;
+
+/** A timer handle (Node typings make it an object, Deno's a number). */
+export type TimerHandle = ReturnType<typeof setTimeout>;
+
+/** Timer scheduling the engine uses, so the owner can cancel everything on close. */
+export interface TimerHost {
+  /** Runs `fn` after `ms`; returns a handle for {@link TimerHost.clear}. */
+  set(fn: () => void, ms: number): TimerHandle;
+  /** Cancels a timer. */
+  clear(handle: TimerHandle | undefined): void;
+}
+
+/** Call states. */
+export type CallState = "alerting" | "connected" | "held";
+
+/** A call as the engine tracks it. */
+export interface SimCall extends ev.CallView {
+  /** Current state. */
+  state: CallState;
+  /** Unix seconds of the answer, 0 before. */
+  connectedAt: number;
+  /** Callback number from a preceding `iq mode="remote"`, if any. */
+  callbackAddress?: string;
+  /** Pending auto-answer timer. */
+  answerTimer?: TimerHandle;
+  /** Pending auto-hangup timer. */
+  hangupTimer?: TimerHandle;
+}
+
+/** Engine settings. */
+export interface CallEngineOptions {
+  /** MX serial number (prefix of call-log gcids). */
+  sn: string;
+  /** Auto-answer delay; negative = never. */
+  answerAfterMs: number;
+  /** Auto-clear delay after answer; 0 = never. */
+  hangupAfterMs: number;
+}
+
+/** Result of a command that may fail with a CSTA error text. */
+export type Outcome<T = void> = { ok: true; value: T } | { ok: false; error: string };
+
+const ok = <T>(value: T): Outcome<T> => ({ ok: true, value });
+const fail = <T>(error: string): Outcome<T> => ({ ok: false, error });
+
+/** Maximum forwarding hops followed (guards against forwarding loops). */
+const MAX_DIVERSIONS = 5;
+
+/**
+ * The call engine. All methods are synchronous and emit their events before returning, so a
+ * command reply queued just before them reaches the socket first.
+ */
+export class CallEngine {
+  #calls = new Map<number, SimCall>();
+  #nextId = 21;
+  #users: UserDirectory;
+  #log: CallLogStore;
+  #emit: EventSink;
+  #timers: TimerHost;
+  #opts: CallEngineOptions;
+
+  /**
+   * @param users the directory (to tell internal extensions from outside numbers)
+   * @param log where completed calls are recorded
+   * @param emit event delivery
+   * @param timers timer host
+   * @param opts settings
+   */
+  constructor(
+    users: UserDirectory,
+    log: CallLogStore,
+    emit: EventSink,
+    timers: TimerHost,
+    opts: CallEngineOptions,
+  ) {
+    this.#users = users;
+    this.#log = log;
+    this.#emit = emit;
+    this.#timers = timers;
+    this.#opts = opts;
+  }
+
+  /** Number of calls not yet cleared. */
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  /** The id the next call will get (replies announce it before the call starts). */
+  peekNextId(): number {
+    return this.#nextId;
+  }
+
+  /** A call by id. */
+  get(id: number): SimCall | undefined {
+    return this.#calls.get(id);
+  }
+
+  /** All calls not yet cleared. */
+  all(): SimCall[] {
+    return [...this.#calls.values()];
+  }
+
+  /** Changes the auto-answer / auto-hangup delays for calls started from now on. */
+  configure(o: Partial<Pick<CallEngineOptions, "answerAfterMs" | "hangupAfterMs">>): void {
+    Object.assign(this.#opts, o);
+  }
+
+  #internal(n: string): boolean {
+    return this.#users.byExt(n) !== undefined;
+  }
+
+  #parties(c: SimCall, ...extra: string[]): string[] {
+    const out: string[] = [];
+    for (const n of [c.calling, c.callee, ...extra]) {
+      if (this.#internal(n) && !out.includes(n)) out.push(n);
+    }
+    return out;
+  }
+
+  #name(n: string): string {
+    return displayName(this.#users.byExt(n), n);
+  }
+
+  /**
+   * Starts a call from `calling` to `called`. Emits OriginatedEvent (when the caller is
+   * internal and `originate` is not false), DivertedEvent per forwarding hop, DeliveredEvent, and schedules the answer.
+   */
+  start(
+    calling: string,
+    called: string,
+    o: { callingName?: string; callbackAddress?: string; originate?: boolean } = {},
+  ): SimCall {
+    const id = this.#nextId++;
+    const c: SimCall = {
+      id,
+      // Real global call ids are ~19-digit decimals; BigInt keeps them exact.
+      globalCallId: (2808630435142227000n + BigInt(id)).toString(),
+      firstCallId: `${this.#opts.sn}-00-0000D-${id.toString(16).toUpperCase()}`,
+      calling,
+      called,
+      callee: called,
+      callingName: o.callingName || this.#name(calling),
+      calleeName: this.#name(called),
+      state: "alerting",
+      connectedAt: 0,
+      callbackAddress: o.callbackAddress,
+    };
+    this.#calls.set(id, c);
+    if (o.originate !== false && this.#internal(calling)) {
+      this.#emit("OriginatedEvent", [calling], (e) => ev.originated(c, e));
+    }
+    this.#deliver(c);
+    return c;
+  }
+
+  /** Follows `forwardTo`, emits DeliveredEvent and arms the auto-answer timer. */
+  #deliver(c: SimCall): void {
+    for (let hop = 0; hop < MAX_DIVERSIONS; hop++) {
+      const fwd = this.#users.byExt(c.callee)?.forwardTo;
+      if (!fwd || fwd === c.callee) break;
+      this.#divert(c, c.callee, fwd);
+    }
+    this.#emit("DeliveredEvent", this.#parties(c), (e) => ev.delivered(c, e));
+    this.#timers.clear(c.answerTimer);
+    c.answerTimer = undefined;
+    if (this.#opts.answerAfterMs >= 0) {
+      c.answerTimer = this.#timers.set(() => {
+        c.answerTimer = undefined;
+        if (this.#calls.get(c.id) === c && c.state === "alerting") this.answer(c);
+      }, this.#opts.answerAfterMs);
+    }
+  }
+
+  #divert(c: SimCall, from: string, to: string): void {
+    const exts = this.#parties(c, from);
+    this.#emit("DivertedEvent", exts, (e) => ev.diverted(c, e, from, to));
+    c.lastRedirection = from;
+    c.callee = to;
+    c.calleeName = this.#name(to);
+  }
+
+  /** Answers an alerting call: EstablishedEvent, then the auto-hangup timer. */
+  answer(c: SimCall): void {
+    this.#timers.clear(c.answerTimer);
+    c.answerTimer = undefined;
+    c.state = "connected";
+    c.connectedAt = Math.floor(Date.now() / 1000);
+    this.#emit("EstablishedEvent", this.#parties(c), (e) => ev.established(c, e));
+    if (this.#opts.hangupAfterMs > 0) {
+      c.hangupTimer = this.#timers.set(() => {
+        c.hangupTimer = undefined;
+        if (this.#calls.get(c.id) === c) this.clear(c, c.callee);
+      }, this.#opts.hangupAfterMs);
+    }
+  }
+
+  /** Clears the whole call: ConnectionClearedEvent for every party, call-log records. */
+  clear(c: SimCall, releasing: string): void {
+    this.#drop(c);
+    this.#emit("ConnectionClearedEvent", this.#parties(c), (e) => ev.cleared(c, e, releasing));
+    this.#record(c);
+  }
+
+  #drop(c: SimCall): void {
+    this.#timers.clear(c.answerTimer);
+    this.#timers.clear(c.hangupTimer);
+    c.answerTimer = c.hangupTimer = undefined;
+    this.#calls.delete(c.id);
+  }
+
+  /** Writes the call-log records of a finished call for its internal parties. */
+  #record(c: SimCall, only?: string): void {
+    const now = Math.floor(Date.now() / 1000);
+    const base = {
+      gcid: c.firstCallId,
+      connectTimestamp: c.connectedAt,
+      disconnectTimestamp: now,
+      callingPartyNo: c.calling,
+      originalCalledPartyNo: c.called,
+      // legType 3 = answered, 1 = not (as in the seed samples).
+      legType: c.connectedAt ? 3 : 1,
+    };
+    const other = (n: string) => {
+      const u = this.#users.byExt(n);
+      return { firstName: u?.firstName ?? "", lastName: u?.lastName ?? "", extension: u?.ext ?? "" };
+    };
+    if (this.#internal(c.calling) && (!only || only === c.calling)) {
+      this.#log.add(c.calling, {
+        ...base,
+        ...other(c.callee),
+        direction: "outgoing",
+        missed: false,
+      });
+    }
+    if (c.callee !== c.calling && this.#internal(c.callee) && (!only || only === c.callee)) {
+      this.#log.add(c.callee, {
+        ...base,
+        ...other(c.calling),
+        direction: "incoming",
+        missed: c.connectedAt === 0,
+      });
+    }
+  }
+
+  #isParty(c: SimCall, device: string): boolean {
+    return device === c.calling || device === c.callee;
+  }
+
+  /** Validates ClearConnection; then call {@link clear}. */
+  checkClear(callId: number, device: string): Outcome<SimCall> {
+    const c = this.#calls.get(callId);
+    if (!c) return fail("invalid call id");
+    if (!this.#isParty(c, device)) return fail("invalid device id");
+    return ok(c);
+  }
+
+  /** Validates HoldCall. */
+  checkHold(callId: number, device: string): Outcome<SimCall> {
+    const c = this.#calls.get(callId);
+    if (!c) return fail("invalid call id");
+    if (!this.#isParty(c, device)) return fail("invalid device id");
+    if (c.state !== "connected") return fail("invalid call state");
+    return ok(c);
+  }
+
+  /** HoldCall (after {@link checkHold}): HeldEvent. */
+  hold(c: SimCall, device: string): void {
+    c.state = "held";
+    this.#emit("HeldEvent", this.#parties(c), (e) => ev.held(c, e, device));
+  }
+
+  /** Validates RetrieveCall. */
+  checkRetrieve(callId: number, device: string): Outcome<SimCall> {
+    const c = this.#calls.get(callId);
+    if (!c) return fail("invalid call id");
+    if (!this.#isParty(c, device)) return fail("invalid device id");
+    if (c.state !== "held") return fail("invalid call state");
+    return ok(c);
+  }
+
+  /** RetrieveCall (after {@link checkRetrieve}): RetrievedEvent. */
+  retrieve(c: SimCall, device: string): void {
+    c.state = "connected";
+    this.#emit("RetrievedEvent", this.#parties(c), (e) => ev.retrieved(c, e, device));
+  }
+
+  /** Validates AnswerCall / DeflectCall: the call must be alerting at `device`. */
+  checkAlerting(callId: number, device: string): Outcome<SimCall> {
+    const c = this.#calls.get(callId);
+    if (!c) return fail("invalid call id");
+    if (c.callee !== device) return fail("invalid device id");
+    if (c.state !== "alerting") return fail("invalid call state");
+    return ok(c);
+  }
+
+  /** DeflectCall (after {@link checkAlerting}): DivertedEvent, then delivery to `to`. */
+  deflect(c: SimCall, device: string, to: string): void {
+    this.#divert(c, device, to);
+    this.#deliver(c);
+  }
+
+  /** Validates SingleStepTransferCall. */
+  checkTransfer(callId: number, device: string, to: string): Outcome<SimCall> {
+    const c = this.#calls.get(callId);
+    if (!c) return fail("invalid call id");
+    if (!this.#isParty(c, device)) return fail("invalid device id");
+    if (!to) return fail("invalid destination");
+    return ok(c);
+  }
+
+  /**
+   * SingleStepTransferCall (after {@link checkTransfer}): TransferedEvent on the old call,
+   * the transferring party's call-log record, then a new call from the remaining party to
+   * `to` (DeliveredEvent, answer…). Returns the new call.
+   */
+  transfer(c: SimCall, device: string, to: string): SimCall {
+    const remaining = device === c.calling ? c.callee : c.calling;
+    const newId = this.#nextId;
+    this.#emit(
+      "TransferedEvent",
+      this.#parties(c),
+      (e) => ev.transfered(c, e, device, to, newId),
+    );
+    this.#drop(c);
+    this.#record(c, device);
+    return this.start(remaining, to, { originate: false });
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * One client connection of the simulated MX: reads frames, hands them to the server's
+ * handler, writes replies and events in order through an {@link Outbox}, and holds the
+ * per-session protocol state (login, monitors, voicemail transfers, call mode).
+ *
+ * @module
+ */
+import { encodeFrame, EVENT_INVOKE_ID, type Frame, FrameDecoder } from "../csta/frame.ts";
+import { Outbox } from "./outbox.ts";
+import type { SimUser } from "./users.ts";
+
+/** One call monitor (`MonitorStart`) of a session. */
+export interface SimMonitor {
+  /** `monitorCrossRefID`, unique within the session. */
+  ref: number;
+  /** Monitored extension. */
+  ext: string;
+  /** Owning session. */
+  session: SimSession;
+}
+
+/** A recorded `<iq type="set" id="mode">` (callback mode, mx-protocol §3.4.2). */
+export interface CallModeRecord {
+  /** Session number. */
+  session: number;
+  /** Login of the session's user. */
+  login: string;
+  /** Extension of the session's user. */
+  ext: string;
+  /** `remote` / `local`. */
+  mode: string;
+  /** `ringdelay` attribute as sent (`""` when absent). */
+  ringDelay: string;
+  /** `vmdelay` attribute as sent. */
+  vmDelay: string;
+  /** `<address>` text. */
+  address: string;
+}
+
+/** Callbacks a session needs from its server. */
+export interface SessionHost {
+  /** Handles one decoded frame. Must not throw. */
+  onFrame(s: SimSession, f: Frame): void;
+  /** Called once when the session has ended. */
+  onClosed(s: SimSession): void;
+  /** Optional wire logger for outgoing frames. */
+  wireLog?: (dir: "in" | "out", frame: string) => void;
+}
+
+/** Protocol state of one connection. */
+export class SimSession {
+  /** Session number (1, 2, … per simulator). */
+  readonly id: number;
+  /** Logged-in user, once logged in. */
+  user?: SimUser;
+  /** Logged in with `type="Server"`. */
+  server = false;
+  /** Login for which a Code 4 failure allows a plain-text retry. */
+  plainRetryLogin?: string;
+  /** Monitors by `monitorCrossRefID`. */
+  readonly monitors = new Map<number, SimMonitor>();
+  /** Next `monitorCrossRefID`. */
+  nextMonitorRef = 1;
+  /** Sent `MonitorStartAb`. */
+  abMonitor = false;
+  /** Voicemail downloads in progress: mail id → last chunk sent. */
+  readonly transfers = new Map<string, number>();
+  /** Latest call-mode request. */
+  callMode?: CallModeRecord;
+  /** Whether the session has ended. */
+  closed = false;
+
+  #conn: Deno.Conn;
+  #host: SessionHost;
+  #out: Outbox;
+  #done: Promise<void>;
+
+  /**
+   * Starts reading at once.
+   * @param id session number
+   * @param conn the accepted connection
+   * @param host server callbacks
+   */
+  constructor(id: number, conn: Deno.Conn, host: SessionHost) {
+    this.id = id;
+    this.#conn = conn;
+    this.#host = host;
+    this.#out = new Outbox(conn, () => this.close());
+    this.#done = this.#readLoop();
+  }
+
+  /** Resolves when the read loop and pending writes have finished. */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** Whether the session has logged in. */
+  get loggedIn(): boolean {
+    return this.user !== undefined;
+  }
+
+  /** The monitor of `ext` on this session, if any. */
+  monitorOf(ext: string): SimMonitor | undefined {
+    for (const m of this.monitors.values()) if (m.ext === ext) return m;
+    return undefined;
+  }
+
+  /** Queues one frame (reply or event). Never throws; oversize payloads are dropped. */
+  send(invokeId: number, xml: string): boolean {
+    if (this.closed) return false;
+    let frame: Uint8Array;
+    try {
+      frame = encodeFrame(invokeId, xml);
+    } catch {
+      return false;
+    }
+    this.#host.wireLog?.("out", xml);
+    this.#out.push(frame);
+    return true;
+  }
+
+  /** Queues an unsolicited message (invoke id 9999). */
+  event(xml: string): void {
+    this.send(EVENT_INVOKE_ID, xml);
+  }
+
+  /** Queues raw bytes (fault injection). */
+  sendRaw(bytes: Uint8Array): void {
+    if (!this.closed) this.#out.push(bytes);
+  }
+
+  /** Closes after everything queued so far has been written. */
+  closeAfterFlush(): void {
+    if (this.closed) return;
+    this.#out.drained().then(() => this.close());
+  }
+
+  /** Closes the socket at once (abrupt drop). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer or the runtime.
+    }
+  }
+
+  async #readLoop(): Promise<void> {
+    const dec = new FrameDecoder();
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      while (!this.closed) {
+        const n = await this.#conn.read(buf);
+        if (n === null) break;
+        // FrameError (garbage header) ends this session only.
+        for (const f of dec.push(buf.subarray(0, n))) {
+          if (this.closed) break;
+          this.#host.onFrame(this, f);
+        }
+      }
+    } catch {
+      // Read errors, TLS failures and malformed frames all just end the session.
+    } finally {
+      this.close();
+      await this.#out.drained();
+      this.#host.onClosed(this);
+    }
+  }
+}

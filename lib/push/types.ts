@@ -1,0 +1,103 @@
+/**
+ * Shared push vocabulary: what a sender is asked to deliver, what it answers, and the
+ * small helpers every sender needs (app keys, token redaction, `Retry-After`).
+ *
+ * @module
+ */
+
+/** Push service family a device token belongs to. The seed's `gfcm` maps to `fcm`. */
+export type PushKind = "apns" | "fcm";
+
+/**
+ * Outcome of one delivery attempt to one device token.
+ *
+ * - `ok`: the service accepted the push.
+ * - `invalid`: the token is dead (uninstalled app, wrong topic): delete it, do not retry.
+ * - `retry`: a transient failure (throttling, 5xx, network); `retryAfterMs` is the
+ *   service's `Retry-After` when it sent one.
+ * - `failed`: a permanent failure of this push that says nothing about the token
+ *   (bad payload, bad credentials, unsupported legacy API): do not retry.
+ */
+export type PushResult =
+  | { status: "ok" }
+  | { status: "invalid"; reason: string }
+  | { status: "retry"; reason: string; retryAfterMs?: number }
+  | { status: "failed"; reason: string };
+
+/** One push to one device. */
+export interface PushMessage {
+  /** Application payload (mx-protocol §4.8); keys stay top-level like the original. */
+  payload: Record<string, unknown>;
+  /** Lets the service replace an older undelivered push of the same call (APNs collapse id). */
+  collapseId?: string;
+  /** Visible text for alert-type pushes; senders pick a default when absent. */
+  alert?: { title?: string; body?: string };
+}
+
+/** A configured destination for one app key (`apns:<bundle>[~]` or `fcm:<app>`). */
+export interface PushSender {
+  /** Service family, for logs and stats. */
+  readonly kind: PushKind;
+  /** Delivers one push; never throws for service or network errors (they become results). */
+  send(token: string, message: PushMessage): Promise<PushResult>;
+  /** Releases HTTP clients; idempotent. */
+  close(): void;
+}
+
+/**
+ * The key under which a sender is registered and tokens are grouped: `"<kind>:<app>"`, where
+ * `app` is the bundle id (with `~` for the APNs sandbox) or the FCM app name.
+ *
+ * @example
+ * ```ts
+ * appKey("apns", "com.xyzrd.PushTest~"); // "apns:com.xyzrd.PushTest~"
+ * ```
+ */
+export function appKey(kind: PushKind, app: string): string {
+  return `${kind}:${app}`;
+}
+
+/**
+ * Shortens a secret (device token, key) for logs: first 6 characters and an ellipsis.
+ *
+ * @example
+ * ```ts
+ * redact("7C179108B7BF759AB"); // "7C1791…"
+ * ```
+ */
+export function redact(secret: string): string {
+  return `${secret.slice(0, 6)}…`;
+}
+
+/**
+ * Parses an HTTP `Retry-After` header (delta seconds or HTTP date) into milliseconds from
+ * `now`. Returns `undefined` when absent or unparsable.
+ *
+ * @example
+ * ```ts
+ * parseRetryAfter("2"); // 2000
+ * ```
+ */
+export function parseRetryAfter(value: string | null, now: number = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
+}
+
+/** Maps an HTTP status that signals a transient condition (429, 5xx) to a `retry` result. */
+export function retryResult(res: Response, reason: string): PushResult {
+  return { status: "retry", reason, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")) };
+}
+
+/** True for statuses worth retrying: throttling and server errors. */
+export function isTransientStatus(status: number): boolean {
+  return status === 429 || status >= 500;
+}
+
+/** The message of a thrown value, for results and logs. */
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

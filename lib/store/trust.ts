@@ -1,0 +1,40 @@
+/**
+ * Trust-on-first-use memory for MX certificates, persisted in Deno KV so a restart does not
+ * silently accept a changed certificate. Reads are synchronous (the TLS callback needs an
+ * answer at once), so entries are loaded at start-up and written through.
+ *
+ * Key layout: `["mx-cert", <mx name>]` -> SHA-256 fingerprint string.
+ *
+ * @module
+ */
+import type { TrustStore } from "../mx/session.ts";
+
+/** A {@link TrustStore} backed by Deno KV. */
+export class KvTrustStore implements TrustStore {
+  #kv: Deno.Kv;
+  #m = new Map<string, string>();
+
+  private constructor(kv: Deno.Kv) {
+    this.#kv = kv;
+  }
+
+  /** Loads every remembered fingerprint. */
+  static async open(kv: Deno.Kv): Promise<KvTrustStore> {
+    const s = new KvTrustStore(kv);
+    for await (const e of kv.list<string>({ prefix: ["mx-cert"] })) {
+      s.#m.set(String(e.key[1]), e.value);
+    }
+    return s;
+  }
+
+  /** @inheritdoc */
+  get(mx: string): string | undefined {
+    return this.#m.get(mx);
+  }
+
+  /** @inheritdoc */
+  set(mx: string, fingerprint: string): void {
+    this.#m.set(mx, fingerprint);
+    this.#kv.set(["mx-cert", mx], fingerprint).catch(() => {});
+  }
+}

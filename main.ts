@@ -1,0 +1,167 @@
+/**
+ * MXFlex command line: flags, config, start the server. Nothing else.
+ *
+ * Flags (one or two dashes, `-flag value` or `-flag=value`), as the seeds had them:
+ * `-config`, `-host`, `-csta`, `-db`, `-debug`, `-logflag`; plus `-log-format`, `-help`,
+ * `-version`.
+ *
+ * @module
+ */
+import { applyEnv, ConfigError, loadConfigFile } from "./lib/config.ts";
+import { createLogger } from "./lib/log.ts";
+import { stdoutWireLogger } from "./lib/csta/wire_log.ts";
+import { MxFlexServer, resolvePath } from "./lib/server.ts";
+import { listen } from "./lib/http/listen.ts";
+import { DirCertStore, KvCertStore } from "./lib/http/cert_store.ts";
+import { VERSION } from "./lib/version.ts";
+
+/** Parsed command-line flags. */
+export interface Flags {
+  config?: string;
+  host?: string;
+  db?: string;
+  csta: boolean;
+  debug: boolean;
+  logflag?: number;
+  logFormat: "text" | "json";
+  help: boolean;
+  version: boolean;
+}
+
+const BOOL = new Set(["csta", "debug", "help", "h", "version"]);
+const VALUE = new Set(["config", "host", "db", "logflag", "log-format"]);
+
+/** The usage text. */
+export const USAGE = `Usage: mxflex [flags]
+  -config filename   config file, YAML or JSON (default "mxflex.yaml", else "mxproxy.json")
+  -host name         listen address; a domain name means HTTPS with Let's Encrypt
+                     (default from config, else "localhost:8080")
+  -db filename       Deno KV path or KV Connect URL (default "mxproxy.db")
+  -csta              log every CSTA frame to stdout (secrets redacted)
+  -debug             debug logging
+  -logflag int       accepted for compatibility with the Go originals; ignored
+  -log-format fmt    "text" (default) or "json"
+  -version           print the version
+  -help              this text`;
+
+/**
+ * Parses Go-style flags.
+ * @throws {Error} on an unknown flag or a missing value
+ */
+export function parseFlags(args: string[]): Flags {
+  const f: Flags = { csta: false, debug: false, logFormat: "text", help: false, version: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const m = a.match(/^--?([a-z-]+)(?:=(.*))?$/);
+    if (!m) throw new Error(`unexpected argument ${JSON.stringify(a)}`);
+    const [, name, inline] = m;
+    if (BOOL.has(name)) {
+      const v = inline === undefined || inline === "true" || inline === "1";
+      if (name === "csta") f.csta = v;
+      else if (name === "debug") f.debug = v;
+      else if (name === "version") f.version = v;
+      else f.help = v;
+      continue;
+    }
+    if (!VALUE.has(name)) throw new Error(`unknown flag -${name}`);
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new Error(`flag -${name} needs a value`);
+    if (name === "config") f.config = value;
+    else if (name === "host") f.host = value;
+    else if (name === "db") f.db = value;
+    else if (name === "logflag") f.logflag = Number(value);
+    else if (name === "log-format") {
+      if (value !== "text" && value !== "json") throw new Error("-log-format is text or json");
+      f.logFormat = value;
+    }
+  }
+  return f;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs the server until SIGINT/SIGTERM. Returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let flags: Flags;
+  try {
+    flags = parseFlags(args);
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (flags.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (flags.version) {
+    console.log(`mxflex ${VERSION}`);
+    return 0;
+  }
+  const log = createLogger({ level: flags.debug ? "debug" : "info", format: flags.logFormat });
+  const configPath = flags.config ??
+    ((await exists("mxflex.yaml")) ? "mxflex.yaml" : "mxproxy.json");
+  let config;
+  try {
+    config = applyEnv(await loadConfigFile(configPath), (k) => Deno.env.get(k));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.error(`config: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (flags.host) config.host = flags.host;
+  if (flags.db) config.db = flags.db;
+  const kv = await Deno.openKv(config.db || "mxproxy.db");
+  const server = await MxFlexServer.create({
+    config,
+    log,
+    kv,
+    wireLog: flags.csta ? stdoutWireLogger("csta") : undefined,
+  });
+  server.start();
+  const acmeStore = config.acme.cacheDir
+    ? new DirCertStore(resolvePath(config.baseDir, config.acme.cacheDir))
+    : new KvCertStore(kv);
+  const listener = await listen(server.fetch, {
+    host: config.host,
+    tls: config.tls
+      ? {
+        certFile: resolvePath(config.baseDir, config.tls.cert),
+        keyFile: resolvePath(config.baseDir, config.tls.key),
+      }
+      : undefined,
+    acme: {
+      email: config.acme.email,
+      directoryUrl: config.acme.directoryUrl,
+      store: acmeStore,
+    },
+  });
+  log.info(`MXFlex ${VERSION} listening on ${listener.url}`);
+
+  const stop = new Promise<void>((resolve) => {
+    const onSignal = () => resolve();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+  });
+  await Promise.race([stop, listener.finished]);
+  log.info("shutting down");
+  // Bounded: a stuck MX or client must not keep the process alive past 10 s.
+  const deadline = setTimeout(() => Deno.exit(1), 10_000);
+  await server.close();
+  await listener.shutdown();
+  kv.close();
+  clearTimeout(deadline);
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,239 @@
+/**
+ * Flex API (`/api/…`, seeds/mxflex-api.md): JWT login against the MX, live call events over
+ * SSE, contacts, click-to-call and call control.
+ *
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import type { MxSession } from "../lib/mx/session.ts";
+import { type TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
+import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
+import type { RateLimiter } from "../lib/auth/rate_limit.ts";
+import { type SseHub, sseResponse } from "../lib/http/sse.ts";
+import { HttpError, jsonResponse } from "../lib/http/errors.ts";
+import { type Fields, readFields, stringField } from "../lib/http/body.ts";
+import { mxHttpError } from "../lib/http/mx_errors.ts";
+import { clientIp } from "../lib/http/client_ip.ts";
+import { type CallAction, callControl, makeCall, transferCall } from "../lib/csta/operations.ts";
+import { encodeEventJson } from "../lib/csta/events.ts";
+import type { Contact } from "../lib/csta/types.ts";
+import type { Logger } from "../lib/log.ts";
+
+/** What the Flex router needs. */
+export interface FlexDeps {
+  mx: MxSession;
+  issuer: TokenIssuer;
+  hub: SseHub;
+  log: Logger;
+  /** Failed-login limiter keyed by login name. */
+  loginLimiter: RateLimiter;
+  /** Login limiter keyed by client address. */
+  ipLimiter: RateLimiter;
+}
+
+type Env = { Variables: { claims: TokenClaims; fields: Fields } };
+
+/** SSE topic of an extension on the Flex MX. */
+export function flexTopic(ext: string): string {
+  return `flex:${ext}`;
+}
+
+/** Flex contact JSON, field order as the original (mx-protocol §5.6). */
+export function flexContact(c: Contact): Record<string, string> {
+  const o: Record<string, string> = { jid: c.jid };
+  if (c.presence) o.status = c.presence;
+  if (c.presenceNote) o.note = c.presenceNote;
+  o.firstName = c.firstName;
+  o.lastName = c.lastName;
+  o.ext = c.ext;
+  for (const k of ["homePhone", "cellPhone", "email", "homeSystem", "did", "exchangeId"] as const) {
+    if (c[k]) o[k] = c[k];
+  }
+  return o;
+}
+
+/** Orders extensions naturally: numeric ones by value, then the rest as strings. */
+export function compareExt(a: string, b: string): number {
+  const na = /^\d+$/.test(a), nb = /^\d+$/.test(b);
+  if (na && nb) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+  if (na !== nb) return na ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Builds the router. Also wires MX call events of monitored extensions into the SSE hub.
+ *
+ * @example
+ * ```ts
+ * app.route("/", flexRoutes({ mx, issuer, hub, log, loginLimiter, ipLimiter }));
+ * ```
+ */
+export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors } {
+  const app = new Hono<Env>();
+  const tokens = new TokenMonitors(d.mx, d.log);
+
+  d.mx.onCallEvent((ext, ev) => {
+    if (d.mx.holders(ext) > 0) d.hub.publish(flexTopic(ext), ev.name, encodeEventJson(ev));
+  });
+
+  app.post("/api/login", async (c) => {
+    const f = await readFields(c.req.raw);
+    const login = stringField(f, "login");
+    const password = typeof f.password === "string" ? f.password : "";
+    if (!login) throw new HttpError(400, "login required");
+    const ip = clientIp(c);
+    // Every attempt counts per address; only failures count per login name.
+    for (const r of [d.ipLimiter.hit(ip), d.loginLimiter.check(login)]) {
+      if (!r.allowed) {
+        throw new HttpError(429, "too many login attempts", {
+          "Retry-After": String(r.retryAfterSeconds),
+        });
+      }
+    }
+    let info;
+    try {
+      info = await d.mx.verifyUser(login, password, { platform: "CRM", version: "1.0" });
+    } catch (err) {
+      const h = mxHttpError(err);
+      if (h?.status === 401) {
+        d.loginLimiter.hit(login);
+        d.log.info("login refused", { login, ip });
+      }
+      throw h ?? err;
+    }
+    // A successful login clears the failures recorded for this name.
+    d.loginLimiter.reset(login);
+    if (!info.ext) throw new HttpError(403, "account has no extension");
+    const sn = d.mx.sn ?? info.sn;
+    const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn });
+    const { jti, exp } = await d.issuer.verify(token);
+    try {
+      await tokens.add(jti, info.ext, exp);
+    } catch (err) {
+      throw mxHttpError(err) ?? err;
+    }
+    d.log.info("login", { login, ext: info.ext, ip });
+    return jsonResponse({ token_type: "Bearer", access_token: token, expires_in: expiresIn });
+  });
+
+  // Everything below needs a token.
+  app.use("/api/*", async (c, next) => {
+    if (c.req.path === "/api/login" || c.req.path === "/api/openapi.yaml") return await next();
+    const fields = await readFields(c.req.raw);
+    c.set("fields", fields);
+    const token = c.req.query("access_token") ||
+      (typeof fields.access_token === "string" ? fields.access_token : "") ||
+      bearer(c.req.header("authorization"));
+    if (!token) {
+      throw new HttpError(401, "unauthorized", { "WWW-Authenticate": 'Bearer realm="MXFlex"' });
+    }
+    let claims: TokenClaims;
+    try {
+      claims = await d.issuer.verify(token);
+    } catch (err) {
+      if (err instanceof AuthError) {
+        throw new HttpError(401, err.message, {
+          "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"',
+        });
+      }
+      throw err;
+    }
+    c.set("claims", claims);
+    await next();
+  });
+
+  app.get("/api/logout", async (c) => {
+    const cl = c.get("claims");
+    d.issuer.revoke(cl.jti, cl.exp);
+    await tokens.remove(cl.jti);
+    return c.body(null, 204);
+  });
+
+  app.get("/api/events", (c) => {
+    const cl = c.get("claims");
+    const accept = c.req.header("accept") ?? "";
+    if (!/text\/event-stream|\*\/\*/.test(accept)) throw new HttpError(406, "only sse support");
+    if (!tokens.has(cl.jti)) throw new HttpError(403, "not monitored");
+    const ctl = new AbortController();
+    const release = tokens.attachStream(cl.jti, ctl);
+    const stream = d.hub.subscribe(flexTopic(cl.ext), {
+      lastEventId: c.req.header("last-event-id") ?? c.req.query("lastEventId") ?? null,
+      signal: ctl.signal,
+      onClose: release,
+    });
+    return sseResponse(stream, { "Access-Control-Allow-Origin": "*" });
+  });
+
+  app.get("/api/contacts", (c) => {
+    const etag = `W/"${d.mx.name}-${d.mx.contactsVersion}"`;
+    if ((c.req.header("if-none-match") ?? "").split(",").some((t) => t.trim() === etag)) {
+      return new Response(null, { status: 304, headers: { ETag: etag } });
+    }
+    if (d.mx.state !== "connected" && d.mx.contactsVersion === 0) {
+      throw new HttpError(503, "MX unavailable: address book not loaded yet");
+    }
+    const list = d.mx.contacts().sort((a, b) => compareExt(a.ext, b.ext)).map(flexContact);
+    return jsonResponse({ contacts: list }, 200, { ETag: etag, "Cache-Control": "no-cache" });
+  });
+
+  app.post("/api/call", async (c) => {
+    const cl = c.get("claims");
+    const f = c.get("fields");
+    const to = stringField(f, "to");
+    if (!to) throw new HttpError(400, "to field is empty");
+    const from = stringField(f, "from") ?? cl.ext;
+    try {
+      const call = await makeCall(d.mx.client.connection, from, to);
+      return jsonResponse({ call });
+    } catch (err) {
+      throw mxHttpError(err) ?? err;
+    }
+  });
+
+  const control = (action: CallAction) => async (c: Context<Env>) => {
+    const cl = c.get("claims");
+    const { callId, deviceId } = callTarget(c, cl);
+    try {
+      await callControl(d.mx.client.connection, action, callId, deviceId);
+    } catch (err) {
+      throw mxHttpError(err) ?? err;
+    }
+    return c.body(null, 204);
+  };
+  app.post("/api/calls/:callId/hold", control("hold"));
+  app.post("/api/calls/:callId/retrieve", control("retrieve"));
+  app.post("/api/calls/:callId/answer", control("answer"));
+  app.delete("/api/calls/:callId", control("clear"));
+  app.post("/api/calls/:callId/transfer", async (c) => {
+    const cl = c.get("claims");
+    const { callId, deviceId } = callTarget(c, cl);
+    const to = stringField(c.get("fields"), "to") ?? stringField(c.get("fields"), "destination");
+    if (!to) throw new HttpError(400, "destination phone required");
+    try {
+      const call = await transferCall(d.mx.client.connection, callId, deviceId, to);
+      return jsonResponse({ call });
+    } catch (err) {
+      throw mxHttpError(err) ?? err;
+    }
+  });
+
+  return { app, tokens };
+}
+
+function bearer(h: string | undefined): string {
+  const m = h?.match(/^Bearer\s+(\S+)\s*$/i);
+  return m ? m[1] : "";
+}
+
+/** Call id from the path and device from the body (default and only allowed: own ext). */
+function callTarget(c: Context<Env>, cl: TokenClaims): { callId: number; deviceId: string } {
+  const raw = c.req.param("callId") ?? "";
+  const callId = Number(raw);
+  if (!/^\d{1,10}$/.test(raw) || !Number.isSafeInteger(callId)) {
+    throw new HttpError(400, "bad call id");
+  }
+  const deviceId = stringField(c.get("fields"), "deviceId") ?? cl.ext;
+  // A user controls only the legs of their own extension.
+  if (deviceId !== cl.ext) throw new HttpError(403, "device is not yours");
+  return { callId, deviceId };
+}

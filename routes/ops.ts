@@ -1,0 +1,39 @@
+/**
+ * Operations endpoints: `/healthz` (process up) and `/readyz` (each MX session's state).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { MxSession } from "../lib/mx/session.ts";
+import { jsonResponse } from "../lib/http/errors.ts";
+
+/** Location of the OpenAPI description served at `/api/openapi.yaml`. */
+export const OPENAPI_FILE = new URL("../docs/openapi.yaml", import.meta.url);
+
+/** Builds the ops router. */
+export function opsRoutes(sessions: Map<string, MxSession>): Hono {
+  const app = new Hono();
+  app.get("/api/openapi.yaml", async () => {
+    const text = await Deno.readTextFile(OPENAPI_FILE);
+    return new Response(text, {
+      headers: { "Content-Type": "application/yaml; charset=utf-8", "Cache-Control": "no-cache" },
+    });
+  });
+  app.get("/healthz", () => jsonResponse({ status: "ok" }));
+  app.get("/readyz", () => {
+    const mx: Record<string, { state: string; sn?: string; reconnects: number; error?: string }> =
+      {};
+    let ready = true;
+    for (const [name, s] of sessions) {
+      if (s.state !== "connected") ready = false;
+      mx[name] = {
+        state: s.state,
+        sn: s.sn,
+        reconnects: s.client.reconnects,
+        error: s.client.lastError || undefined,
+      };
+    }
+    return jsonResponse({ ready, mx }, ready ? 200 : 503);
+  });
+  return app;
+}

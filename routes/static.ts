@@ -1,0 +1,112 @@
+/**
+ * Static files: `html/` in the working directory as the seed says, falling back to the
+ * built-in web client in `static/`. No token needed. Paths are confined to the directory:
+ * `..`, encoded separators, NUL bytes and symlinks leading outside are refused.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { HttpError } from "../lib/http/errors.ts";
+
+const TYPES: Record<string, string> = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  mjs: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  json: "application/json; charset=utf-8",
+  yaml: "application/yaml; charset=utf-8",
+  svg: "image/svg+xml",
+  png: "image/png",
+  jpg: "image/jpeg",
+  ico: "image/x-icon",
+  txt: "text/plain; charset=utf-8",
+  webmanifest: "application/manifest+json",
+  woff2: "font/woff2",
+};
+
+/** Content-Type for a file name. */
+export function contentTypeFor(name: string): string {
+  const ext = name.slice(name.lastIndexOf(".") + 1).toLowerCase();
+  return TYPES[ext] ?? "application/octet-stream";
+}
+
+/**
+ * Turns a request path into a safe relative file path, or undefined when it tries to leave
+ * the directory or is otherwise unacceptable.
+ */
+export function safeRelativePath(urlPath: string): string | undefined {
+  let p: string;
+  try {
+    p = decodeURIComponent(urlPath);
+  } catch {
+    return undefined;
+  }
+  if (p.includes("\0") || p.includes("\\")) return undefined;
+  const parts = p.split("/").filter((s) => s !== "" && s !== ".");
+  if (parts.some((s) => s === ".." || s.startsWith("."))) return undefined;
+  return parts.join("/");
+}
+
+/** Options for {@link staticRoutes}. */
+export interface StaticOptions {
+  /** Directories searched in order (absolute or relative to the working directory). */
+  dirs: string[];
+}
+
+/** Builds the static-file router (mount last: it catches every GET). */
+export function staticRoutes(o: StaticOptions): Hono {
+  const app = new Hono();
+  app.get("/index.html", (c) => c.redirect("/", 301));
+  app.get("/*", async (c) => {
+    const rel = safeRelativePath(new URL(c.req.url).pathname) ?? null;
+    if (rel === null) throw new HttpError(404, "not found");
+    const name = rel === "" ? "index.html" : rel;
+    for (const dir of o.dirs) {
+      const file = await openInside(dir, name);
+      if (!file) continue;
+      const { handle, size, mtime } = file;
+      const etag = `W/"${size}-${mtime}"`;
+      if (c.req.header("if-none-match") === etag) {
+        handle.close();
+        return new Response(null, { status: 304, headers: { ETag: etag } });
+      }
+      return new Response(handle.readable, {
+        headers: {
+          "Content-Type": contentTypeFor(name),
+          "Content-Length": String(size),
+          ETag: etag,
+          "Cache-Control": "no-cache",
+          "X-Content-Type-Options": "nosniff",
+        },
+      });
+    }
+    throw new HttpError(404, "not found");
+  });
+  return app;
+}
+
+async function openInside(
+  dir: string,
+  rel: string,
+): Promise<{ handle: Deno.FsFile; size: number; mtime: number } | undefined> {
+  let root: string, real: string;
+  try {
+    root = await Deno.realPath(dir);
+    real = await Deno.realPath(`${root}/${rel}`);
+  } catch {
+    return undefined;
+  }
+  // A symlink inside the directory must not lead outside it.
+  if (real !== root && !real.startsWith(root + "/")) return undefined;
+  try {
+    const handle = await Deno.open(real, { read: true });
+    const st = await handle.stat();
+    if (!st.isFile) {
+      handle.close();
+      return undefined;
+    }
+    return { handle, size: st.size, mtime: st.mtime?.getTime() ?? 0 };
+  } catch {
+    return undefined;
+  }
+}

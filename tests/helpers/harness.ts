@@ -1,0 +1,186 @@
+/**
+ * End-to-end test harness: the MX simulator over TLS, MXFlex assembled from a config that
+ * points at it, and an HTTP listener on 127.0.0.1:0. Every test drives the real path:
+ * HTTP -> routes -> CSTA frames over TLS -> simulator and back.
+ */
+import { MxSimulator, type SimOptions } from "../../lib/mxsim/mod.ts";
+import { normalizeConfig } from "../../lib/config.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { MxFlexServer } from "../../lib/server.ts";
+
+export const CERT = Deno.readTextFileSync(new URL("../fixtures/mx-cert.pem", import.meta.url));
+export const KEY = Deno.readTextFileSync(new URL("../fixtures/mx-key.pem", import.meta.url));
+
+/** Seed person used across tests (ext 3095). */
+export const DMITRY = {
+  login: "dmitry",
+  password: "secret",
+  ext: "3095",
+  jid: "43884851147406145",
+};
+
+export interface Harness {
+  url: string;
+  sim: MxSimulator;
+  server: MxFlexServer;
+  kv: Deno.Kv;
+  /** Stops MXFlex and the HTTP listener (the simulator too unless `keepSim`). */
+  close(opts?: { keepSim?: boolean; keepKv?: boolean }): Promise<void>;
+}
+
+export interface HarnessOptions {
+  sim?: SimOptions;
+  /** Reuse a running simulator (restart tests). */
+  simulator?: MxSimulator;
+  /** Extra config keys merged over the defaults. */
+  config?: Record<string, unknown>;
+  /** KV path (default :memory:). */
+  kvPath?: string;
+  staticDirs?: string[];
+  /** Wait for the MX session before returning (default true). */
+  waitReady?: boolean;
+}
+
+/** Starts simulator + server + HTTP listener. */
+export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
+  const sim = o.simulator ??
+    await MxSimulator.start({ tls: { cert: CERT, key: KEY }, ...o.sim });
+  const config = normalizeConfig({
+    host: "127.0.0.1:0",
+    mx: { test: { addr: `127.0.0.1:${sim.port}`, login: "server", password: "password" } },
+    requestTimeoutMs: 2000,
+    ...o.config,
+  }, new URL(".", import.meta.url).pathname);
+  const kv = await Deno.openKv(o.kvPath ?? ":memory:");
+  const server = await MxFlexServer.create({
+    config,
+    log: silentLogger,
+    kv,
+    staticDirs: o.staticDirs,
+    backoff: { initialMs: 50, maxMs: 300, jitter: 0.1 },
+    sseHeartbeatMs: 60_000,
+  });
+  server.start();
+  if (o.waitReady !== false) {
+    await Promise.all([...server.sessions.values()].map((s) => s.ready(10_000)));
+  }
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, server.fetch);
+  return {
+    url: `http://127.0.0.1:${http.addr.port}`,
+    sim,
+    server,
+    kv,
+    async close(c = {}) {
+      await server.close();
+      await http.shutdown();
+      if (!c.keepSim) await sim.close();
+      if (!c.keepKv) kv.close();
+    },
+  };
+}
+
+/** Logs in through the Flex API and returns the access token. */
+export async function flexLogin(
+  url: string,
+  login = DMITRY.login,
+  password = DMITRY.password,
+): Promise<string> {
+  const res = await fetch(`${url}/api/login`, {
+    method: "POST",
+    body: new URLSearchParams({ login, password }),
+  });
+  const body = await res.json();
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(body)}`);
+  return body.access_token;
+}
+
+/** Basic auth header value. */
+export function basic(login = DMITRY.login, password = DMITRY.password): string {
+  return "Basic " + btoa(`${login}:${password}`);
+}
+
+/** Reads SSE events from a fetch response body until `count` events or timeout. */
+export class SseReader {
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #buf = "";
+  #dec = new TextDecoder();
+
+  constructor(res: Response) {
+    this.#reader = res.body!.getReader();
+  }
+
+  /** Next event (skipping comments and retry lines). */
+  async next(timeoutMs = 5000): Promise<{ id?: string; event: string; data: string }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.#buf.indexOf("\n\n");
+      if (i >= 0) {
+        const block = this.#buf.slice(0, i);
+        this.#buf = this.#buf.slice(i + 2);
+        const ev: { id?: string; event: string; data: string } = { event: "message", data: "" };
+        let has = false;
+        const data: string[] = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith(":") || line === "") continue;
+          const [k, ...rest] = line.split(":");
+          const v = rest.join(":").replace(/^ /, "");
+          if (k === "id") ev.id = v;
+          else if (k === "event") ev.event = v;
+          else if (k === "data") {
+            data.push(v);
+            has = true;
+          }
+        }
+        if (has) {
+          ev.data = data.join("\n");
+          return ev;
+        }
+        continue;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error("timeout waiting for SSE event");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const r = await Promise.race([
+        this.#reader.read(),
+        new Promise<never>((_, rej) => {
+          timer = setTimeout(() => rej(new Error("timeout waiting for SSE event")), left);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (r.done) throw new Error("SSE stream ended");
+      this.#buf += this.#dec.decode(r.value, { stream: true });
+    }
+  }
+
+  /** Reads until an event named `name` arrives; returns all events read. */
+  async until(
+    name: string,
+    timeoutMs = 5000,
+  ): Promise<{ event: string; data: string; id?: string }[]> {
+    const out = [];
+    for (;;) {
+      const ev = await this.next(timeoutMs);
+      out.push(ev);
+      if (ev.event === name) return out;
+    }
+  }
+
+  /** True when the stream has ended (reads until done or timeout). */
+  async ended(timeoutMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const r = await Promise.race([
+        this.#reader.read(),
+        new Promise<{ done: false; value: undefined }>((res) => {
+          timer = setTimeout(() => res({ done: false, value: undefined }), deadline - Date.now());
+        }),
+      ]).finally(() => clearTimeout(timer));
+      if (r.done) return true;
+    }
+    return false;
+  }
+
+  async cancel(): Promise<void> {
+    await this.#reader.cancel().catch(() => {});
+  }
+}
