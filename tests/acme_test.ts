@@ -194,7 +194,13 @@ Deno.test({
     };
     const srv = await listen(handler, {
       host: DOMAIN,
-      log: (m) => logs.push(m),
+      log: (m) => {
+        logs.push(m);
+        // Fail fast instead of waiting forever when renewal or the swap breaks.
+        if (/keeping the current certificate|renewal check .* failed|failed, keeping/.test(m)) {
+          renewed.reject(new Error(`${m}\n${pebble.logs()}`));
+        }
+      },
       acme: {
         directoryUrl: pebble.directoryUrl,
         store: new CountingStore(),

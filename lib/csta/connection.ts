@@ -268,6 +268,55 @@ export class CstaConnection {
   }
 
   /**
+   * Collects consecutive messages named one of `names` (whatever their invoke id) until
+   * `onMessage` returns true, or until no such message arrives for `idleTimeoutMs` (the
+   * timer restarts after each one, as the originals' HandleWait did). Register before
+   * sending the request: several blocks may arrive in one read.
+   * @returns true when `onMessage` ended the collection, false on idle timeout
+   */
+  collectByName(
+    names: string[],
+    onMessage: (e: XmlElement) => boolean,
+    idleTimeoutMs = this.#timeoutMs,
+  ): Promise<boolean> {
+    if (this.#closeReason) {
+      return Promise.reject(new ConnectionClosedError(this.#closeReason.message));
+    }
+    return new Promise<boolean>((resolve, reject) => {
+      let timer = setTimeout(() => finish(false), idleTimeoutMs);
+      const finish = (complete: boolean) => {
+        clearTimeout(timer);
+        const i = this.#waiters.indexOf(w);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        resolve(complete);
+      };
+      const w: NameWaiter = {
+        names: new Set(names),
+        deliver: (e) => {
+          let done: boolean;
+          try {
+            done = onMessage(e);
+          } catch (err) {
+            clearTimeout(timer);
+            w.fail(err as Error);
+            return;
+          }
+          if (done) return finish(true);
+          clearTimeout(timer);
+          timer = setTimeout(() => finish(false), idleTimeoutMs);
+        },
+        fail: (e) => {
+          clearTimeout(timer);
+          const i = this.#waiters.indexOf(w);
+          if (i >= 0) this.#waiters.splice(i, 1);
+          reject(e);
+        },
+      };
+      this.#waiters.push(w);
+    });
+  }
+
+  /**
    * Ends the session: sends `<logout/>` (as MXFlex 2.0 did) and closes the socket.
    * Safe to call more than once.
    */

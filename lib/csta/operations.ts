@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type CstaConnection, TimeoutError } from "./connection.ts";
+import type { CstaConnection } from "./connection.ts";
 import * as cmd from "./commands.ts";
 import type { CallLogRecord, Contact, MailChunk, MakeCallResult, Voicemail } from "./types.ts";
 
@@ -43,20 +43,13 @@ export async function fetchCallLog(
   blockTimeoutMs = 2_000,
 ): Promise<CallLogRecord[]> {
   const records: CallLogRecord[] = [];
-  let next = conn.waitForName(["callloginfo"], blockTimeoutMs);
-  conn.send(cmd.callLogRequest(timestamp));
-  for (;;) {
-    let block: CallLogRecord[];
-    try {
-      block = cmd.parseCallLog(await next);
-    } catch (err) {
-      if (err instanceof TimeoutError) break;
-      throw err;
-    }
+  const done = conn.collectByName(["callloginfo"], (e) => {
+    const block = cmd.parseCallLog(e);
     records.push(...block);
-    if (block.length < CALLLOG_BLOCK) break;
-    next = conn.waitForName(["callloginfo"], blockTimeoutMs);
-  }
+    return block.length < CALLLOG_BLOCK;
+  }, blockTimeoutMs);
+  conn.send(cmd.callLogRequest(timestamp));
+  await done;
   return records.sort((a, b) => a.recordId - b.recordId);
 }
 

@@ -49,7 +49,9 @@ export interface SimCallLogRecord {
 }
 
 /** Fills the defaults of a partial record (everything but the record id). */
-export function normalizeRecord(r: Partial<SimCallLogRecord>): Omit<SimCallLogRecord, "recordId"> & {
+export function normalizeRecord(
+  r: Partial<SimCallLogRecord>,
+): Omit<SimCallLogRecord, "recordId"> & {
   recordId?: number;
 } {
   const now = Math.floor(Date.now() / 1000);
@@ -82,7 +84,9 @@ export function callInfoXml(r: SimCallLogRecord): string {
     `<disconnectTimestamp>${r.disconnectTimestamp}</disconnectTimestamp>` +
     `<callingPartyNo>${escapeXml(r.callingPartyNo)}</callingPartyNo>` +
     `<originalCalledPartyNo>${escapeXml(r.originalCalledPartyNo)}</originalCalledPartyNo>` +
-    `<firstName>${escapeXml(r.firstName)}</firstName><lastName>${escapeXml(r.lastName)}</lastName>` +
+    `<firstName>${escapeXml(r.firstName)}</firstName><lastName>${
+      escapeXml(r.lastName)
+    }</lastName>` +
     `<extension>${escapeXml(r.extension)}</extension>` +
     `<serviceName>${escapeXml(r.serviceName)}</serviceName>` +
     `<serviceExtension>${escapeXml(r.serviceExtension)}</serviceExtension>` +

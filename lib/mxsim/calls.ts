@@ -240,7 +240,11 @@ export class CallEngine {
     };
     const other = (n: string) => {
       const u = this.#users.byExt(n);
-      return { firstName: u?.firstName ?? "", lastName: u?.lastName ?? "", extension: u?.ext ?? "" };
+      return {
+        firstName: u?.firstName ?? "",
+        lastName: u?.lastName ?? "",
+        extension: u?.ext ?? "",
+      };
     };
     if (this.#internal(c.calling) && (!only || only === c.calling)) {
       this.#log.add(c.calling, {

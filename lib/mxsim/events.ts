@@ -90,7 +90,8 @@ export function established(c: CallView, ext: string): string {
 
 /** ConnectionClearedEvent body (§4.6). */
 export function cleared(c: CallView, ext: string, releasing: string): string {
-  return conn("droppedConnection", c.id, ext) + dev("releasingDevice", releasing) + `<cause>normal</cause>`;
+  return conn("droppedConnection", c.id, ext) + dev("releasingDevice", releasing) +
+    `<cause>normal</cause>`;
 }
 
 /** HeldEvent body (§4.7). */

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { listenTls, type SimConn, type SimListener } from "./tls_listener.ts";
 import type { Frame } from "../csta/frame.ts";
 import {
   child,
@@ -163,7 +164,7 @@ export class MxSimulator implements SessionHost {
   /** Wire logger. */
   readonly wireLog?: (dir: "in" | "out", frame: string) => void;
 
-  #listener: Deno.Listener;
+  #listener: SimListener;
   #acceptLoop: Promise<void>;
   #tls: { cert: string; key: string } | false;
   #users: UserDirectory;
@@ -187,7 +188,7 @@ export class MxSimulator implements SessionHost {
   #cancels: CancelRecord[] = [];
 
   private constructor(
-    listener: Deno.Listener,
+    listener: SimListener,
     opts: SimOptions,
     tls: { cert: string; key: string } | false,
   ) {
@@ -215,25 +216,25 @@ export class MxSimulator implements SessionHost {
   }
 
   /** Starts listening and returns the running simulator. */
-  static start(opts: SimOptions = {}): Promise<MxSimulator> {
+  static async start(opts: SimOptions = {}): Promise<MxSimulator> {
     const tls = opts.tls ?? false;
-    const listener = MxSimulator.#listen(opts.hostname ?? "127.0.0.1", opts.port ?? 0, tls);
-    return Promise.resolve(new MxSimulator(listener, opts, tls));
+    const listener = await MxSimulator.#listen(opts.hostname ?? "127.0.0.1", opts.port ?? 0, tls);
+    return new MxSimulator(listener, opts, tls);
   }
 
   static #listen(
     hostname: string,
     port: number,
     tls: { cert: string; key: string } | false,
-  ): Deno.Listener {
+  ): Promise<SimListener> {
     return tls
-      ? Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key, transport: "tcp" })
-      : Deno.listen({ hostname, port, transport: "tcp" });
+      ? listenTls(hostname, port, tls.cert, tls.key)
+      : Promise.resolve(Deno.listen({ hostname, port, transport: "tcp" }));
   }
 
-  async #accept(listener: Deno.Listener): Promise<void> {
+  async #accept(listener: SimListener): Promise<void> {
     for (;;) {
-      let conn: Deno.Conn;
+      let conn: SimConn;
       try {
         conn = await listener.accept();
       } catch (err) {
@@ -464,12 +465,11 @@ export class MxSimulator implements SessionHost {
   }
 
   /** Listens again on the same port after {@link pause}. */
-  resume(): Promise<void> {
-    if (!this.#paused || this.#closed) return Promise.resolve();
-    this.#listener = MxSimulator.#listen(this.hostname, this.port, this.#tls);
+  async resume(): Promise<void> {
+    if (!this.#paused || this.#closed) return;
+    this.#listener = await MxSimulator.#listen(this.hostname, this.port, this.#tls);
     this.#paused = false;
     this.#acceptLoop = this.#accept(this.#listener);
-    return Promise.resolve();
   }
 
   /** Stops everything: listener, sessions, call timers, pending {@link waitFor}s. */
@@ -504,8 +504,10 @@ export class MxSimulator implements SessionHost {
   /** @internal a session ended: forget its monitors */
   onClosed(s: SimSession): void {
     this.#sessions.delete(s);
-    for (const m of s.monitors.values()) this.#unmonitor(m);
-    s.monitors.clear();
+    for (const m of [...s.monitors.values()]) {
+      this.#unmonitor(m);
+      s.removeMonitor(m);
+    }
   }
 
   /** @internal one frame from a client */
@@ -671,10 +673,11 @@ export class MxSimulator implements SessionHost {
     if (!this.#users.byExt(ext)) return this.#error(s, id, "invalid device id");
     // A User session may only watch its own extension (mx-protocol §3.1).
     if (!s.server && ext !== s.user?.ext) return this.#error(s, id, "URM Denied");
+    // A repeated MonitorStart for the same extension returns the existing monitor, so a
+    // session never receives each event twice (the MX's behaviour is unknown, §7.12).
     let m = s.monitorOf(ext);
     if (!m) {
-      m = { ref: s.nextMonitorRef++, ext, session: s };
-      s.monitors.set(m.ref, m);
+      m = s.addMonitor(ext);
       let set = this.#monitors.get(ext);
       if (!set) this.#monitors.set(ext, set = new Set());
       set.add(m);
@@ -691,7 +694,7 @@ export class MxSimulator implements SessionHost {
   #monitorStop(s: SimSession, id: number, el: XmlElement): void {
     const m = s.monitors.get(intAt(el, "monitorCrossRefID"));
     if (!m) return this.#error(s, id, "invalid monitor id");
-    s.monitors.delete(m.ref);
+    s.removeMonitor(m);
     this.#unmonitor(m);
     this.#reply(s, id, "<MonitorStopResponse></MonitorStopResponse>");
   }

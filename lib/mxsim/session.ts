@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { encodeFrame, EVENT_INVOKE_ID, type Frame, FrameDecoder } from "../csta/frame.ts";
+import type { SimConn } from "./tls_listener.ts";
+import { EVENT_INVOKE_ID, type Frame, FrameDecoder } from "../csta/frame.ts";
 import { Outbox } from "./outbox.ts";
 import type { SimUser } from "./users.ts";
 
@@ -59,6 +60,8 @@ export class SimSession {
   plainRetryLogin?: string;
   /** Monitors by `monitorCrossRefID`. */
   readonly monitors = new Map<number, SimMonitor>();
+  /** The same monitors by extension (server sessions may watch thousands). */
+  readonly #byExt = new Map<string, SimMonitor>();
   /** Next `monitorCrossRefID`. */
   nextMonitorRef = 1;
   /** Sent `MonitorStartAb`. */
@@ -70,7 +73,7 @@ export class SimSession {
   /** Whether the session has ended. */
   closed = false;
 
-  #conn: Deno.Conn;
+  #conn: SimConn;
   #host: SessionHost;
   #out: Outbox;
   #done: Promise<void>;
@@ -81,11 +84,18 @@ export class SimSession {
    * @param conn the accepted connection
    * @param host server callbacks
    */
-  constructor(id: number, conn: Deno.Conn, host: SessionHost) {
+  constructor(id: number, conn: SimConn, host: SessionHost) {
     this.id = id;
     this.#conn = conn;
     this.#host = host;
     this.#out = new Outbox(conn, () => this.close());
+    // Events follow replies in separate small writes; with Nagle's algorithm each would wait
+    // for the client's delayed ACK (~40 ms).
+    try {
+      (conn as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+    } catch {
+      // Not a TCP socket: nothing to tune.
+    }
     this.#done = this.#readLoop();
   }
 
@@ -101,21 +111,27 @@ export class SimSession {
 
   /** The monitor of `ext` on this session, if any. */
   monitorOf(ext: string): SimMonitor | undefined {
-    for (const m of this.monitors.values()) if (m.ext === ext) return m;
-    return undefined;
+    return this.#byExt.get(ext);
+  }
+
+  /** Registers a new monitor of `ext` and returns it. */
+  addMonitor(ext: string): SimMonitor {
+    const m: SimMonitor = { ref: this.nextMonitorRef++, ext, session: this };
+    this.monitors.set(m.ref, m);
+    this.#byExt.set(ext, m);
+    return m;
+  }
+
+  /** Forgets a monitor. */
+  removeMonitor(m: SimMonitor): void {
+    this.monitors.delete(m.ref);
+    if (this.#byExt.get(m.ext) === m) this.#byExt.delete(m.ext);
   }
 
   /** Queues one frame (reply or event). Never throws; oversize payloads are dropped. */
   send(invokeId: number, xml: string): boolean {
-    if (this.closed) return false;
-    let frame: Uint8Array;
-    try {
-      frame = encodeFrame(invokeId, xml);
-    } catch {
-      return false;
-    }
+    if (this.closed || !this.#out.pushFrame(invokeId, xml)) return false;
     this.#host.wireLog?.("out", xml);
-    this.#out.push(frame);
     return true;
   }
 
@@ -126,7 +142,7 @@ export class SimSession {
 
   /** Queues raw bytes (fault injection). */
   sendRaw(bytes: Uint8Array): void {
-    if (!this.closed) this.#out.push(bytes);
+    if (!this.closed) this.#out.pushRaw(bytes);
   }
 
   /** Closes after everything queued so far has been written. */
