@@ -169,7 +169,11 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   const mxRaw = raw.mx;
   const mx: MxConfig[] = [];
   if (!isObject(mxRaw)) throw new ConfigError("mx is required");
-  if ("addr" in mxRaw) {
+  // Seed-1 single-MX form: `addr`, or a scalar `login`/`password` (so a missing addr is
+  // reported as `mx.addr`, not as an MX named "login").
+  const single = "addr" in mxRaw ||
+    ["login", "password"].some((k) => typeof mxRaw[k] === "string" || typeof mxRaw[k] === "number");
+  if (single) {
     mx.push(parseMx("default", mxRaw, "mx"));
   } else {
     for (const [name, v] of Object.entries(mxRaw)) {
@@ -192,6 +196,9 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
     }
     return v;
   };
+  const tokenTtl = num("tokenTtl", 3600, 60);
+  // The JWT lifetime is whole seconds (lib/auth/jwt.ts refuses fractions at start-up).
+  if (!Number.isInteger(tokenTtl)) throw new ConfigError("tokenTtl must be whole seconds");
   let tls: AppConfig["tls"];
   if (raw.tls !== undefined) {
     if (!isObject(raw.tls)) throw new ConfigError("tls must be an object with cert and key");
@@ -207,7 +214,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
     host: str(raw, "host", "config", false) || "localhost:8080",
     mx,
     flexMx,
-    tokenTtl: num("tokenTtl", 3600, 60),
+    tokenTtl,
     requestTimeoutMs: num("requestTimeoutMs", 7000, 100),
     db: str(raw, "db", "config", false),
     staticDir: str(raw, "staticDir", "config", false) || "html",
@@ -244,7 +251,9 @@ export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined)
   const ttl = env("MXFLEX_TOKEN_TTL");
   if (ttl) {
     const n = Number(ttl);
-    if (!Number.isFinite(n) || n < 60) throw new ConfigError("MXFLEX_TOKEN_TTL must be >= 60");
+    if (!Number.isInteger(n) || n < 60) {
+      throw new ConfigError("MXFLEX_TOKEN_TTL must be whole seconds >= 60");
+    }
     cfg.tokenTtl = n;
   }
   cfg.db = env("MXFLEX_DB") ?? cfg.db;

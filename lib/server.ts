@@ -7,7 +7,7 @@
  */
 import { Hono } from "hono";
 import type { AppConfig } from "./config.ts";
-import { type Logger } from "./log.ts";
+import type { Logger } from "./log.ts";
 import { MxSession } from "./mx/session.ts";
 import { PushMonitors } from "./mx/push_monitors.ts";
 import type { TokenMonitors } from "./mx/token_monitors.ts";
@@ -29,6 +29,9 @@ import { flexRoutes } from "../routes/flex.ts";
 import { proxyRoutes } from "../routes/proxy.ts";
 import { staticRoutes } from "../routes/static.ts";
 import { opsRoutes } from "../routes/ops.ts";
+import { ServerMetrics } from "./metrics.ts";
+import { requestLog } from "./http/request_log.ts";
+import { metricsRoutes } from "../routes/metrics.ts";
 
 /** Options for {@link MxFlexServer.create}. */
 export interface ServerOptions {
@@ -43,6 +46,8 @@ export interface ServerOptions {
   backoff?: Backoff;
   /** SSE heartbeat interval; default 15 s. */
   sseHeartbeatMs?: number;
+  /** Bearer token opening `/metrics` beyond loopback; default `config.metricsToken`. */
+  metricsToken?: string;
 }
 
 /** Directory of the built-in web client. */
@@ -69,6 +74,8 @@ export class MxFlexServer {
   readonly tokens: TokenMonitors;
   /** Push dispatcher (undefined when no push app is configured). */
   readonly dispatcher?: PushDispatcher;
+  /** Prometheus metrics (served at `/metrics`). */
+  readonly metrics: ServerMetrics;
 
   #log: Logger;
 
@@ -78,8 +85,10 @@ export class MxFlexServer {
     app: Hono,
     tokens: TokenMonitors,
     log: Logger,
-    dispatcher?: PushDispatcher,
+    dispatcher: PushDispatcher | undefined,
+    metrics: ServerMetrics,
   ) {
+    this.metrics = metrics;
     this.sessions = sessions;
     this.hub = hub;
     this.app = app;
@@ -93,6 +102,16 @@ export class MxFlexServer {
     const { config, log, kv } = o;
     const trust = await KvTrustStore.open(kv);
     const sessions = new Map<string, MxSession>();
+    const metrics = new ServerMetrics({
+      sseClients: () => hub.subscriberCount(),
+      sessions: () =>
+        [...sessions.values()].map((s) => ({
+          name: s.name,
+          state: s.state,
+          reconnects: s.client.reconnects,
+        })),
+      push: () => dispatcher?.stats(),
+    });
     for (const m of config.mx) {
       let caPem: string | undefined;
       if (m.tls.ca) caPem = await Deno.readTextFile(resolvePath(config.baseDir, m.tls.ca));
@@ -106,6 +125,7 @@ export class MxFlexServer {
           wireLog: o.wireLog,
           backoff: o.backoff,
           serverLogin: m.name === config.flexMx ? { platform: "iPhone", version: "1.0" } : {},
+          observer: metrics.csta,
         }),
       );
     }
@@ -140,6 +160,7 @@ export class MxFlexServer {
       ipLimiter: new RateLimiter({ limit: 60, windowMs: 60_000 }),
     });
     const app = new Hono();
+    app.use("*", requestLog({ log, observe: (r) => metrics.http(r) }));
     app.use("*", async (c, next) => {
       await next();
       c.res.headers.set("Server", `MXFlex/${VERSION}`);
@@ -167,11 +188,13 @@ export class MxFlexServer {
         log,
       }),
     );
+    const metricsToken = o.metricsToken ?? (config as { metricsToken?: string }).metricsToken;
+    app.route("/", metricsRoutes({ registry: metrics.registry, token: metricsToken }));
     app.route(
       "/",
       staticRoutes({ dirs: o.staticDirs ?? [config.staticDir, BUILTIN_STATIC] }),
     );
-    return new MxFlexServer(sessions, hub, app, flex.tokens, log, dispatcher);
+    return new MxFlexServer(sessions, hub, app, flex.tokens, log, dispatcher, metrics);
   }
 
   /** The request handler (for `Deno.serve`). */

@@ -6,16 +6,27 @@
 import { Hono } from "hono";
 import type { MxSession } from "../lib/mx/session.ts";
 import { jsonResponse } from "../lib/http/errors.ts";
+import { embeddedAsset } from "../lib/assets.ts";
 
-/** Location of the OpenAPI description served at `/api/openapi.yaml`. */
+/**
+ * Location of the OpenAPI description served at `/api/openapi.yaml`; when the file is not
+ * there (bundle, Deno Deploy) the copy embedded by scripts/gen_assets.ts is served.
+ */
 export const OPENAPI_FILE = new URL("../docs/openapi.yaml", import.meta.url);
 
 /** Builds the ops router. */
 export function opsRoutes(sessions: Map<string, MxSession>): Hono {
   const app = new Hono();
   app.get("/api/openapi.yaml", async () => {
-    const text = await Deno.readTextFile(OPENAPI_FILE);
-    return new Response(text, {
+    let body: BodyInit;
+    try {
+      body = await Deno.readTextFile(OPENAPI_FILE);
+    } catch (err) {
+      const asset = embeddedAsset("docs/openapi.yaml");
+      if (!asset) throw err;
+      body = asset.body;
+    }
+    return new Response(body, {
       headers: { "Content-Type": "application/yaml; charset=utf-8", "Cache-Control": "no-cache" },
     });
   });

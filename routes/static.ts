@@ -1,12 +1,15 @@
 /**
  * Static files: `html/` in the working directory as the seed says, falling back to the
- * built-in web client in `static/`. No token needed. Paths are confined to the directory:
- * `..`, encoded separators, NUL bytes and symlinks leading outside are refused.
+ * built-in web client in `static/`, then to the copy of `static/` embedded in the program
+ * (lib/assets.ts; a bundle or Deno Deploy has no `static/` directory). No token needed.
+ * Paths are confined to the directory: `..`, encoded separators, NUL bytes and symlinks
+ * leading outside are refused.
  *
  * @module
  */
 import { Hono } from "hono";
 import { HttpError } from "../lib/http/errors.ts";
+import { embeddedAsset } from "../lib/assets.ts";
 
 const TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
@@ -51,6 +54,8 @@ export function safeRelativePath(urlPath: string): string | undefined {
 export interface StaticOptions {
   /** Directories searched in order (absolute or relative to the working directory). */
   dirs: string[];
+  /** Fall back to the embedded copy of `static/` (lib/assets.ts); default true. */
+  embedded?: boolean;
 }
 
 /** Builds the static-file router (mount last: it catches every GET). */
@@ -74,6 +79,22 @@ export function staticRoutes(o: StaticOptions): Hono {
         headers: {
           "Content-Type": contentTypeFor(name),
           "Content-Length": String(size),
+          ETag: etag,
+          "Cache-Control": "no-cache",
+          "X-Content-Type-Options": "nosniff",
+        },
+      });
+    }
+    const asset = o.embedded === false ? undefined : embeddedAsset(`static/${name}`);
+    if (asset) {
+      const etag = `"${asset.etag}"`;
+      if (c.req.header("if-none-match") === etag) {
+        return new Response(null, { status: 304, headers: { ETag: etag } });
+      }
+      return new Response(asset.body, {
+        headers: {
+          "Content-Type": asset.type,
+          "Content-Length": String(asset.body.length),
           ETag: etag,
           "Cache-Control": "no-cache",
           "X-Content-Type-Options": "nosniff",

@@ -29,6 +29,9 @@ const CALL_EVENTS = [
   "RetrievedEvent",
   "TransferredEvent",
   "FailedEvent",
+  "NetworkReachedEvent",
+  "ServiceInitiatedEvent",
+  "RecordingStateEvent",
 ];
 const STATE_LABELS = {
   originated: "Dialling…",
@@ -502,6 +505,16 @@ function onCallEvent(name, d) {
         setRemote(c, d.transferredToDevice);
       }
       break;
+    case "ServiceInitiatedEvent":
+      c.direction = "out";
+      if (!c.state) setState(c, "originated");
+      break;
+    case "NetworkReachedEvent":
+      if (!c.note) c.note = "Outside line";
+      break;
+    case "RecordingStateEvent":
+      c.note = d.recIsActive ? "Recording" : c.note === "Recording" ? "" : c.note;
+      break;
     case "ConnectionClearedEvent":
       endCall(c, "cleared");
       return;
@@ -509,6 +522,12 @@ function onCallEvent(name, d) {
       if (d.cause) c.note = `Failed: ${d.cause}`;
       endCall(c, "failed");
       return;
+  }
+  // An event that says nothing about the state of a call we never saw (e.g. a replayed
+  // RecordingStateEvent): nothing to show.
+  if (!c.state) {
+    calls.delete(id);
+    return;
   }
   render(c);
 }

@@ -14,7 +14,13 @@ import type { PushResult, PushSender } from "../lib/push/types.ts";
 import { parseRetryAfter } from "../lib/push/types.ts";
 import { TokenStore } from "../lib/store/tokens.ts";
 import { PushDedupe } from "../lib/store/dedupe.ts";
-import { fcmError, MOCK_TLS_CERT, MOCK_TLS_CERT_PATH, MockApns, MockFcm } from "./helpers/mock_push.ts";
+import {
+  fcmError,
+  MOCK_TLS_CERT,
+  MOCK_TLS_CERT_PATH,
+  MockApns,
+  MockFcm,
+} from "./helpers/mock_push.ts";
 
 const FIX = new URL("./fixtures/push/", import.meta.url).pathname;
 const P12_PASS = "mxflex-test";
@@ -178,7 +184,13 @@ Deno.test("config: modern forms, .p8 inside apns, sandbox flags, bad entries", a
       "AuthKey_TESTKEY123.p8": { keyId: "K", teamId: "T", topic: "com.p8.inline", sandbox: true },
     },
     apnsKeys: [
-      { key: "AuthKey_TESTKEY123.p8", keyId: "K", teamId: "T", topic: "com.p8.prod", sandbox: false },
+      {
+        key: "AuthKey_TESTKEY123.p8",
+        keyId: "K",
+        teamId: "T",
+        topic: "com.p8.prod",
+        sandbox: false,
+      },
       { key: "AuthKey_TESTKEY123.p8", keyId: "K", teamId: "T", topic: "com.p8.both" },
       { key: "AuthKey_TESTKEY123.p8", keyId: "K", topic: "com.bad" },
       { key: "service-account.json", keyId: "K", teamId: "T", topic: "com.badkey" },
@@ -251,7 +263,13 @@ Deno.test("apns: sandbox registrations go to the sandbox gateway", async () => {
   const w = await world();
   try {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE + "~", token: APNS_TOKEN_1 });
-    await w.store.add({ mx: MX, jid: JID, kind: "apns", app: VOIP_BUNDLE + "~", token: APNS_TOKEN_2 });
+    await w.store.add({
+      mx: MX,
+      jid: JID,
+      kind: "apns",
+      app: VOIP_BUNDLE + "~",
+      token: APNS_TOKEN_2,
+    });
     const d = w.dispatcher();
     await d.incomingCall({ mx: MX, jid: JID, callKey: "1", payload: PAYLOAD });
     await d.close();
@@ -273,7 +291,10 @@ Deno.test("apns: token (.p8) auth sends a VoIP push with a valid ES256 JWT and n
     await d.incomingCall({ mx: MX, jid: JID, callKey: "c1", payload: PAYLOAD });
     await d.close();
     assert.equal(w.prod.requests.length, 2);
-    const pub = await importSPKI(await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.pub.pem"), "ES256");
+    const pub = await importSPKI(
+      await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.pub.pem"),
+      "ES256",
+    );
     const jwts = new Set<string>();
     for (const req of w.prod.requests) {
       assert.equal(req.headers["apns-topic"], VOIP_BUNDLE + ".voip");
@@ -316,11 +337,14 @@ Deno.test("apns: expiration is exactly now + 30 s and long collapse ids are cut 
   const sender = new ApnsSender({
     endpoint: prod.url,
     topic: BUNDLE,
-    auth: { type: "token", signer: new ApnsTokenSigner({
-      keyPem: await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.p8"),
-      keyId: "K",
-      teamId: "T",
-    }) },
+    auth: {
+      type: "token",
+      signer: new ApnsTokenSigner({
+        keyPem: await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.p8"),
+        keyId: "K",
+        teamId: "T",
+      }),
+    },
     caCerts: [MOCK_TLS_CERT],
     now: () => 1_700_000_000_500,
   });
@@ -340,11 +364,14 @@ Deno.test("apns: an untrusted gateway certificate is a transport error, token re
   const sender = new ApnsSender({
     endpoint: prod.url,
     topic: BUNDLE,
-    auth: { type: "token", signer: new ApnsTokenSigner({
-      keyPem: await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.p8"),
-      keyId: "K",
-      teamId: "T",
-    }) },
+    auth: {
+      type: "token",
+      signer: new ApnsTokenSigner({
+        keyPem: await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.p8"),
+        keyId: "K",
+        teamId: "T",
+      }),
+    },
   });
   try {
     const r = await sender.send(APNS_TOKEN_1, { payload: {} });
@@ -432,7 +459,10 @@ Deno.test("dispatcher: dead tokens (410, BadDeviceToken, UNREGISTERED, token INV
     w.prod.script(APNS_TOKEN_1, { status: 410, body: { reason: "Unregistered", timestamp: 1 } });
     w.prod.script(APNS_TOKEN_2, { status: 400, body: { reason: "BadDeviceToken" } });
     w.fcm.script(FCM_TOKEN_1, fcmError(404, "NOT_FOUND", "UNREGISTERED"));
-    w.fcm.script(FCM_TOKEN_2, fcmError(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "message.token"));
+    w.fcm.script(
+      FCM_TOKEN_2,
+      fcmError(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "message.token"),
+    );
     const d = w.dispatcher();
     await d.incomingCall({ mx: MX, jid: JID, callKey: "p1", payload: PAYLOAD });
     await d.close();
@@ -465,7 +495,13 @@ Deno.test("dispatcher: bounded concurrency", async () => {
   try {
     const store = new TokenStore(kv);
     for (let i = 0; i < 6; i++) {
-      await store.add({ mx: MX, jid: JID, kind: "fcm", app: "stub", token: `tok-${i}-`.padEnd(30, "z") });
+      await store.add({
+        mx: MX,
+        jid: JID,
+        kind: "fcm",
+        app: "stub",
+        token: `tok-${i}-`.padEnd(30, "z"),
+      });
     }
     const d = new PushDispatcher({
       store,
@@ -591,7 +627,11 @@ Deno.test("fcm: legacy gfcm apps load with a warning and never report success", 
     await d.close();
     assert.deepEqual(d.stats()["fcm:old-app"], { sent: 0, failed: 1, invalid: 0, retried: 0 });
     assert.equal(w.fcm.requests.length + w.fcm.tokenRequests.length, 0, "nothing was contacted");
-    assert.equal((await w.store.listForUser(MX, JID)).length, 1, "token kept for a later fcm config");
+    assert.equal(
+      (await w.store.listForUser(MX, JID)).length,
+      1,
+      "token kept for a later fcm config",
+    );
     assert.ok(w.logs.some((l) => l.includes("retired")));
   } finally {
     await w.close();
@@ -626,7 +666,12 @@ Deno.test("dedupe: two dispatchers on one KV file push once per device per call"
   const config = {
     apns: { "apns-both.p12": P12_PASS },
     fcm: { "app-name": "service-account.json" },
-    pushEndpoints: { apnsProduction: prod.url, fcm: fcm.url, fcmOauth: fcm.oauthUrl, caFile: MOCK_TLS_CERT_PATH },
+    pushEndpoints: {
+      apnsProduction: prod.url,
+      fcm: fcm.url,
+      fcmOauth: fcm.oauthUrl,
+      caFile: MOCK_TLS_CERT_PATH,
+    },
   };
   // Each "process" has its own config, senders, store and dedupe over its own KV handle.
   const a = await loadPushConfig(config, FIX);
@@ -644,12 +689,20 @@ Deno.test("dedupe: two dispatchers on one KV file push once per device per call"
     });
     const call = { mx: MX, jid: JID, callKey: PAYLOAD.globalCallId, payload: PAYLOAD };
     // Repeated DeliveredEvents seen by both processes.
-    await Promise.all([dA.incomingCall(call), dB.incomingCall(call), dA.incomingCall(call), dB.incomingCall(call)]);
+    await Promise.all([
+      dA.incomingCall(call),
+      dB.incomingCall(call),
+      dA.incomingCall(call),
+      dB.incomingCall(call),
+    ]);
     assert.equal(prod.requestsFor(APNS_TOKEN_1).length, 1);
     assert.equal(prod.requestsFor(APNS_TOKEN_2).length, 1);
     assert.equal(fcm.requests.length, 1);
     // A new call pushes again.
-    await Promise.all([dA.incomingCall({ ...call, callKey: "next" }), dB.incomingCall({ ...call, callKey: "next" })]);
+    await Promise.all([
+      dA.incomingCall({ ...call, callKey: "next" }),
+      dB.incomingCall({ ...call, callKey: "next" }),
+    ]);
     assert.equal(prod.requests.length, 4);
     assert.equal(fcm.requests.length, 2);
     await Promise.all([dA.close(), dB.close()]);

@@ -206,6 +206,11 @@ export class CstaClient {
     if (conn && !conn.isClosed) await stopMonitor(conn, ref).catch(() => {});
   }
 
+  /** Whether the MX has confirmed a monitor on `ext` in the current session. */
+  isMonitoring(ext: string): boolean {
+    return this.#monitors.get(ext) !== undefined;
+  }
+
   /** Extension watched by a monitor id of the current session. */
   extForMonitor(ref: number): string | undefined {
     return this.#byRef.get(ref);

@@ -76,6 +76,12 @@ export interface ConnectionOptions extends TransportOptions {
   wireLog?: WireLogger;
   /** Called for payloads that are not well-formed XML (logged by the owner). */
   onBadMessage?: (err: Error) => void;
+  /** Metrics hooks: frames in/out, request durations, timeouts. */
+  observer?: {
+    frame(dir: "in" | "out"): void;
+    command(ms: number): void;
+    timeout(): void;
+  };
 }
 
 /** A listener for unsolicited messages (events, presence, address-book changes…). */
@@ -120,6 +126,7 @@ export class CstaConnection {
   #maxPending: number;
   #wireLog?: WireLogger;
   #onBad?: (err: Error) => void;
+  #obs?: ConnectionOptions["observer"];
   #lastSent = Date.now();
   #kaTimer?: ReturnType<typeof setTimeout>;
   #closeReason?: Error;
@@ -132,6 +139,7 @@ export class CstaConnection {
     this.#maxPending = opts.maxPending ?? 1_000;
     this.#wireLog = opts.wireLog;
     this.#onBad = opts.onBadMessage;
+    this.#obs = opts.observer;
     this.closed = new Promise((r) => this.#resolveClosed = r);
     t.onData((chunk) => this.#onData(chunk));
     t.onClose((err) => this.#shutdown(err ?? new ConnectionClosedError()));
@@ -220,6 +228,7 @@ export class CstaConnection {
     const p = new Promise<XmlElement>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
+        this.#obs?.timeout();
         reject(new TimeoutError());
       }, timeoutMs);
       this.#pending.set(id, {
@@ -232,6 +241,10 @@ export class CstaConnection {
       });
     });
     this.#write(id, payload);
+    const obs = this.#obs, t0 = performance.now();
+    if (obs) {
+      p.then(() => obs.command(performance.now() - t0), () => obs.command(performance.now() - t0));
+    }
     return p;
   }
 
@@ -350,6 +363,7 @@ export class CstaConnection {
   #write(id: number, payload: string): void {
     this.#wireLog?.("out", id, payload);
     this.#t.write(encodeFrame(id, payload));
+    this.#obs?.frame("out");
     this.#lastSent = Date.now();
   }
 
@@ -383,6 +397,7 @@ export class CstaConnection {
     }
     for (const f of frames) {
       this.#wireLog?.("in", f.invokeId, f.payload);
+      this.#obs?.frame("in");
       let msg: XmlElement;
       try {
         msg = parseXml(f.payload);

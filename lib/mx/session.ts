@@ -48,6 +48,8 @@ export interface MxSessionOptions {
   caPem?: string;
   /** loginRequest attributes for the server account (Flex: platform iPhone, version 1.0). */
   serverLogin?: { platform?: string; version?: string };
+  /** Metrics hooks passed to every connection of this MX. */
+  observer?: ConnectionOptions["observer"];
 }
 
 /** Listener for routed call events. */
@@ -301,6 +303,7 @@ export class MxSession {
       keepAliveMs: o.keepAliveMs,
       wireLog: o.wireLog,
       onBadMessage: (err) => o.log.warn(`mx ${cfg.name}: bad message: ${err.message}`),
+      observer: o.observer,
     };
   }
 }

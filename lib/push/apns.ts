@@ -165,7 +165,9 @@ export class ApnsSender implements PushSender {
       "apns-expiration": String(Math.floor(now / 1000) + EXPIRATION_SECONDS),
       "user-agent": o.userAgent ?? "mxflex",
     };
-    if (message.collapseId) headers["apns-collapse-id"] = message.collapseId.slice(0, MAX_COLLAPSE_ID);
+    if (message.collapseId) {
+      headers["apns-collapse-id"] = message.collapseId.slice(0, MAX_COLLAPSE_ID);
+    }
     if (o.auth.type === "token") {
       try {
         headers["authorization"] = `bearer ${await o.auth.signer.token()}`;
@@ -184,7 +186,10 @@ export class ApnsSender implements PushSender {
       });
     } catch (e) {
       // Deno's fetch errors quote the URL, which contains the device token.
-      return { status: "retry", reason: `transport: ${errorText(e).replaceAll(token, redact(token))}` };
+      return {
+        status: "retry",
+        reason: `transport: ${errorText(e).replaceAll(token, redact(token))}`,
+      };
     }
     if (res.status === 200) {
       await res.body?.cancel();

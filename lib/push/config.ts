@@ -136,7 +136,11 @@ export async function loadPushConfig(raw: unknown, baseDir: string): Promise<Pus
       const account = parseServiceAccount(JSON.parse(text));
       const tokens = new GoogleAccessTokens({ account, tokenUri: endpoints.fcmOauth });
       await tokens.ready();
-      add(appKey("fcm", app), new FcmSender({ account, endpoint: endpoints.fcm, tokens }), `fcm ${app}`);
+      add(
+        appKey("fcm", app),
+        new FcmSender({ account, endpoint: endpoints.fcm, tokens }),
+        `fcm ${app}`,
+      );
     } catch (e) {
       warnings.push(`push: fcm ${app}: ${errorText(e)}; skipped`);
     }
@@ -147,10 +151,14 @@ export async function loadPushConfig(raw: unknown, baseDir: string): Promise<Pus
   for (const app of Object.keys(isObject(gfcm) ? gfcm : {})) {
     const key = appKey("fcm", app);
     if (apps.has(key)) {
-      warnings.push(`push: gfcm ${app}: legacy server key ignored; the fcm service account is used`);
+      warnings.push(
+        `push: gfcm ${app}: legacy server key ignored; the fcm service account is used`,
+      );
       continue;
     }
-    warnings.push(`push: gfcm ${app}: ${LEGACY_FCM_WARNING}. Tokens are accepted but no pushes are sent.`);
+    warnings.push(
+      `push: gfcm ${app}: ${LEGACY_FCM_WARNING}. Tokens are accepted but no pushes are sent.`,
+    );
     apps.set(key, new LegacyFcmSender());
   }
   return { apps, warnings };
@@ -166,7 +174,11 @@ export async function loadPushConfig(raw: unknown, baseDir: string): Promise<Pus
  * isSupportedApp(apps, "apns", "com.xyzrd.PushTest~");
  * ```
  */
-export function isSupportedApp(apps: Map<string, PushSender>, kind: PushKind, app: string): boolean {
+export function isSupportedApp(
+  apps: Map<string, PushSender>,
+  kind: PushKind,
+  app: string,
+): boolean {
   return apps.has(appKey(kind, app));
 }
 
@@ -207,7 +219,9 @@ async function addApnsCert(
   const voip = opts.voip === true || cert.topic.endsWith(".voip");
   const bundle = cert.topic.replace(/\.voip$/, "");
   if (voip && cert.topics.length > 0 && !cert.topics.includes(`${bundle}.voip`)) {
-    warnings.push(`push: apns ${file}: certificate does not list ${bundle}.voip; VoIP pushes may be refused`);
+    warnings.push(
+      `push: apns ${file}: certificate does not list ${bundle}.voip; VoIP pushes may be refused`,
+    );
   }
   const auth = { type: "certificate" as const, certPem: cert.certPem, keyPem: cert.keyPem };
   for (const env of cert.environments) {
@@ -260,12 +274,18 @@ function checkKeyEntry(o: Record<string, unknown>): ApnsKeyEntry {
     if (typeof o[f] !== "string" || o[f] === "") throw new Error(`${f} must be a non-empty string`);
   }
   for (const f of ["voip", "sandbox"]) {
-    if (o[f] !== undefined && typeof o[f] !== "boolean") throw new Error(`${f} must be true or false`);
+    if (o[f] !== undefined && typeof o[f] !== "boolean") {
+      throw new Error(`${f} must be true or false`);
+    }
   }
   return o as unknown as ApnsKeyEntry;
 }
 
-async function readEndpoints(raw: unknown, baseDir: string, warnings: string[]): Promise<Endpoints> {
+async function readEndpoints(
+  raw: unknown,
+  baseDir: string,
+  warnings: string[],
+): Promise<Endpoints> {
   const o = isObject(raw) ? raw : {};
   const str = (k: string) => (typeof o[k] === "string" ? o[k] as string : undefined);
   const ep: Endpoints = {

@@ -9,7 +9,14 @@
  */
 import type { PushDedupe } from "../store/dedupe.ts";
 import type { StoredToken, TokenStore } from "../store/tokens.ts";
-import { appKey, errorText, type PushMessage, type PushResult, type PushSender, redact } from "./types.ts";
+import {
+  appKey,
+  errorText,
+  type PushMessage,
+  type PushResult,
+  type PushSender,
+  redact,
+} from "./types.ts";
 
 /** Per-app-key counters returned by {@link PushDispatcher.stats}. */
 export interface PushStats {
@@ -120,7 +127,11 @@ export class PushDispatcher {
 
   async #fanOut(call: IncomingCall): Promise<void> {
     const tokens = await this.#o.store.listForUser(call.mx, call.jid);
-    const message: PushMessage = { payload: call.payload, collapseId: call.callKey, alert: call.alert };
+    const message: PushMessage = {
+      payload: call.payload,
+      collapseId: call.callKey,
+      alert: call.alert,
+    };
     await Promise.all(tokens.map(async (t) => {
       const key = appKey(t.kind, t.app);
       const sender = this.#o.apps.get(key);

@@ -151,7 +151,10 @@ export class GoogleAccessTokens {
     const text = await res.text();
     if (!res.ok) {
       // Google's error body names the problem (invalid_grant, …) and holds no secrets.
-      throw new OAuthError(`token endpoint ${res.status}: ${text.slice(0, 200)}`, isTransientStatus(res.status));
+      throw new OAuthError(
+        `token endpoint ${res.status}: ${text.slice(0, 200)}`,
+        isTransientStatus(res.status),
+      );
     }
     let body: { access_token?: unknown; expires_in?: unknown };
     try {
@@ -204,7 +207,9 @@ export class FcmSender implements PushSender {
   /** @param opts see {@link FcmSenderOptions} */
   constructor(opts: FcmSenderOptions) {
     const endpoint = (opts.endpoint ?? FCM_ENDPOINT).replace(/\/$/, "");
-    this.#url = `${endpoint}/v1/projects/${encodeURIComponent(opts.account.project_id)}/messages:send`;
+    this.#url = `${endpoint}/v1/projects/${
+      encodeURIComponent(opts.account.project_id)
+    }/messages:send`;
     this.#tokens = opts.tokens ??
       new GoogleAccessTokens({ account: opts.account, tokenUri: opts.oauthEndpoint });
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
@@ -227,7 +232,11 @@ export class FcmSender implements PushSender {
         data: stringifyData(message.payload),
         // Data-only, delivered now or never, like the original's time_to_live 0 but giving a
         // phone in doze a moment to wake.
-        android: { priority: "high", ttl: "30s", ...(message.collapseId ? { collapse_key: message.collapseId } : {}) },
+        android: {
+          priority: "high",
+          ttl: "30s",
+          ...(message.collapseId ? { collapse_key: message.collapseId } : {}),
+        },
       },
     };
     let res: Response;
@@ -239,7 +248,10 @@ export class FcmSender implements PushSender {
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (e) {
-      return { status: "retry", reason: `transport: ${errorText(e).replaceAll(token, redact(token))}` };
+      return {
+        status: "retry",
+        reason: `transport: ${errorText(e).replaceAll(token, redact(token))}`,
+      };
     }
     if (res.status === 200) {
       await res.body?.cancel();
@@ -319,7 +331,9 @@ async function readFcmError(res: Response): Promise<{ code: string; aboutToken: 
     const details = e.details ?? [];
     const code = details.find((d) => typeof d.errorCode === "string")?.errorCode ?? e.status ??
       "unknown";
-    const aboutToken = details.some((d) => d.fieldViolations?.some((f) => f.field === "message.token")) ||
+    const aboutToken = details.some((d) =>
+      d.fieldViolations?.some((f) => f.field === "message.token")
+    ) ||
       /registration token/i.test(e.message ?? "");
     return { code, aboutToken };
   } catch {

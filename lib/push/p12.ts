@@ -108,7 +108,9 @@ export function readApnsP12(der: Uint8Array, password: string, now = new Date())
   const topic = cert.subject.getField({ type: OID_UID })!.value;
   const { notBefore, notAfter } = cert.validity;
   if (now < notBefore || now > notAfter) {
-    throw new P12Error(`certificate for ${topic} is not valid now (${notBefore.toISOString()} – ${notAfter.toISOString()})`);
+    throw new P12Error(
+      `certificate for ${topic} is not valid now (${notBefore.toISOString()} – ${notAfter.toISOString()})`,
+    );
   }
   const has = (oid: string) => cert.extensions.some((e) => e.id === oid);
   const environments: Array<"production" | "sandbox"> = [];

@@ -39,6 +39,8 @@ export interface HarnessOptions {
   staticDirs?: string[];
   /** Wait for the MX session before returning (default true). */
   waitReady?: boolean;
+  /** HTTP port (default 0 = any free port); a restart test reuses the old one. */
+  port?: number;
 }
 
 /** Starts simulator + server + HTTP listener. */
@@ -64,7 +66,10 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   if (o.waitReady !== false) {
     await Promise.all([...server.sessions.values()].map((s) => s.ready(10_000)));
   }
-  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, server.fetch);
+  const http = Deno.serve(
+    { hostname: "127.0.0.1", port: o.port ?? 0, onListen() {} },
+    server.fetch,
+  );
   return {
     url: `http://127.0.0.1:${http.addr.port}`,
     sim,

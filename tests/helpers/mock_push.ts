@@ -57,7 +57,11 @@ async function record(req: Request): Promise<RecordedRequest> {
 }
 
 function reply(r: MockReply): Response {
-  const body = r.body === undefined ? null : typeof r.body === "string" ? r.body : JSON.stringify(r.body);
+  const body = r.body === undefined
+    ? null
+    : typeof r.body === "string"
+    ? r.body
+    : JSON.stringify(r.body);
   const headers = new Headers(r.headers);
   if (body !== null && typeof r.body !== "string") headers.set("content-type", "application/json");
   return new Response(body, { status: r.status, headers });
@@ -137,28 +141,34 @@ export class MockFcm {
   #issued = new Set<string>();
 
   private constructor() {
-    this.#server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
-      const rec = await record(req);
-      if (req.method === "POST" && rec.path === "/token") {
-        this.tokenRequests.push(rec);
-        const token = `mock-access-${this.tokenRequests.length}`;
-        this.#issued.add(token);
-        return reply({
-          status: 200,
-          body: { access_token: token, expires_in: this.expiresIn, token_type: "Bearer" },
-        });
-      }
-      if (req.method === "POST" && /^\/v1\/projects\/[^/]+\/messages:send$/.test(rec.path)) {
-        this.requests.push(rec);
-        const bearer = rec.headers["authorization"]?.replace(/^Bearer /, "") ?? "";
-        if (!this.#issued.has(bearer)) {
-          return reply({ status: 401, body: { error: { code: 401, status: "UNAUTHENTICATED" } } });
+    this.#server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      async (req) => {
+        const rec = await record(req);
+        if (req.method === "POST" && rec.path === "/token") {
+          this.tokenRequests.push(rec);
+          const token = `mock-access-${this.tokenRequests.length}`;
+          this.#issued.add(token);
+          return reply({
+            status: 200,
+            body: { access_token: token, expires_in: this.expiresIn, token_type: "Bearer" },
+          });
         }
-        const msg = JSON.parse(rec.body) as { message?: { token?: string } };
-        return reply(this.#script.next(msg.message?.token ?? ""));
-      }
-      return reply({ status: 404, body: { error: { code: 404, status: "NOT_FOUND" } } });
-    });
+        if (req.method === "POST" && /^\/v1\/projects\/[^/]+\/messages:send$/.test(rec.path)) {
+          this.requests.push(rec);
+          const bearer = rec.headers["authorization"]?.replace(/^Bearer /, "") ?? "";
+          if (!this.#issued.has(bearer)) {
+            return reply({
+              status: 401,
+              body: { error: { code: 401, status: "UNAUTHENTICATED" } },
+            });
+          }
+          const msg = JSON.parse(rec.body) as { message?: { token?: string } };
+          return reply(this.#script.next(msg.message?.token ?? ""));
+        }
+        return reply({ status: 404, body: { error: { code: 404, status: "NOT_FOUND" } } });
+      },
+    );
     this.url = `http://127.0.0.1:${this.#server.addr.port}`;
   }
 
@@ -200,7 +210,10 @@ export function fcmError(
     details.push({ "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", errorCode });
   }
   if (field) {
-    details.push({ "@type": "type.googleapis.com/google.rpc.BadRequest", fieldViolations: [{ field }] });
+    details.push({
+      "@type": "type.googleapis.com/google.rpc.BadRequest",
+      fieldViolations: [{ field }],
+    });
   }
   return { status: code, body: { error: { code, message: status, status, details } } };
 }

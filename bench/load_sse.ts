@@ -1,0 +1,331 @@
+/**
+ * SSE fan-out load: N idle subscribers on `/api/events`, then K incoming calls; measures the
+ * delay from the simulator emitting each DeliveredEvent to every subscriber reading it, and
+ * the server's RSS per idle SSE connection.
+ *
+ * ```sh
+ * deno run -A --unstable-kv bench/load_sse.ts [--n=1000,5000] [--calls=20] [--bare]
+ * ```
+ *
+ * The server (simulator + MXFlex, `serve_for_bench.ts`) is a child process; subscribers are raw
+ * TCP sockets in this process sending a minimal HTTP/1.1 request, so client cost stays small
+ * and the child's RSS is the server's alone. `--bare` also measures a minimal `Deno.serve` SSE
+ * endpoint for comparison (memory only). Needs `ulimit -n` above N + a few hundred (the default
+ * here, 20 000, is enough for 5 000).
+ *
+ * @module
+ */
+import {
+  argList,
+  argNum,
+  type BenchServer,
+  login,
+  type MemReply,
+  mib,
+  percentile,
+  procMem,
+  sleep,
+  startBenchServer,
+  wallMs,
+} from "./load_util.ts";
+
+/** Connects opened concurrently while building up N subscribers. */
+const CONNECT_BATCH = 200;
+/** Longest wait for one event to reach all subscribers. */
+const EVENT_TIMEOUT_MS = 15_000;
+/** Longest wait for N subscribers to be connected. */
+const CONNECT_TIMEOUT_MS = 120_000;
+
+const DELIVERED_RE = /event: DeliveredEvent\ndata: \{"callId":(\d+)/g;
+
+/** Receive times of DeliveredEvents by call id, across all subscribers. */
+class Deliveries {
+  readonly byCall = new Map<number, number[]>();
+  waiters = new Map<number, { want: number; resolve: () => void }>();
+
+  add(callId: number, t: number): void {
+    let a = this.byCall.get(callId);
+    if (!a) this.byCall.set(callId, a = []);
+    a.push(t);
+    const w = this.waiters.get(callId);
+    if (w && a.length >= w.want) {
+      this.waiters.delete(callId);
+      w.resolve();
+    }
+  }
+
+  /** Resolves when `want` deliveries of `callId` arrived or after `ms`. */
+  wait(callId: number, want: number, ms: number): Promise<void> {
+    if ((this.byCall.get(callId)?.length ?? 0) >= want) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(callId);
+        resolve();
+      }, ms);
+      this.waiters.set(callId, {
+        want,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+}
+
+/** One raw-socket SSE subscriber. */
+class RawSubscriber {
+  #conn!: Deno.TcpConn;
+  #buf = new Uint8Array(4096);
+  #dec = new TextDecoder();
+  #carry = "";
+  closed = false;
+  error = "";
+
+  /** Connects and resolves once the response head and the `retry:` frame have arrived. */
+  async open(port: number, path: string, sink: Deliveries): Promise<void> {
+    this.#conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await this.#conn.write(
+      new TextEncoder().encode(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`,
+      ),
+    );
+    let head = "";
+    while (!head.includes("retry:")) {
+      const n = await this.#conn.read(this.#buf);
+      if (n === null) throw new Error("closed before retry frame");
+      head += this.#dec.decode(this.#buf.subarray(0, n), { stream: true });
+      if (head.length > 8 && !head.startsWith("HTTP/1.1 200")) {
+        throw new Error(`bad response: ${head.split("\r\n")[0]}`);
+      }
+    }
+    this.#carry = head.slice(head.indexOf("retry:"));
+    void this.#loop(sink);
+  }
+
+  async #loop(sink: Deliveries): Promise<void> {
+    try {
+      for (;;) {
+        const n = await this.#conn.read(this.#buf);
+        if (n === null) break;
+        const t = wallMs();
+        const text = this.#carry + this.#dec.decode(this.#buf.subarray(0, n), { stream: true });
+        const end = text.lastIndexOf("\n\n");
+        if (end < 0) {
+          this.#carry = text;
+          continue;
+        }
+        const done = text.slice(0, end);
+        this.#carry = text.slice(end + 2);
+        for (const m of done.matchAll(DELIVERED_RE)) sink.add(Number(m[1]), t);
+      }
+    } catch (err) {
+      if (!this.closed) this.error = (err as Error).message;
+    }
+    this.closed = true;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Opens `n` subscribers, `CONNECT_BATCH` at a time. */
+async function openMany(
+  port: number,
+  path: string,
+  n: number,
+  sink: Deliveries,
+): Promise<{ subs: RawSubscriber[]; errors: string[]; ms: number }> {
+  const subs: RawSubscriber[] = [];
+  const errors: string[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n && performance.now() - t0 < CONNECT_TIMEOUT_MS; i += CONNECT_BATCH) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + CONNECT_BATCH); j++) {
+      const s = new RawSubscriber();
+      batch.push(
+        s.open(port, path, sink).then(() => subs.push(s), (e) => {
+          errors.push((e as Error).message);
+          s.close();
+        }),
+      );
+    }
+    await Promise.all(batch);
+  }
+  return { subs, errors, ms: performance.now() - t0 };
+}
+
+/** Result of one fan-out run. */
+export interface SseResult {
+  /** Subscribers requested. */
+  n: number;
+  /** Subscribers connected. */
+  connected: number;
+  /** Connect errors. */
+  connectErrors: number;
+  /** Time to connect all, ms. */
+  connectMs: number;
+  /** Server memory after GC with no subscriber. */
+  before: MemReply;
+  /** Server memory after GC with n idle subscribers. */
+  after: MemReply;
+  /** Calls measured (after warm-up). */
+  calls: number;
+  /** Deliveries expected / received. */
+  expected: number;
+  /** Deliveries received. */
+  received: number;
+  /** Latency percentiles over all deliveries, ms. */
+  p50: number;
+  /** 99th percentile, ms. */
+  p99: number;
+  /** Maximum, ms. */
+  max: number;
+  /** Mean of per-event p50 of the first delivery, ms. */
+  firstP50: number;
+  /** Mean time inside hub.publish per event in the server, ms. */
+  publishMeanMs: number;
+  /** Longest hub.publish, ms. */
+  publishMaxMs: number;
+}
+
+async function run(n: number, calls: number): Promise<SseResult> {
+  const srv: BenchServer = await startBenchServer();
+  try {
+    const token = await login(srv.url);
+    const port = Number(new URL(srv.url).port);
+    const path = `/api/events?access_token=${encodeURIComponent(token)}`;
+    const sink = new Deliveries();
+    await sleep(500);
+    const before = await srv.cmd<MemReply>("gc");
+    const { subs, errors, ms } = await openMany(port, path, n, sink);
+    await sleep(1000);
+    const after = await srv.cmd<MemReply>("gc");
+    const connected = subs.length;
+
+    // Warm-up: two events, not counted.
+    for (let i = 0; i < 2; i++) {
+      const { callId } = await srv.cmd<{ callId: number }>("call 79031744445");
+      await sink.wait(callId, connected, EVENT_TIMEOUT_MS);
+    }
+    const f0 = await srv.cmd<{ publishes: number; totalMs: number }>("fanout");
+
+    const lat: number[] = [];
+    const firsts: number[] = [];
+    let received = 0;
+    for (let k = 0; k < calls; k++) {
+      const { callId, t } = await srv.cmd<{ callId: number; t: number }>("call 79031744445");
+      await sink.wait(callId, connected, EVENT_TIMEOUT_MS);
+      const got = sink.byCall.get(callId) ?? [];
+      received += got.length;
+      let first = Infinity;
+      for (const r of got) {
+        lat.push(r - t);
+        if (r - t < first) first = r - t;
+      }
+      firsts.push(first);
+      sink.byCall.delete(callId);
+      await sleep(50);
+    }
+    const f1 = await srv.cmd<{ publishes: number; totalMs: number; maxMs: number }>("fanout");
+    lat.sort((a, b) => a - b);
+    for (const s of subs) s.close();
+    const readErrors = subs.filter((s) => s.error).length;
+    if (readErrors) console.error(`${readErrors} subscribers ended with a read error`);
+    return {
+      n,
+      connected,
+      connectErrors: errors.length,
+      connectMs: ms,
+      before,
+      after,
+      calls,
+      expected: calls * connected,
+      received,
+      p50: percentile(lat, 50),
+      p99: percentile(lat, 99),
+      max: lat.length ? lat[lat.length - 1] : NaN,
+      firstP50: firsts.reduce((a, b) => a + b, 0) / firsts.length,
+      publishMeanMs: (f1.totalMs - f0.totalMs) / Math.max(1, f1.publishes - f0.publishes),
+      publishMaxMs: f1.maxMs,
+    };
+  } finally {
+    await srv.close();
+  }
+}
+
+/** Idle-connection memory of the minimal `Deno.serve` SSE server. */
+async function runBare(n: number): Promise<{ n: number; before: MemReply; after: MemReply }> {
+  const srv = await startBenchServer({ bare: true });
+  try {
+    const port = Number(new URL(srv.url).port);
+    const sink = new Deliveries();
+    await sleep(300);
+    const before = await srv.cmd<MemReply>("gc");
+    const { subs } = await openMany(port, "/", n, sink);
+    await sleep(1000);
+    const after = await srv.cmd<MemReply>("gc");
+    for (const s of subs) s.close();
+    return { n: subs.length, before, after };
+  } finally {
+    await srv.close();
+  }
+}
+
+function perConn(before: MemReply, after: MemReply, n: number) {
+  const kb = (x: number) => (x / n / 1024).toFixed(1);
+  return {
+    rssKB: kb(after.rss - before.rss),
+    heapKB: kb(after.heapUsed - before.heapUsed),
+    externalKB: kb(after.external - before.external),
+  };
+}
+
+if (import.meta.main) {
+  const ns = argList("n", [1000, 5000]);
+  const calls = argNum("calls", 20);
+  const clientBefore = procMem(Deno.pid).rss;
+  console.log(`load_sse: n=${ns.join(",")} calls=${calls} nproc=${navigator.hardwareConcurrency}`);
+  for (const n of ns) {
+    const r = await run(n, calls);
+    const pc = perConn(r.before, r.after, r.connected);
+    console.log(
+      `\nN=${r.n}: connected ${r.connected} (${r.connectErrors} errors) in ${
+        r.connectMs.toFixed(0)
+      } ms`,
+    );
+    console.log(
+      `  server RSS ${mib(r.before.rss)} -> ${mib(r.after.rss)} MiB: ${pc.rssKB} KB/conn ` +
+        `(JS heap ${pc.heapKB} KB/conn, external ${pc.externalKB} KB/conn)`,
+    );
+    console.log(
+      `  deliveries ${r.received}/${r.expected}; latency ms p50 ${r.p50.toFixed(2)} p99 ${
+        r.p99.toFixed(2)
+      } max ${r.max.toFixed(2)}; first subscriber mean ${r.firstP50.toFixed(2)} ms`,
+    );
+    console.log(
+      `  server hub.publish per event: mean ${r.publishMeanMs.toFixed(2)} ms, max ${
+        r.publishMaxMs.toFixed(2)
+      } ms`,
+    );
+    console.log(`  JSON ${JSON.stringify(r)}`);
+  }
+  if (Deno.args.includes("--bare")) {
+    const n = ns[ns.length - 1];
+    const b = await runBare(n);
+    const pc = perConn(b.before, b.after, b.n);
+    console.log(
+      `\nbare Deno.serve SSE, N=${b.n}: RSS ${mib(b.before.rss)} -> ${
+        mib(b.after.rss)
+      } MiB: ${pc.rssKB} KB/conn (JS heap ${pc.heapKB} KB/conn)`,
+    );
+  }
+  console.log(`\nclient process RSS growth ${mib(procMem(Deno.pid).rss - clientBefore)} MiB`);
+}

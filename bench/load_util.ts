@@ -1,0 +1,159 @@
+/**
+ * Helpers for the load scripts (`bench/load_*.ts`): start `serve_for_bench.ts` in a child
+ * process and talk to it line by line, read a process's memory from `/proc`, percentiles.
+ *
+ * @module
+ */
+import type { ServeHello } from "./serve_for_bench.ts";
+
+export type { MemReply, ServeHello } from "./serve_for_bench.ts";
+export { wallMs } from "./serve_for_bench.ts";
+
+/** A running `serve_for_bench.ts` child. */
+export interface BenchServer {
+  /** Base URL. */
+  url: string;
+  /** Child pid. */
+  pid: number;
+  /** Sends one command line and resolves with its JSON reply. */
+  cmd<T = Record<string, unknown>>(line: string): Promise<T>;
+  /** Asks the child to quit and waits for it (at most 5 s, then kills it). */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the benchmark server child.
+ *
+ * @example
+ * ```ts
+ * const srv = await startBenchServer();
+ * const m = await srv.cmd<MemReply>("gc");
+ * await srv.close();
+ * ```
+ */
+export async function startBenchServer(opts: { bare?: boolean } = {}): Promise<BenchServer> {
+  const args = [
+    "run",
+    "-A",
+    "--unstable-kv",
+    "--v8-flags=--expose-gc",
+    new URL("./serve_for_bench.ts", import.meta.url).pathname,
+  ];
+  if (opts.bare) args.push("--bare");
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  const readLine = async (): Promise<string> => {
+    for (;;) {
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        return line;
+      }
+      const { done, value } = await lines.read();
+      if (done) throw new Error("bench server exited");
+      buf += value;
+    }
+  };
+  const hello = JSON.parse(await readLine()) as ServeHello;
+  // Commands are strictly sequential: chain them so replies match requests.
+  let chain: Promise<unknown> = Promise.resolve();
+  const enc = new TextEncoder();
+  const cmd = <T>(line: string): Promise<T> => {
+    const p = chain.then(async () => {
+      await writer.write(enc.encode(line + "\n"));
+      const r = JSON.parse(await readLine());
+      if (r.error) throw new Error(`bench server: ${r.error}`);
+      return r as T;
+    });
+    chain = p.catch(() => {});
+    return p;
+  };
+  return {
+    url: hello.url,
+    pid: hello.pid,
+    cmd,
+    async close() {
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, 5_000);
+      try {
+        await cmd("quit");
+      } catch {
+        // exited already
+      }
+      await writer.close().catch(() => {});
+      await lines.cancel().catch(() => {});
+      await child.status;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** `VmRSS` and `VmHWM` of a process from `/proc/<pid>/status`, in bytes. */
+export function procMem(pid: number): { rss: number; hwm: number } {
+  const s = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = (k: string) => Number(s.match(new RegExp(`^${k}:\\s+(\\d+) kB`, "m"))?.[1] ?? NaN);
+  return { rss: kb("VmRSS") * 1024, hwm: kb("VmHWM") * 1024 };
+}
+
+/** Resets `VmHWM` (peak RSS) of a process to its current RSS (Linux `clear_refs` = 5). */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The `p`-th percentile (0–100, nearest rank) of ascending-sorted values. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+/** Logs in with the Flex API and returns the access token. */
+export async function login(url: string, user = "dmitry", password = "secret"): Promise<string> {
+  const res = await fetch(`${url}/api/login`, {
+    method: "POST",
+    body: new URLSearchParams({ login: user, password }),
+  });
+  const body = await res.json();
+  if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(body)}`);
+  return body.access_token as string;
+}
+
+/** Formats bytes as MiB with one decimal. */
+export function mib(n: number): string {
+  return (n / 1024 / 1024).toFixed(1);
+}
+
+/** Reads `--name=value` from `Deno.args`, with a default. */
+export function argNum(name: string, def: number): number {
+  const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
+  return a ? Number(a.slice(name.length + 3)) : def;
+}
+
+/** Reads `--name=a,b,c` from `Deno.args` as numbers, with a default. */
+export function argList(name: string, def: number[]): number[] {
+  const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
+  return a ? a.slice(name.length + 3).split(",").map(Number) : def;
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

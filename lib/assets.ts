@@ -1,0 +1,59 @@
+/**
+ * Embedded static assets: the built-in web client (`static/**`) and `docs/openapi.yaml`,
+ * compiled into the program by `scripts/gen_assets.ts` (see `lib/assets_data.ts`). The
+ * HTTP routes serve files from disk first and fall back to these, so a `deno bundle` or a
+ * Deno Deploy project works without the directories.
+ *
+ * @module
+ */
+import { ASSETS } from "./assets_data.ts";
+
+/** One embedded file, ready to send. */
+export interface EmbeddedAsset {
+  /** File contents. */
+  body: Uint8Array<ArrayBuffer>;
+  /** Content-Type header value. */
+  type: string;
+  /** Strong validator derived from the contents (unquoted). */
+  etag: string;
+}
+
+const cache = new Map<string, EmbeddedAsset>();
+
+function fromBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/**
+ * The embedded file at `path` (relative to the repository root, e.g. `static/index.html`
+ * or `docs/openapi.yaml`; a leading `/` is ignored), or undefined. The body is shared
+ * between calls: do not modify it.
+ *
+ * @example
+ * ```ts
+ * const a = embeddedAsset("static/index.html");
+ * if (a) new Response(a.body, { headers: { "Content-Type": a.type } });
+ * ```
+ */
+export function embeddedAsset(path: string): EmbeddedAsset | undefined {
+  const key = path.replace(/^\/+/, "");
+  const hit = cache.get(key);
+  if (hit) return hit;
+  // Own keys only: "constructor" or "__proto__" must not reach Object.prototype.
+  if (!Object.hasOwn(ASSETS, key)) return undefined;
+  const rec = ASSETS[key];
+  const body = rec.text !== undefined
+    ? new TextEncoder().encode(rec.text)
+    : fromBase64(rec.base64 ?? "");
+  const asset = { body, type: rec.type, etag: rec.etag };
+  cache.set(key, asset);
+  return asset;
+}
+
+/** Paths of every embedded file, sorted. */
+export function embeddedAssetPaths(): string[] {
+  return Object.keys(ASSETS).sort();
+}

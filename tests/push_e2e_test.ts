@@ -1,0 +1,214 @@
+/**
+ * Incoming-call pushes end to end: device tokens registered over the Proxy API, a call
+ * placed on the MX simulator, pushes received by local mock APNs (HTTP/2 over TLS) and FCM
+ * servers. Also: exactly one push per device with two MXFlex instances sharing one KV, and
+ * monitors restored from the token store after a restart.
+ */
+import assert from "node:assert/strict";
+import { MxSimulator } from "../lib/mxsim/mod.ts";
+import { basic, CERT, DMITRY, type Harness, KEY, startHarness } from "./helpers/harness.ts";
+import { MOCK_TLS_CERT_PATH, MockApns, MockFcm } from "./helpers/mock_push.ts";
+
+const FIXTURES = new URL("./fixtures/push/", import.meta.url).pathname;
+const APNS_TOKEN = "a1b2c3d4".repeat(8);
+const APNS_SANDBOX_TOKEN = "feedbeef".repeat(8);
+const FCM_TOKEN = "fcm-device-token:" + "z".repeat(60);
+
+function pushConfig(apns: MockApns, fcm: MockFcm): Record<string, unknown> {
+  return {
+    apns: { [`${FIXTURES}apns-both.p12`]: "mxflex-test" },
+    fcm: { "app-name": `${FIXTURES}service-account.json` },
+    pushEndpoints: {
+      apnsProduction: apns.url,
+      apnsSandbox: apns.url,
+      fcm: fcm.url,
+      fcmOauth: fcm.oauthUrl,
+      caFile: MOCK_TLS_CERT_PATH,
+    },
+  };
+}
+
+async function register(h: Harness, path: string, token: string): Promise<Response> {
+  return await fetch(`${h.url}/mx/test/token/${path}`, {
+    method: "POST",
+    headers: { authorization: basic(), "content-type": "application/json" },
+    body: JSON.stringify({ token }),
+  });
+}
+
+async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  for (let t = 0; t < ms && !cond(); t += 20) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(cond(), `timed out waiting for ${what}`);
+}
+
+Deno.test("push: an incoming call reaches every registered device once", async () => {
+  const apns = MockApns.start();
+  const fcm = MockFcm.start();
+  const h = await startHarness({ config: pushConfig(apns, fcm) });
+  try {
+    for (
+      const [path, token] of [
+        ["apns/com.example.mxflex", APNS_TOKEN],
+        ["apns/com.example.mxflex?sandbox", APNS_SANDBOX_TOKEN],
+        ["gfcm/app-name", FCM_TOKEN],
+      ]
+    ) {
+      const res = await register(h, path, token);
+      assert.equal(res.status, 204, path);
+    }
+    const res = await register(h, "apns/com.example.mxflex", "short");
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), { error: "bad push token" });
+    // The user's extension is now monitored on the server session.
+    await h.sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
+
+    const callId = h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
+    await waitFor(
+      () =>
+        apns.requestsFor(APNS_TOKEN).length === 1 &&
+        apns.requestsFor(APNS_SANDBOX_TOKEN).length === 1 &&
+        fcm.requests.length === 1,
+      "three pushes",
+    );
+    const req = apns.requestsFor(APNS_TOKEN)[0];
+    assert.equal(req.headers["apns-topic"], "com.example.mxflex");
+    assert.ok(req.headers["apns-push-type"]);
+    assert.equal(req.headers["apns-priority"], "10");
+    const body = JSON.parse(req.body);
+    assert.equal(body.callId, callId);
+    assert.equal(body.deviceId, DMITRY.ext);
+    assert.equal(body.alertingDevice, DMITRY.ext);
+    assert.equal(body.callingDevice, "3044");
+    assert.equal(body.localConnectionInfo, "alerting");
+    assert.equal(typeof body.globalCallId, "string");
+    assert.equal(typeof body.time, "number");
+    assert.ok("lastRedirectionDevice" in body);
+    const fcmMsg = JSON.parse(fcm.requests[0].body).message;
+    assert.equal(fcmMsg.token, FCM_TOKEN);
+    assert.equal(fcmMsg.data.callId, String(callId));
+
+    // The Established event of the same call and an outgoing call trigger nothing more.
+    const out = await fetch(`${h.url}/mx/test/call`, {
+      method: "POST",
+      headers: { authorization: basic(), "content-type": "application/json" },
+      body: JSON.stringify({ from: "1", to: "3099" }),
+    });
+    assert.equal(out.status, 200);
+    await out.body?.cancel();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(apns.requestsFor(APNS_TOKEN).length, 1);
+
+    // Unregister: no push for the next call to that device.
+    const del = await fetch(`${h.url}/mx/test/token/gfcm/app-name`, {
+      method: "DELETE",
+      headers: { authorization: basic(), "content-type": "application/json" },
+      body: JSON.stringify({ token: FCM_TOKEN }),
+    });
+    assert.equal(del.status, 204);
+    h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
+    await waitFor(() => apns.requestsFor(APNS_TOKEN).length === 2, "second APNs push");
+    assert.equal(fcm.requests.length, 1);
+  } finally {
+    await h.close();
+    await apns.close();
+    await fcm.close();
+  }
+});
+
+Deno.test("push: a token APNs reports as unregistered (410) is pruned", async () => {
+  const apns = MockApns.start();
+  const fcm = MockFcm.start();
+  const h = await startHarness({ config: pushConfig(apns, fcm) });
+  try {
+    assert.equal((await register(h, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
+    apns.script(APNS_TOKEN, { status: 410, body: { reason: "Unregistered" } });
+    h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
+    await waitFor(() => apns.requestsFor(APNS_TOKEN).length === 1, "push");
+    await waitFor(
+      () => (h.server.dispatcher?.stats()["apns:com.example.mxflex"]?.invalid ?? 0) === 1,
+      "prune",
+    );
+    const left = [];
+    for (const prefix of [["push", "token"], ["push", "user"]]) {
+      for await (const e of h.kv.list({ prefix })) left.push(e.key);
+    }
+    assert.equal(left.length, 0, "token removed from the store");
+  } finally {
+    await h.close();
+    await apns.close();
+    await fcm.close();
+  }
+});
+
+Deno.test("push: two MXFlex instances sharing one KV send one push per device", async () => {
+  const apns = MockApns.start();
+  const fcm = MockFcm.start();
+  const dir = await Deno.makeTempDir();
+  const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY } });
+  const a = await startHarness({
+    simulator: sim,
+    config: pushConfig(apns, fcm),
+    kvPath: `${dir}/kv`,
+  });
+  const b = await startHarness({
+    simulator: sim,
+    config: pushConfig(apns, fcm),
+    kvPath: `${dir}/kv`,
+  });
+  try {
+    assert.equal((await register(a, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
+    // Instance b learns about the token from the shared store when it restores monitors;
+    // registering through b as well is the realistic path for a load-balanced pair.
+    assert.equal((await register(b, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
+    await sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
+    for (let i = 0; i < 3; i++) sim.incomingCall({ from: "3044", to: DMITRY.ext });
+    await waitFor(() => apns.requestsFor(APNS_TOKEN).length >= 3, "three pushes");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(apns.requestsFor(APNS_TOKEN).length, 3, "one push per call, not two");
+    const ids = apns.requestsFor(APNS_TOKEN).map((r) => JSON.parse(r.body).callId);
+    assert.equal(new Set(ids).size, 3);
+  } finally {
+    await a.close({ keepSim: true });
+    await b.close({ keepSim: true });
+    await sim.close();
+    await apns.close();
+    await fcm.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("push: after a restart, monitors are restored from the stored tokens", async () => {
+  const apns = MockApns.start();
+  const fcm = MockFcm.start();
+  const dir = await Deno.makeTempDir();
+  const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY } });
+  try {
+    const first = await startHarness({
+      simulator: sim,
+      config: pushConfig(apns, fcm),
+      kvPath: `${dir}/kv`,
+    });
+    assert.equal((await register(first, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
+    await first.close({ keepSim: true });
+    const mark = sim.mark();
+    const second = await startHarness({
+      simulator: sim,
+      config: pushConfig(apns, fcm),
+      kvPath: `${dir}/kv`,
+    });
+    try {
+      await sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, mark);
+      const mx = second.server.sessions.get("test")!;
+      await waitFor(() => mx.client.isMonitoring(DMITRY.ext), "monitor confirmed");
+      sim.incomingCall({ from: "3044", to: DMITRY.ext });
+      await waitFor(() => apns.requestsFor(APNS_TOKEN).length === 1, "push after restart");
+    } finally {
+      await second.close({ keepSim: true });
+    }
+  } finally {
+    await sim.close();
+    await apns.close();
+    await fcm.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
