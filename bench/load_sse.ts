@@ -23,6 +23,7 @@ import {
   type MemReply,
   mib,
   percentile,
+  procCpuMs,
   procMem,
   sleep,
   startBenchServer,
@@ -194,6 +195,10 @@ export interface SseResult {
   publishMeanMs: number;
   /** Longest hub.publish, ms. */
   publishMaxMs: number;
+  /** Server process CPU per event during the measured calls, ms. */
+  serverCpuMsPerEvent: number;
+  /** Client (this) process CPU per event during the measured calls, ms. */
+  clientCpuMsPerEvent: number;
 }
 
 async function run(n: number, calls: number): Promise<SseResult> {
@@ -217,6 +222,7 @@ async function run(n: number, calls: number): Promise<SseResult> {
     }
     const f0 = await srv.cmd<{ publishes: number; totalMs: number }>("fanout");
 
+    const cpu0 = [procCpuMs(srv.pid), procCpuMs(Deno.pid)];
     const lat: number[] = [];
     const firsts: number[] = [];
     let received = 0;
@@ -234,6 +240,7 @@ async function run(n: number, calls: number): Promise<SseResult> {
       sink.byCall.delete(callId);
       await sleep(50);
     }
+    const cpu1 = [procCpuMs(srv.pid), procCpuMs(Deno.pid)];
     const f1 = await srv.cmd<{ publishes: number; totalMs: number; maxMs: number }>("fanout");
     lat.sort((a, b) => a - b);
     for (const s of subs) s.close();
@@ -255,6 +262,8 @@ async function run(n: number, calls: number): Promise<SseResult> {
       firstP50: firsts.reduce((a, b) => a + b, 0) / firsts.length,
       publishMeanMs: (f1.totalMs - f0.totalMs) / Math.max(1, f1.publishes - f0.publishes),
       publishMaxMs: f1.maxMs,
+      serverCpuMsPerEvent: (cpu1[0] - cpu0[0]) / calls,
+      clientCpuMsPerEvent: (cpu1[1] - cpu0[1]) / calls,
     };
   } finally {
     await srv.close();
@@ -314,6 +323,10 @@ if (import.meta.main) {
       `  server hub.publish per event: mean ${r.publishMeanMs.toFixed(2)} ms, max ${
         r.publishMaxMs.toFixed(2)
       } ms`,
+    );
+    console.log(
+      `  CPU per event (incl. 50 ms idle gaps): server ${r.serverCpuMsPerEvent.toFixed(1)} ms, ` +
+        `clients ${r.clientCpuMsPerEvent.toFixed(1)} ms`,
     );
     console.log(`  JSON ${JSON.stringify(r)}`);
   }

@@ -108,6 +108,14 @@ export function procMem(pid: number): { rss: number; hwm: number } {
   return { rss: kb("VmRSS") * 1024, hwm: kb("VmHWM") * 1024 };
 }
 
+/** User + system CPU time of a process from `/proc/<pid>/stat`, in ms (10 ms resolution). */
+export function procCpuMs(pid: number): number {
+  const s = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
 /** Resets `VmHWM` (peak RSS) of a process to its current RSS (Linux `clear_refs` = 5). */
 export function resetPeakRss(pid: number): boolean {
   try {

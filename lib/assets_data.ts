@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "2292fd8ac82d54eb2a9429fa",
+    etag: "3301fdb655cb4fe5fbe840c3",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -493,6 +493,45 @@ paths:
                     reconnects: 3
                     error: "MX unreachable: ECONNREFUSED"
 
+  /metrics:
+    get:
+      tags: [Ops]
+      operationId: metrics
+      summary: Prometheus metrics (text exposition format 0.0.4)
+      description: |
+        Open to loopback clients. Others need \`Authorization: Bearer <metricsToken>\` when
+        a \`metricsToken\` is configured (else \`401\`), and are refused with \`403\` when none
+        is. Behind a reverse proxy on the same host every request comes from loopback:
+        do not forward \`/metrics\` to the public.
+      security:
+        - {}
+        - metricsToken: []
+      responses:
+        "200":
+          description: The metrics.
+          content:
+            text/plain:
+              schema: { type: string }
+              example: |
+                # HELP mxflex_sse_streams Open SSE streams.
+                # TYPE mxflex_sse_streams gauge
+                mxflex_sse_streams 2
+        "401":
+          description: Not loopback and no or a wrong metrics token.
+          headers:
+            WWW-Authenticate:
+              schema: { type: string, example: 'Bearer realm="metrics"' }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+              example: { error: unauthorized }
+        "403":
+          description: Not loopback and no metrics token is configured.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+              example: { error: forbidden }
+
   /mx/{name}/addressbook:
     get:
       tags: [Proxy]
@@ -839,6 +878,10 @@ components:
       description: |
         The token in the query (needed by \`EventSource\`). With POST, PUT and PATCH it may
         also be sent as an \`access_token\` form or JSON field.
+    metricsToken:
+      type: http
+      scheme: bearer
+      description: The configured \`metricsToken\` (only for \`/metrics\` from non-loopback clients).
     basic:
       type: http
       scheme: basic

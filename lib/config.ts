@@ -101,7 +101,8 @@ export function splitAddr(addr: string, defaultPort = DEFAULT_MX_PORT): [string,
     if (m[2]) port = Number(m[2]);
   } else {
     const i = a.lastIndexOf(":");
-    if (i > 0 && a.indexOf(":") === i) {
+    // ":7778" (no host) leaves host empty and is refused below.
+    if (i >= 0 && a.indexOf(":") === i) {
       host = a.slice(0, i);
       port = Number(a.slice(i + 1));
     }

@@ -1,0 +1,312 @@
+/**
+ * Configuration: both seed files load unchanged, JSON vs YAML by content, validation errors
+ * name the key, environment overrides, and main.ts's Go-style flags and config failures.
+ */
+import assert from "node:assert/strict";
+import {
+  applyEnv,
+  ConfigError,
+  loadConfigFile,
+  normalizeConfig,
+  parseConfigText,
+} from "../lib/config.ts";
+import { main, parseFlags } from "../main.ts";
+
+/** seeds/mxflex-api.md, "Конфигурационный файл", byte for byte (YAML with a flow mapping). */
+const SEED_FLEX_YAML = `host: "localhost:8080"
+mx: {
+    addr: "89.185.246.134",
+    login: "d3test",
+    password: "981211"
+}
+`;
+
+/** seeds/mxproxy-api.md, "Конфигурационный файл", byte for byte (JSON). */
+const SEED_PROXY_JSON = `{
+  "mx": {
+    "dev": {
+      "addr": "127.0.0.1:7778",
+      "login": "server",
+      "password": "password"
+    }
+  },
+  "apns": {
+    "push-cert.p12": "password"
+  },
+  "gfcm": {
+    "app-name": "GOOGLE-APP-KEY"
+  }
+}
+
+`;
+
+async function withTempFile<T>(
+  name: string,
+  text: string,
+  fn: (path: string) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "mxflex-config-" });
+  try {
+    const path = `${dir}/${name}`;
+    await Deno.writeTextFile(path, text);
+    return await fn(path);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Asserts `fn` throws a ConfigError whose message matches `re`. */
+function assertConfigError(fn: () => unknown, re: RegExp, label = ""): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ConfigError, `${label} expected ConfigError, got ${err}`);
+    assert.match(err.message, re, label);
+    return true;
+  }, label);
+}
+
+const MX = { addr: "10.0.0.1", login: "server", password: "pw" };
+
+Deno.test("config: seed 1 mxflex.yaml (YAML flow mapping) loads unchanged", async () => {
+  await withTempFile("mxflex.yaml", SEED_FLEX_YAML, async (path) => {
+    const cfg = await loadConfigFile(path);
+    assert.equal(cfg.host, "localhost:8080");
+    assert.equal(cfg.mx.length, 1);
+    assert.deepEqual(
+      { ...cfg.mx[0], tls: undefined },
+      {
+        name: "default",
+        hostname: "89.185.246.134",
+        port: 7778,
+        login: "d3test",
+        password: "981211",
+        tls: undefined,
+      },
+    );
+    assert.equal(cfg.flexMx, "default");
+    assert.equal(cfg.tokenTtl, 3600);
+    assert.equal(cfg.staticDir, "html");
+    assert.equal(cfg.db, "");
+    assert.deepEqual(cfg.push, {});
+    assert.equal(cfg.baseDir, path.slice(0, path.lastIndexOf("/")));
+  });
+});
+
+Deno.test("config: seed 2 mxproxy.json (named MX, apns, gfcm) loads unchanged", async () => {
+  await withTempFile("mxproxy.json", SEED_PROXY_JSON, async (path) => {
+    const cfg = await loadConfigFile(path);
+    assert.equal(cfg.host, "localhost:8080");
+    assert.deepEqual(cfg.mx.map((m) => [m.name, m.hostname, m.port, m.login, m.password]), [
+      ["dev", "127.0.0.1", 7778, "server", "password"],
+    ]);
+    assert.equal(cfg.flexMx, "dev");
+    assert.deepEqual(cfg.push, {
+      apns: { "push-cert.p12": "password" },
+      gfcm: { "app-name": "GOOGLE-APP-KEY" },
+    });
+  });
+});
+
+Deno.test("config: JSON or YAML is chosen by content, not by file name", async () => {
+  // JSON in a .yaml file, YAML in a .json file.
+  await withTempFile("x.yaml", SEED_PROXY_JSON, async (p) => {
+    assert.equal((await loadConfigFile(p)).mx[0].name, "dev");
+  });
+  await withTempFile("x.json", SEED_FLEX_YAML, async (p) => {
+    assert.equal((await loadConfigFile(p)).mx[0].login, "d3test");
+  });
+  // A whole-document flow mapping with unquoted keys is YAML, not broken JSON.
+  assert.deepEqual(parseConfigText("{host: a, mx: {addr: b}}"), { host: "a", mx: { addr: "b" } });
+  assert.deepEqual(parseConfigText('{"a": 1}'), { a: 1 });
+  assertConfigError(() => parseConfigText("mx: [unclosed"), /neither valid JSON nor YAML/);
+});
+
+Deno.test("config: validation errors name the key", async () => {
+  const cases: [unknown, RegExp][] = [
+    ["- a\n- b", /^config must be a mapping/],
+    [{ host: "localhost:8080" }, /^mx is required$/],
+    [{ mx: "10.0.0.1" }, /^mx is required$/],
+    [{ mx: {} }, /^mx must name at least one MX$/],
+    [{ mx: { login: "a", password: "b" } }, /^mx\.addr is required$/],
+    [{ mx: { addr: "10.0.0.1", password: "b" } }, /^mx\.login is required$/],
+    [{ mx: { dev: { login: "a" } } }, /^mx\.dev\.addr is required$/],
+    [{ mx: { dev: "10.0.0.1" } }, /^mx\.dev must be an object$/],
+    [{ mx: { "a b": MX } }, /^mx\.a b: name may use/],
+    [{ mx: { ...MX, addr: "10.0.0.1:99999" } }, /^mx\.addr: bad address/],
+    [{ mx: { ...MX, addr: "10.0.0.1:0" } }, /^mx\.addr: bad address/],
+    [{ mx: { ...MX, addr: "10.0.0.1:http" } }, /^mx\.addr: bad address/],
+    [{ mx: { dev: { ...MX, addr: ":7778" } } }, /^mx\.dev\.addr: bad address/],
+    [{ mx: { ...MX, login: ["x"] } }, /^mx\.login must be a string$/],
+    [{ mx: { ...MX, tls: "yes" } }, /^mx\.tls must be an object$/],
+    [{ mx: MX, tokenTtl: "3600" }, /^tokenTtl must be a number >= 60$/],
+    [{ mx: MX, tokenTtl: 10 }, /^tokenTtl must be a number >= 60$/],
+    [{ mx: MX, tokenTtl: 90.5 }, /^tokenTtl must be whole seconds$/],
+    [{ mx: MX, requestTimeoutMs: 5 }, /^requestTimeoutMs must be a number >= 100$/],
+    [{ mx: MX, flexMx: "other" }, /^flexMx: no MX named "other"$/],
+    [{ mx: MX, tls: "cert.pem" }, /^tls must be an object/],
+    [{ mx: MX, tls: { cert: "c.pem" } }, /^tls\.key is required$/],
+    [{ mx: MX, acme: "yes" }, /^acme must be an object$/],
+  ];
+  for (const [raw, re] of cases) {
+    const value = typeof raw === "string" ? parseConfigText(raw) : raw;
+    assertConfigError(() => normalizeConfig(value, "."), re, JSON.stringify(raw));
+  }
+  // The same through a file (YAML), and a file that cannot be read.
+  await withTempFile("bad.yaml", "host: x\nmx: {addr: 10.0.0.1:70000, login: a}\n", async (p) => {
+    await assert.rejects(loadConfigFile(p), /mx\.addr: bad address "10\.0\.0\.1:70000"/);
+  });
+  await assert.rejects(
+    loadConfigFile("/nonexistent/mxflex.yaml"),
+    (e) =>
+      e instanceof ConfigError && /cannot read config \/nonexistent\/mxflex\.yaml/.test(e.message),
+  );
+});
+
+Deno.test("config: defaults and optional keys", () => {
+  const cfg = normalizeConfig({
+    mx: { a: { addr: "[::1]:7000", login: "s" }, b: { addr: "mx.example.com", login: "t" } },
+    flexMx: "b",
+    tokenTtl: 600,
+    db: "data/kv.db",
+    tls: { cert: "c.pem", key: "k.pem" },
+    acme: {
+      email: "ops@example.com",
+      directoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory",
+    },
+  }, "/etc/mxflex");
+  assert.deepEqual(cfg.mx.map((m) => [m.name, m.hostname, m.port]), [
+    ["a", "::1", 7000],
+    ["b", "mx.example.com", 7778],
+  ]);
+  assert.equal(cfg.flexMx, "b");
+  assert.equal(cfg.host, "localhost:8080");
+  assert.equal(cfg.tokenTtl, 600);
+  assert.equal(cfg.db, "data/kv.db");
+  assert.deepEqual(cfg.tls, { cert: "c.pem", key: "k.pem" });
+  assert.equal(cfg.acme.directoryUrl, "https://acme-staging-v02.api.letsencrypt.org/directory");
+  assert.equal(cfg.acme.cacheDir, undefined);
+  assert.equal(cfg.baseDir, "/etc/mxflex");
+});
+
+Deno.test("config: environment overrides (Deploy, containers)", () => {
+  const env = (m: Record<string, string>) => (k: string) => m[k];
+  const cfg = applyEnv(
+    normalizeConfig(parseConfigText(SEED_FLEX_YAML), "."),
+    env({
+      MXFLEX_HOST: "flex.example.com",
+      MXFLEX_MX_ADDR: "[2001:db8::5]:7779",
+      MXFLEX_MX_LOGIN: "other",
+      MXFLEX_MX_PASSWORD: "s3cret",
+      MXFLEX_TOKEN_TTL: "7200",
+      MXFLEX_DB: "https://api.deno.com/databases/x/connect",
+    }),
+  );
+  assert.equal(cfg.host, "flex.example.com");
+  assert.deepEqual([cfg.mx[0].hostname, cfg.mx[0].port], ["2001:db8::5", 7779]);
+  assert.equal(cfg.mx[0].login, "other");
+  assert.equal(cfg.mx[0].password, "s3cret");
+  assert.equal(cfg.tokenTtl, 7200);
+  assert.equal(cfg.db, "https://api.deno.com/databases/x/connect");
+
+  // No variables: nothing changes.
+  const same = applyEnv(normalizeConfig(parseConfigText(SEED_FLEX_YAML), "."), env({}));
+  assert.deepEqual(same, normalizeConfig(parseConfigText(SEED_FLEX_YAML), "."));
+
+  // Several MX: only the Flex API's MX is overridden.
+  const multi = applyEnv(
+    normalizeConfig({ mx: { a: MX, b: MX }, flexMx: "b" }, "."),
+    env({ MXFLEX_MX_ADDR: "10.9.9.9", MXFLEX_MX_LOGIN: "flex" }),
+  );
+  assert.deepEqual(multi.mx.map((m) => [m.name, m.hostname, m.login]), [
+    ["a", "10.0.0.1", "server"],
+    ["b", "10.9.9.9", "flex"],
+  ]);
+
+  const fresh = () => normalizeConfig({ mx: MX }, ".");
+  assertConfigError(
+    () => applyEnv(fresh(), env({ MXFLEX_MX_ADDR: "10.0.0.1:0" })),
+    /^MXFLEX_MX_ADDR: /,
+  );
+  for (const ttl of ["30", "abc", "90.5"]) {
+    assertConfigError(
+      () => applyEnv(fresh(), env({ MXFLEX_TOKEN_TTL: ttl })),
+      /^MXFLEX_TOKEN_TTL /,
+    );
+  }
+});
+
+Deno.test("main: parseFlags takes one or two dashes, `-flag value` and `-flag=value`", () => {
+  const base = { csta: false, debug: false, logFormat: "text", help: false, version: false };
+  assert.deepEqual(parseFlags([]), base);
+  for (
+    const args of [
+      ["-config", "a.yaml"],
+      ["--config", "a.yaml"],
+      ["-config=a.yaml"],
+      ["--config=a.yaml"],
+    ]
+  ) {
+    assert.deepEqual(parseFlags(args), { ...base, config: "a.yaml" }, args.join(" "));
+  }
+  assert.deepEqual(
+    parseFlags([
+      "-host",
+      "localhost:8080",
+      "--db=x.db",
+      "-csta",
+      "--debug",
+      "-logflag",
+      "64",
+      "--log-format=json",
+    ]),
+    {
+      ...base,
+      host: "localhost:8080",
+      db: "x.db",
+      csta: true,
+      debug: true,
+      logflag: 64,
+      logFormat: "json",
+    },
+  );
+  // A value may itself start with "=" or contain one.
+  assert.equal(parseFlags(["-config=dir/a=b.yaml"]).config, "dir/a=b.yaml");
+  assert.equal(parseFlags(["-debug=false", "-csta=true"]).debug, false);
+  assert.equal(parseFlags(["-csta=true"]).csta, true);
+  assert.equal(parseFlags(["--help"]).help, true);
+  assert.equal(parseFlags(["-h"]).help, true);
+  assert.equal(parseFlags(["-version"]).version, true);
+  assert.throws(() => parseFlags(["-nope"]), /unknown flag -nope/);
+  assert.throws(() => parseFlags(["-config"]), /flag -config needs a value/);
+  assert.throws(() => parseFlags(["config.yaml"]), /unexpected argument/);
+  assert.throws(() => parseFlags(["-log-format", "xml"]), /-log-format is text or json/);
+});
+
+Deno.test("main: a missing or invalid config returns 2 (in process)", async () => {
+  assert.equal(await main(["-config", "/nonexistent"]), 2);
+  assert.equal(await main(["--bogus"]), 2);
+  await withTempFile("bad.yaml", "host: x\n", async (p) => {
+    assert.equal(await main([`--config=${p}`]), 2);
+  });
+});
+
+Deno.test("main: `-config /nonexistent` exits 2 with one error line and no stack trace", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-env",
+      new URL("../main.ts", import.meta.url).pathname,
+      "-config",
+      "/nonexistent",
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 2, stderr);
+  assert.match(stderr, /ERROR config: cannot read config \/nonexistent/);
+  assert.doesNotMatch(stderr, /^\s+at /m);
+  assert.doesNotMatch(stderr, /Uncaught|Stack backtrace/);
+  assert.equal(new TextDecoder().decode(out.stdout), "");
+});
