@@ -16,7 +16,9 @@ import {
   REPO_ROOT,
 } from "../scripts/gen_assets.ts";
 import { embeddedAsset, embeddedAssetPaths } from "../lib/assets.ts";
-import { contentTypeFor, staticRoutes } from "../routes/static.ts";
+import { Hono } from "hono";
+import { contentTypeFor, type StaticOptions, staticRoutes } from "../routes/static.ts";
+import { toErrorResponse } from "../lib/http/errors.ts";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { CERT, DMITRY, KEY } from "./helpers/harness.ts";
 
@@ -86,6 +88,14 @@ Deno.test("bundle: the template-literal/base64 encoding round-trips awkward byte
   }
 });
 
+/** The static router behind the server's error mapping (HttpError -> JSON status). */
+function statics(o: StaticOptions): Hono {
+  const app = new Hono();
+  app.onError((err) => toErrorResponse(err));
+  app.route("/", staticRoutes(o));
+  return app;
+}
+
 Deno.test("bundle: static routes fall back to embedded files after the directories", async () => {
   const empty = await Deno.makeTempDir({ prefix: "mxflex-static-" });
   const own = await Deno.makeTempDir({ prefix: "mxflex-html-" });
@@ -93,7 +103,7 @@ Deno.test("bundle: static routes fall back to embedded files after the directori
     await Deno.writeTextFile(`${own}/index.html`, "<p>operator's own</p>");
     const index = embeddedAsset("static/index.html")!;
 
-    const app = staticRoutes({ dirs: [`${empty}/html`, empty] });
+    const app = statics({ dirs: [`${empty}/html`, empty] });
     const res = await app.request("/");
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("content-type"), "text/html; charset=utf-8");
@@ -109,10 +119,10 @@ Deno.test("bundle: static routes fall back to embedded files after the directori
     assert.equal((await app.request("/missing.js")).status, 404);
     assert.equal((await app.request("/..%2Fdocs%2Fopenapi.yaml")).status, 404);
     assert.equal((await app.request("/../docs/openapi.yaml")).status, 404);
-    const mine = await staticRoutes({ dirs: [own, empty] }).request("/");
+    const mine = await statics({ dirs: [own, empty] }).request("/");
     assert.equal(await mine.text(), "<p>operator's own</p>");
     // Embedded fallback can be turned off.
-    const off = staticRoutes({ dirs: [empty], embedded: false });
+    const off = statics({ dirs: [empty], embedded: false });
     assert.equal((await off.request("/")).status, 404);
   } finally {
     await Deno.remove(empty, { recursive: true });
@@ -252,7 +262,7 @@ Deno.test("bundle: scripts/bundle.sh output runs alone with deno run against the
 
     // 4. SIGTERM: graceful stop, exit code 0, within main.ts's own 10 s bound.
     proc.kill("SIGTERM");
-    let timer: number | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const result = await Promise.race([
       status,
       new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), 10_000))),
