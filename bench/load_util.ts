@@ -31,7 +31,9 @@ export interface BenchServer {
  * await srv.close();
  * ```
  */
-export async function startBenchServer(opts: { bare?: boolean } = {}): Promise<BenchServer> {
+export async function startBenchServer(
+  opts: { bare?: boolean; simOnly?: boolean; sim?: string } = {},
+): Promise<BenchServer & { simPort?: number }> {
   const args = [
     "run",
     "-A",
@@ -40,6 +42,8 @@ export async function startBenchServer(opts: { bare?: boolean } = {}): Promise<B
     new URL("./serve_for_bench.ts", import.meta.url).pathname,
   ];
   if (opts.bare) args.push("--bare");
+  if (opts.simOnly) args.push("--sim-only");
+  if (opts.sim) args.push(`--sim=${opts.sim}`);
   const child = new Deno.Command(Deno.execPath(), {
     args,
     stdin: "piped",
@@ -79,6 +83,7 @@ export async function startBenchServer(opts: { bare?: boolean } = {}): Promise<B
   return {
     url: hello.url,
     pid: hello.pid,
+    simPort: hello.simPort,
     cmd,
     async close() {
       const timer = setTimeout(() => {

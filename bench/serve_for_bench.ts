@@ -10,7 +10,10 @@
  * 127.0.0.1:0) with the simulator's auto-answer off, so an incoming call produces exactly one
  * DeliveredEvent. `--bare` serves a minimal SSE endpoint instead (plain `Deno.serve` and one
  * `ReadableStream` per client, no hono, no hub, no auth): the baseline that tells what an idle
- * SSE connection costs in Deno itself.
+ * SSE connection costs in Deno itself. `--sim-only` runs just the simulator (TLS) and prints its
+ * port as `simPort`; `--sim=127.0.0.1:<port>` runs just MXFlex against such a simulator, so the
+ * server's memory can be measured without the simulator's (`call`/`vm` go to the `--sim-only`
+ * process then).
  *
  * Protocol: the first stdout line is `{"url":…,"pid":…}`. Then each stdin line is a command
  * and gets exactly one JSON line back:
@@ -26,7 +29,11 @@
  *
  * @module
  */
-import { DMITRY, type Harness, startHarness } from "../tests/helpers/harness.ts";
+import { CERT, DMITRY, type Harness, KEY, startHarness } from "../tests/helpers/harness.ts";
+import { MxSimulator } from "../lib/mxsim/mod.ts";
+import { normalizeConfig } from "../lib/config.ts";
+import { silentLogger } from "../lib/log.ts";
+import { MxFlexServer } from "../lib/server.ts";
 
 /** The first line the child prints. */
 export interface ServeHello {
@@ -34,8 +41,31 @@ export interface ServeHello {
   url: string;
   /** Process id (for `/proc/<pid>/status`). */
   pid: number;
-  /** `harness` or `bare`. */
+  /** `harness`, `bare`, `sim` or `server`. */
   mode: string;
+  /** Simulator TLS port (`--sim-only`). */
+  simPort?: number;
+}
+
+/** MXFlex alone against a simulator elsewhere, assembled like `startHarness()`. */
+async function startServerOnly(simAddr: string): Promise<{ url: string; server: MxFlexServer }> {
+  const config = normalizeConfig({
+    host: "127.0.0.1:0",
+    mx: { test: { addr: simAddr, login: "server", password: "password" } },
+    requestTimeoutMs: 2000,
+  }, new URL("../tests/helpers/", import.meta.url).pathname);
+  const kv = await Deno.openKv(":memory:");
+  const server = await MxFlexServer.create({
+    config,
+    log: silentLogger,
+    kv,
+    backoff: { initialMs: 50, maxMs: 300, jitter: 0.1 },
+    sseHeartbeatMs: 60_000,
+  });
+  server.start();
+  await Promise.all([...server.sessions.values()].map((s) => s.ready(10_000)));
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, server.fetch);
+  return { url: `http://127.0.0.1:${http.addr.port}`, server };
 }
 
 /** Reply to `mem` and `gc`. */
@@ -65,11 +95,16 @@ function reply(o: unknown): void {
 
 async function main(): Promise<void> {
   const bare = Deno.args.includes("--bare");
-  let h: Harness | undefined;
+  const simOnly = Deno.args.includes("--sim-only");
+  const simAddr = Deno.args.find((a) => a.startsWith("--sim="))?.slice(6);
+  /** What `call` and `vm` drive, and what `mem` counts subscribers of. */
+  let h: Pick<Harness, "sim"> & { server?: MxFlexServer } | undefined;
+  let simPort: number | undefined;
   let bareServer: Deno.HttpServer | undefined;
   let bareSubs = 0;
   let url: string;
   let publishes = 0, publishMs = 0, publishMax = 0;
+  let soServer: MxFlexServer | undefined;
 
   if (bare) {
     const retry = enc.encode("retry: 3000\n\n");
@@ -86,11 +121,25 @@ async function main(): Promise<void> {
       return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
     });
     url = `http://127.0.0.1:${(bareServer.addr as Deno.NetAddr).port}`;
+  } else if (simOnly) {
+    const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY }, answerAfterMs: -1 });
+    h = { sim };
+    simPort = sim.port;
+    url = "";
+  } else if (simAddr) {
+    const so = await startServerOnly(simAddr);
+    url = so.url;
+    h = undefined;
+    soServer = so.server;
   } else {
-    h = await startHarness({ sim: { answerAfterMs: -1 } });
-    url = h.url;
+    const hh = await startHarness({ sim: { answerAfterMs: -1 } });
+    h = hh;
+    url = hh.url;
+  }
+  const server = h?.server ?? soServer;
+  if (server) {
     // Measure fan-out cost inside the server without touching production code.
-    const hub = h.server.hub;
+    const hub = server.hub;
     const orig = hub.publish.bind(hub);
     hub.publish = (topic: string, event: string, data: string): number => {
       const t0 = performance.now();
@@ -102,7 +151,8 @@ async function main(): Promise<void> {
       return id;
     };
   }
-  reply({ url, pid: Deno.pid, mode: bare ? "bare" : "harness" } satisfies ServeHello);
+  const mode = bare ? "bare" : simOnly ? "sim" : simAddr ? "server" : "harness";
+  reply({ url, pid: Deno.pid, mode, simPort } satisfies ServeHello);
 
   const mem = (): MemReply => {
     const m = Deno.memoryUsage();
@@ -111,7 +161,7 @@ async function main(): Promise<void> {
       heapUsed: m.heapUsed,
       heapTotal: m.heapTotal,
       external: m.external,
-      subscribers: h ? h.server.hub.subscriberCount() : bareSubs,
+      subscribers: server ? server.hub.subscriberCount() : bareSubs,
     };
   };
 
@@ -137,7 +187,7 @@ async function main(): Promise<void> {
         }
         case "call": {
           if (!h) {
-            reply({ error: "no simulator in --bare mode" });
+            reply({ error: "no simulator in this mode" });
             break;
           }
           const t = wallMs();
@@ -147,7 +197,7 @@ async function main(): Promise<void> {
         }
         case "vm": {
           if (!h) {
-            reply({ error: "no simulator in --bare mode" });
+            reply({ error: "no simulator in this mode" });
             break;
           }
           const n = Number(arg);
@@ -172,7 +222,7 @@ async function main(): Promise<void> {
     }
   }
   // stdin closed: the parent is gone.
-  if (h) await h.close().catch(() => {});
+  if (h && "close" in h) await (h as Harness).close().catch(() => {});
   await bareServer?.shutdown();
   Deno.exit(0);
 }
