@@ -55,6 +55,8 @@ export interface AppConfig {
   tls?: { cert: string; key: string };
   /** ACME options for the automatic certificate. */
   acme: { email?: string; directoryUrl?: string; cacheDir?: string };
+  /** Bearer token that opens `/metrics` to non-loopback clients; "" = loopback only. */
+  metricsToken: string;
   /** Raw push section (`apns`, `gfcm`, `fcm`, `apnsKeys`, `pushEndpoints`) for lib/push. */
   push: Record<string, unknown>;
   /** Directory of the config file: relative paths in it are resolved from here. */
@@ -225,6 +227,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
       directoryUrl: str(acmeRaw, "directoryUrl", "acme", false) || undefined,
       cacheDir: str(acmeRaw, "cacheDir", "acme", false) || undefined,
     },
+    metricsToken: str(raw, "metricsToken", "config", false),
     push,
     baseDir,
   };
@@ -233,7 +236,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
 /**
  * Applies environment overrides (Deno Deploy and containers): `MXFLEX_HOST`,
  * `MXFLEX_MX_ADDR`, `MXFLEX_MX_LOGIN`, `MXFLEX_MX_PASSWORD` (for the Flex API's MX),
- * `MXFLEX_TOKEN_TTL`, `MXFLEX_DB`.
+ * `MXFLEX_TOKEN_TTL`, `MXFLEX_DB`, `MXFLEX_METRICS_TOKEN`.
  */
 export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined): AppConfig {
   const host = env("MXFLEX_HOST");
@@ -258,6 +261,7 @@ export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined)
     cfg.tokenTtl = n;
   }
   cfg.db = env("MXFLEX_DB") ?? cfg.db;
+  cfg.metricsToken = env("MXFLEX_METRICS_TOKEN") ?? cfg.metricsToken;
   return cfg;
 }
 

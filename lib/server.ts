@@ -188,7 +188,7 @@ export class MxFlexServer {
         log,
       }),
     );
-    const metricsToken = o.metricsToken ?? (config as { metricsToken?: string }).metricsToken;
+    const metricsToken = o.metricsToken ?? (config.metricsToken || undefined);
     app.route("/", metricsRoutes({ registry: metrics.registry, token: metricsToken }));
     app.route(
       "/",

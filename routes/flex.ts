@@ -10,7 +10,7 @@ import { type TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
 import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
 import { type SseHub, sseResponse } from "../lib/http/sse.ts";
-import { HttpError, jsonResponse } from "../lib/http/errors.ts";
+import { formatJson, HttpError, JSON_CONTENT_TYPE, jsonResponse } from "../lib/http/errors.ts";
 import { type Fields, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
@@ -32,6 +32,10 @@ export interface FlexDeps {
 }
 
 type Env = { Variables: { claims: TokenClaims; fields: Fields } };
+
+/** Longest accepted password (characters). */
+export const MAX_PASSWORD = 1024;
+
 
 /** SSE topic of an extension on the Flex MX. */
 export function flexTopic(ext: string): string {
@@ -81,6 +85,8 @@ export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors
     const login = stringField(f, "login");
     const password = typeof f.password === "string" ? f.password : "";
     if (!login) throw new HttpError(400, "login required");
+    // Escaped into XML a long password could exceed the 64 KB CSTA frame.
+    if (password.length > MAX_PASSWORD) throw new HttpError(400, "password too long");
     const ip = clientIp(c);
     // Every attempt counts per address; only failures count per login name.
     for (const r of [d.ipLimiter.hit(ip), d.loginLimiter.check(login)]) {
@@ -138,6 +144,12 @@ export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors
       }
       throw err;
     }
+    // Logout and expiry are authoritative here, whatever the revocation list remembers.
+    if (!tokens.has(claims.jti)) {
+      throw new HttpError(401, "token revoked", {
+        "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"',
+      });
+    }
     c.set("claims", claims);
     await next();
   });
@@ -164,16 +176,27 @@ export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors
     return sseResponse(stream, { "Access-Control-Allow-Origin": "*" });
   });
 
+  // The encoded body is built once per address-book version: contacts are read far more
+  // often than they change, and building the JSON was most of a request's cost.
+  let cached: { version: number; etag: string; body: string } | undefined;
+  // Versions restart at 0 in every instance: the nonce keeps old ETags from matching.
+  const etagNonce = crypto.randomUUID().slice(0, 8);
   app.get("/api/contacts", (c) => {
-    const etag = `W/"${d.mx.name}-${d.mx.contactsVersion}"`;
+    const version = d.mx.contactsVersion;
+    const etag = `W/"${etagNonce}-${d.mx.name}-${version}"`;
     if ((c.req.header("if-none-match") ?? "").split(",").some((t) => t.trim() === etag)) {
       return new Response(null, { status: 304, headers: { ETag: etag } });
     }
-    if (d.mx.state !== "connected" && d.mx.contactsVersion === 0) {
+    if (d.mx.state !== "connected" && version === 0) {
       throw new HttpError(503, "MX unavailable: address book not loaded yet");
     }
-    const list = d.mx.contacts().sort((a, b) => compareExt(a.ext, b.ext)).map(flexContact);
-    return jsonResponse({ contacts: list }, 200, { ETag: etag, "Cache-Control": "no-cache" });
+    if (cached?.version !== version) {
+      const list = d.mx.contacts().sort((a, b) => compareExt(a.ext, b.ext)).map(flexContact);
+      cached = { version, etag, body: formatJson({ contacts: list }) };
+    }
+    return new Response(cached.body, {
+      headers: { "Content-Type": JSON_CONTENT_TYPE, ETag: etag, "Cache-Control": "no-cache" },
+    });
   });
 
   app.post("/api/call", async (c) => {
@@ -182,6 +205,11 @@ export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors
     const to = stringField(f, "to");
     if (!to) throw new HttpError(400, "to field is empty");
     const from = stringField(f, "from") ?? cl.ext;
+    // `from` may be any of the user's own phones (the seed's callback use), but not a
+    // colleague's extension: that would ring someone else's desk phone.
+    if (from !== cl.ext && d.mx.contacts().some((ct) => ct.ext === from && ct.jid !== cl.sub)) {
+      throw new HttpError(403, "from is another user's extension");
+    }
     try {
       const call = await makeCall(d.mx.client.connection, from, to);
       return jsonResponse({ call });

@@ -29,6 +29,18 @@ import type { CallLogRecord, Contact, Voicemail } from "../lib/csta/types.ts";
 import type { Logger } from "../lib/log.ts";
 import { mimeForFormat } from "../lib/http/mime.ts";
 
+/** A voicemail download whose client reads nothing for this long is cancelled. */
+export const VOICEMAIL_IDLE_MS = 60_000;
+
+/**
+ * `Content-Disposition` for a file name from the MX: an ASCII `filename` (quotes and
+ * non-ASCII replaced) plus RFC 5987 `filename*` with the exact UTF-8 name.
+ */
+export function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
+
 /** Identity established by Basic auth. */
 export interface ProxyUser {
   login: string;
@@ -123,7 +135,7 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     if (!mx) throw new HttpError(404, "not found");
     c.set("mx", mx);
     const creds = parseBasicAuth(c.req.header("authorization"));
-    if (!creds || !creds.login) {
+    if (!creds || !creds.login || creds.password.length > 1024) {
       throw new HttpError(401, "unauthorized", { "WWW-Authenticate": 'Basic realm="mxproxy"' });
     }
     c.set("user", { login: creds.login, password: creds.password, jid: "", ext: "" });
@@ -249,12 +261,32 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
         throw err;
       }
     }, true);
-    // The session lives as long as the stream: closed at its end, on error, or when the
-    // client leaves (cancel sends MailCancelReceive first, see downloadVoicemail).
+    // The session lives as long as the stream: closed at its end, on error, when the
+    // client leaves (cancel sends MailCancelReceive first, see downloadVoicemail), or when
+    // the client stops reading for VOICEMAIL_IDLE_MS (a stalled client must not hold an MX
+    // session forever).
     const session = conn!;
     const src = dl.stream.getReader();
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const stopIdle = () => clearTimeout(idle);
+    const armIdle = (ctl: ReadableStreamDefaultController<Uint8Array>) => {
+      stopIdle();
+      idle = setTimeout(() => {
+        d.log.info(`voicemail ${id}: client stalled, download cancelled`);
+        src.cancel().catch(() => {}).finally(() => session.close());
+        try {
+          ctl.error(new Error("client stalled"));
+        } catch {
+          // already closed
+        }
+      }, VOICEMAIL_IDLE_MS);
+    };
     const body = new ReadableStream<Uint8Array>({
+      start(ctl) {
+        armIdle(ctl);
+      },
       async pull(ctl) {
+        stopIdle();
         try {
           const { done, value } = await src.read();
           if (done) {
@@ -262,6 +294,7 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
             ctl.close();
           } else {
             ctl.enqueue(value);
+            armIdle(ctl);
           }
         } catch (err) {
           d.log.warn(`voicemail ${id} stream failed: ${(err as Error).message}`);
@@ -270,18 +303,27 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
         }
       },
       async cancel() {
+        stopIdle();
         await src.cancel().catch(() => {});
         session.close();
       },
     }, { highWaterMark: 0 });
-    const name = (dl.documentName || `${id}.${dl.fileFormat || "wav"}`).replace(/["\\\r\n]/g, "_");
-    return new Response(body, {
-      headers: {
-        "Content-Type": mimeForFormat(dl.fileFormat),
-        "Content-Disposition": `attachment; filename="${name}"`,
-        "Cache-Control": "private, no-store",
-      },
-    });
+    try {
+      return new Response(body, {
+        headers: {
+          "Content-Type": mimeForFormat(dl.fileFormat),
+          "Content-Disposition": contentDisposition(
+            dl.documentName || `${id}.${dl.fileFormat || "wav"}`,
+          ),
+          "Cache-Control": "private, no-store",
+        },
+      });
+    } catch (err) {
+      stopIdle();
+      await src.cancel().catch(() => {});
+      session.close();
+      throw err;
+    }
   });
 
   app.patch("/mx/:name/voicemail/:id", async (c) => {

@@ -119,8 +119,9 @@ async function openInside(
   }
   // A symlink inside the directory must not lead outside it.
   if (real !== root && !real.startsWith(root + "/")) return undefined;
+  let handle: Deno.FsFile | undefined;
   try {
-    const handle = await Deno.open(real, { read: true });
+    handle = await Deno.open(real, { read: true });
     const st = await handle.stat();
     if (!st.isFile) {
       handle.close();
@@ -128,6 +129,11 @@ async function openInside(
     }
     return { handle, size: st.size, mtime: st.mtime?.getTime() ?? 0 };
   } catch {
+    try {
+      handle?.close();
+    } catch {
+      // already closed
+    }
     return undefined;
   }
 }

@@ -442,3 +442,52 @@ Deno.test("flex: the HTTP server answers 503 when started while the MX is unreac
     await h.close();
   }
 });
+
+Deno.test("flex: an over-long password is 400, never an MX frame overflow", async () => {
+  await withHarness(async (h) => {
+    const res = await fetch(`${h.url}/api/login`, {
+      method: "POST",
+      body: new URLSearchParams({ login: DMITRY.login, password: "&".repeat(14_000) }),
+    });
+    assert.equal(res.status, 400);
+    assert.deepEqual(await res.json(), { error: "password too long" });
+  });
+});
+
+Deno.test("flex: calls may start from the user's own phones, not a colleague's extension", async () => {
+  await withHarness(async (h) => {
+    const t = await flexLogin(h.url);
+    let res = await fetch(`${h.url}/api/call`, {
+      method: "POST",
+      headers: auth(t),
+      body: new URLSearchParams({ from: "3099", to: "3044" }),
+    });
+    assert.equal(res.status, 403);
+    assert.deepEqual(await res.json(), { error: "from is another user's extension" });
+    res = await fetch(`${h.url}/api/call`, {
+      method: "POST",
+      headers: auth(t),
+      body: new URLSearchParams({ from: "3095", to: "3044" }),
+    });
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("flex: contacts ETags differ between server instances", async () => {
+  const a = await startHarness();
+  const b = await startHarness({ simulator: a.sim });
+  try {
+    const ta = await flexLogin(a.url), tb = await flexLogin(b.url);
+    const ra = await fetch(`${a.url}/api/contacts`, { headers: auth(ta) });
+    const rb = await fetch(`${b.url}/api/contacts`, {
+      headers: { ...auth(tb), "if-none-match": ra.headers.get("etag")! },
+    });
+    await ra.body?.cancel();
+    assert.equal(rb.status, 200, "a restarted server must not honour an old ETag");
+    await rb.body?.cancel();
+  } finally {
+    await b.close({ keepSim: true });
+    await a.close();
+  }
+});

@@ -75,3 +75,15 @@ Deno.test("frame: garbage headers are rejected with FrameError", () => {
   const big = new Uint8Array([0, 1, 0, 0, 0x30, 0x30, 0x30, 0x31]); // 65 536 bytes
   assert.throws(() => new FrameDecoder().push(big), /bad frame length/);
 });
+
+Deno.test("frame: complete frames before garbage in one read are still delivered", () => {
+  const good = encodeFrame(7, "<reply/>");
+  const buf = new Uint8Array(good.length + 8);
+  buf.set(good);
+  buf.set(new TextEncoder().encode("GARBAGE!"), good.length);
+  const dec = new FrameDecoder();
+  const frames = dec.push(buf);
+  assert.deepEqual(frames, [{ invokeId: 7, payload: "<reply/>" }]);
+  assert.ok(dec.error instanceof FrameError, "the decoder reports the bad header");
+  assert.throws(() => dec.push(new Uint8Array(1)), FrameError);
+});

@@ -248,7 +248,10 @@ Deno.test("proxy: voicemail download streams several MB byte-exact", async () =>
     const res = await get(h, `/voicemail/${id}`);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("content-type"), "audio/wav");
-    assert.equal(res.headers.get("content-disposition"), 'attachment; filename="message.wav"');
+    assert.equal(
+      res.headers.get("content-disposition"),
+      "attachment; filename=\"message.wav\"; filename*=UTF-8''message.wav",
+    );
     const got = new Uint8Array(await res.arrayBuffer());
     assert.equal(got.length, content.length);
     assert.deepEqual(got, content);
@@ -273,6 +276,27 @@ Deno.test("proxy: a client leaving mid-download makes the server cancel on the M
     const cancel = await h.sim.waitFor("MailCancelReceive", undefined, 5000, mark);
     assert.match(cancel.xml, new RegExp(`<mailId>${id}</mailId>`));
     assert.ok(h.sim.cancelledDownloads.some((c) => c.mailId === id));
+    // The user's MX session is closed too: only the server session remains.
+    for (let i = 0; i < 100 && h.sim.sessionCount() > 1; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(h.sim.sessionCount(), 1);
+  });
+});
+
+Deno.test("proxy: a non-ASCII voicemail file name is served safely", async () => {
+  await withHarness(async (h) => {
+    const id = h.sim.addVoicemail(DMITRY.ext, {
+      from: "3099",
+      content: new Uint8Array([1, 2, 3]),
+      documentName: 'Сообщение "1".wav',
+    });
+    const res = await get(h, `/voicemail/${id}`);
+    assert.equal(res.status, 200);
+    const cd = res.headers.get("content-disposition")!;
+    assert.match(cd, /^attachment; filename="[\x20-\x7e]+"; filename\*=UTF-8''/);
+    assert.ok(cd.includes(encodeURIComponent("Сообщение")));
+    assert.deepEqual(new Uint8Array(await res.arrayBuffer()), new Uint8Array([1, 2, 3]));
   });
 });
 

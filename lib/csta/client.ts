@@ -12,9 +12,9 @@ import {
   type Credentials,
   CstaConnection,
 } from "./connection.ts";
-import { startMonitor, stopMonitor } from "./operations.ts";
+import { stopMonitor } from "./operations.ts";
 import { child, type XmlElement } from "./xml.ts";
-import { LoginFailedError } from "./commands.ts";
+import { isCstaError, LoginFailedError, monitorStart, parseMonitorStart } from "./commands.ts";
 import type { LoginInfo } from "./types.ts";
 
 /** Session state as shown by `/readyz` and metrics. */
@@ -91,6 +91,8 @@ export class CstaClient {
   #monitors = new Map<string, number | undefined>();
   #byRef = new Map<number, string>();
   #listeners = new Set<ClientListener>();
+  /** MonitorStart requests in flight, by extension. */
+  #starting = new Map<string, Promise<void>>();
   #stateListeners = new Set<(s: ClientState) => void>();
   #readyWaiters: Array<() => void> = [];
   #attempt = 0;
@@ -173,27 +175,53 @@ export class CstaClient {
   /**
    * Ensures a monitor on `ext`; it survives reconnects until {@link unmonitor}. Resolves once
    * the MX confirmed it. While disconnected it is recorded and started on reconnect.
+   * Concurrent calls for one extension share one `MonitorStart` (never two MX monitors).
    * @throws {CstaError} when the MX refuses the monitor (the extension is then forgotten)
    */
-  async monitor(ext: string): Promise<void> {
-    if (this.#monitors.has(ext) && this.#monitors.get(ext) !== undefined) return;
+  monitor(ext: string): Promise<void> {
+    if (this.#monitors.get(ext) !== undefined) return Promise.resolve();
+    const running = this.#starting.get(ext);
+    if (running) return running;
     this.#monitors.set(ext, undefined);
-    if (this.#state !== "connected" || !this.#conn) return;
     const conn = this.#conn;
-    try {
-      const ref = await startMonitor(conn, ext);
-      if (!this.#monitors.has(ext) || conn !== this.#conn) {
-        // Unmonitored meanwhile, or the session changed under us (restore handles that).
-        if (!this.#monitors.has(ext)) await stopMonitor(conn, ref).catch(() => {});
-        return;
-      }
-      this.#monitors.set(ext, ref);
-      this.#byRef.set(ref, ext);
-    } catch (err) {
-      if (err instanceof ConnectionClosedError) return; // restored after reconnect
-      this.#monitors.delete(ext);
-      throw err;
+    // During set-up (restore, address book) the connection is usable already.
+    if (!conn || conn.isClosed) return Promise.resolve();
+    const p = this.#start(conn, ext).then(
+      () => {},
+      (err) => {
+        if (err instanceof ConnectionClosedError) return; // restored after reconnect
+        if (this.#monitors.get(ext) === undefined) this.#monitors.delete(ext);
+        throw err;
+      },
+    ).finally(() => this.#starting.delete(ext));
+    this.#starting.set(ext, p);
+    return p;
+  }
+
+  /**
+   * Sends `MonitorStart` and records the ref while the reply is dispatched, so that events
+   * arriving in the same read as the reply are already routed to `ext`. If the extension
+   * was released meanwhile, the new monitor is stopped again.
+   */
+  async #start(conn: CstaConnection, ext: string): Promise<number> {
+    let ref = -1;
+    await conn.request(monitorStart(ext), {
+      onReply: (e) => {
+        if (isCstaError(e)) return;
+        ref = parseMonitorStart(e);
+        if (conn !== this.#conn || !this.#monitors.has(ext)) return;
+        this.#monitors.set(ext, ref);
+        this.#byRef.set(ref, ext);
+      },
+    });
+    if (ref >= 0 && this.#monitors.get(ext) !== ref) {
+      // Released while the request was in flight (a logout racing a restore): the MX
+      // created the monitor anyway, so stop it rather than leave it running unowned.
+      if (this.#byRef.get(ref) === ext) this.#byRef.delete(ref);
+      await stopMonitor(conn, ref).catch(() => {});
+      return -1;
     }
+    return ref;
   }
 
   /** Stops the monitor on `ext` (best effort on the MX side). */
@@ -267,13 +295,24 @@ export class CstaClient {
           break;
         }
         const info = await conn.login(this.#opts.credentials);
+        if (this.#stopped()) {
+          conn.close();
+          break;
+        }
         this.#info = info;
+        // Refs of the previous session mean nothing now: every monitor is started again.
         this.#byRef.clear();
+        for (const ext of this.#monitors.keys()) this.#monitors.set(ext, undefined);
         conn.onMessage((msg) => this.#route(msg));
         this.#conn = conn;
         await this.#restoreMonitors(conn);
         await this.#opts.onSession?.(conn, info);
-        if (this.#stopped()) break;
+        // Monitors requested during the address-book fetch are started before "connected".
+        await this.#restoreMonitors(conn);
+        if (this.#stopped()) {
+          conn.close();
+          break;
+        }
         this.#attempt = 0;
         this.#lastError = "";
         if (!first) this.#reconnects++;
@@ -305,19 +344,29 @@ export class CstaClient {
     this.#conn = undefined;
   }
 
+  /**
+   * Starts every recorded monitor on a new session, including ones requested while this
+   * runs, until none is missing.
+   */
   async #restoreMonitors(conn: CstaConnection): Promise<void> {
-    for (const ext of [...this.#monitors.keys()]) {
-      try {
-        const ref = await startMonitor(conn, ext);
-        this.#monitors.set(ext, ref);
-        this.#byRef.set(ref, ext);
-      } catch (err) {
-        if (err instanceof ConnectionClosedError) throw err;
-        // The extension may have been removed from the MX meanwhile.
-        this.#opts.log?.("warn", `monitor ${ext} not restored: ${(err as Error).message}`);
-        this.#monitors.set(ext, undefined);
+    const failed = new Set<string>();
+    for (;;) {
+      const missing = [...this.#monitors].filter(([ext, ref]) =>
+        ref === undefined && !failed.has(ext) && !this.#starting.has(ext)
+      ).map(([ext]) => ext);
+      if (missing.length === 0) break;
+      for (const ext of missing) {
+        try {
+          await this.#start(conn, ext);
+        } catch (err) {
+          if (err instanceof ConnectionClosedError) throw err;
+          // The extension may have been removed from the MX meanwhile; retried next session.
+          this.#opts.log?.("warn", `monitor ${ext} not restored: ${(err as Error).message}`);
+          failed.add(ext);
+        }
       }
     }
+    await Promise.allSettled([...this.#starting.values()]);
   }
 
   #route(msg: XmlElement): void {

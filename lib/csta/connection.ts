@@ -28,6 +28,16 @@ import {
 import { hashPassword, isHashedPassword } from "./password.ts";
 import type { LoginInfo } from "./types.ts";
 
+/**
+ * Marks a promise as handled so that a waiter registered before its request is sent cannot
+ * crash the process with an unhandled rejection when the session dies first; callers that
+ * await it still see the rejection.
+ */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 /** An MX reply did not arrive in time. Its message is what the HTTP layer shows. */
 export class TimeoutError extends Error {
   constructor(message = "MX response timeout") {
@@ -217,14 +227,23 @@ export class CstaConnection {
    */
   request(
     payload: string,
-    opts: { timeoutMs?: number; rawErrors?: boolean } = {},
+    opts: { timeoutMs?: number; rawErrors?: boolean; onReply?: (e: XmlElement) => void } = {},
   ): Promise<XmlElement> {
     if (this.#closeReason) {
       return Promise.reject(new ConnectionClosedError(this.#closeReason.message));
     }
     if (this.#pending.size >= this.#maxPending) return Promise.reject(new BusyError());
     const id = this.#allocId();
+    let bytes: Uint8Array;
+    try {
+      // Encode before registering: an oversize payload must not leave a pending entry whose
+      // promise nobody holds (its later rejection would be unhandled).
+      bytes = encodeFrame(id, payload);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs;
+    const onReply = opts.onReply;
     const p = new Promise<XmlElement>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
@@ -232,15 +251,18 @@ export class CstaConnection {
         reject(new TimeoutError());
       }, timeoutMs);
       this.#pending.set(id, {
-        resolve: opts.rawErrors ? resolve : (e) => {
-          if (isCstaError(e)) reject(new CstaError(parseCstaError(e)));
+        resolve: (e) => {
+          // Runs synchronously while the frame is dispatched, before any later frame of the
+          // same read (e.g. an event for a monitor this reply creates).
+          onReply?.(e);
+          if (!opts.rawErrors && isCstaError(e)) reject(new CstaError(parseCstaError(e)));
           else resolve(e);
         },
         reject,
         timer,
       });
     });
-    this.#write(id, payload);
+    this.#send(id, payload, bytes);
     const obs = this.#obs, t0 = performance.now();
     if (obs) {
       p.then(() => obs.command(performance.now() - t0), () => obs.command(performance.now() - t0));
@@ -256,28 +278,30 @@ export class CstaConnection {
    */
   waitForName(names: string[], timeoutMs = this.#timeoutMs): Promise<XmlElement> {
     if (this.#closeReason) {
-      return Promise.reject(new ConnectionClosedError(this.#closeReason.message));
+      return handled(Promise.reject(new ConnectionClosedError(this.#closeReason.message)));
     }
-    return new Promise<XmlElement>((resolve, reject) => {
-      const done = () => {
-        clearTimeout(timer);
-        const i = this.#waiters.indexOf(w);
-        if (i >= 0) this.#waiters.splice(i, 1);
-      };
-      const w: NameWaiter = {
-        names: new Set(names),
-        deliver: (e) => {
-          done();
-          resolve(e);
-        },
-        fail: (e) => {
-          done();
-          reject(e);
-        },
-      };
-      const timer = setTimeout(() => w.fail(new TimeoutError()), timeoutMs);
-      this.#waiters.push(w);
-    });
+    return handled(
+      new Promise<XmlElement>((resolve, reject) => {
+        const done = () => {
+          clearTimeout(timer);
+          const i = this.#waiters.indexOf(w);
+          if (i >= 0) this.#waiters.splice(i, 1);
+        };
+        const w: NameWaiter = {
+          names: new Set(names),
+          deliver: (e) => {
+            done();
+            resolve(e);
+          },
+          fail: (e) => {
+            done();
+            reject(e);
+          },
+        };
+        const timer = setTimeout(() => w.fail(new TimeoutError()), timeoutMs);
+        this.#waiters.push(w);
+      }),
+    );
   }
 
   /**
@@ -293,40 +317,42 @@ export class CstaConnection {
     idleTimeoutMs = this.#timeoutMs,
   ): Promise<boolean> {
     if (this.#closeReason) {
-      return Promise.reject(new ConnectionClosedError(this.#closeReason.message));
+      return handled(Promise.reject(new ConnectionClosedError(this.#closeReason.message)));
     }
-    return new Promise<boolean>((resolve, reject) => {
-      let timer = setTimeout(() => finish(false), idleTimeoutMs);
-      const finish = (complete: boolean) => {
-        clearTimeout(timer);
-        const i = this.#waiters.indexOf(w);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        resolve(complete);
-      };
-      const w: NameWaiter = {
-        names: new Set(names),
-        deliver: (e) => {
-          let done: boolean;
-          try {
-            done = onMessage(e);
-          } catch (err) {
-            clearTimeout(timer);
-            w.fail(err as Error);
-            return;
-          }
-          if (done) return finish(true);
-          clearTimeout(timer);
-          timer = setTimeout(() => finish(false), idleTimeoutMs);
-        },
-        fail: (e) => {
+    return handled(
+      new Promise<boolean>((resolve, reject) => {
+        let timer = setTimeout(() => finish(false), idleTimeoutMs);
+        const finish = (complete: boolean) => {
           clearTimeout(timer);
           const i = this.#waiters.indexOf(w);
           if (i >= 0) this.#waiters.splice(i, 1);
-          reject(e);
-        },
-      };
-      this.#waiters.push(w);
-    });
+          resolve(complete);
+        };
+        const w: NameWaiter = {
+          names: new Set(names),
+          deliver: (e) => {
+            let done: boolean;
+            try {
+              done = onMessage(e);
+            } catch (err) {
+              clearTimeout(timer);
+              w.fail(err as Error);
+              return;
+            }
+            if (done) return finish(true);
+            clearTimeout(timer);
+            timer = setTimeout(() => finish(false), idleTimeoutMs);
+          },
+          fail: (e) => {
+            clearTimeout(timer);
+            const i = this.#waiters.indexOf(w);
+            if (i >= 0) this.#waiters.splice(i, 1);
+            reject(e);
+          },
+        };
+        this.#waiters.push(w);
+      }),
+    );
   }
 
   /**
@@ -361,8 +387,12 @@ export class CstaConnection {
   }
 
   #write(id: number, payload: string): void {
+    this.#send(id, payload, encodeFrame(id, payload));
+  }
+
+  #send(id: number, payload: string, bytes: Uint8Array): void {
     this.#wireLog?.("out", id, payload);
-    this.#t.write(encodeFrame(id, payload));
+    this.#t.write(bytes);
     this.#obs?.frame("out");
     this.#lastSent = Date.now();
   }
@@ -410,6 +440,12 @@ export class CstaConnection {
       }
       this.#dispatch(f.invokeId, msg);
       if (this.#closeReason) return;
+    }
+    const bad = this.#decoder.error;
+    if (bad) {
+      this.#onBad?.(bad);
+      this.#t.destroy();
+      this.#shutdown(new ConnectionClosedError(`protocol error: ${bad.message}`));
     }
   }
 

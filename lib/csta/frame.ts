@@ -81,10 +81,19 @@ export class FrameDecoder {
   #buf: Uint8Array = new Uint8Array(0);
   #len = 0;
   #maxFrame: number;
+  #error?: FrameError;
 
   /** @param maxFrame largest accepted frame; defaults to the protocol's 65 535 bytes */
   constructor(maxFrame = MAX_FRAME_SIZE) {
     this.#maxFrame = maxFrame;
+  }
+
+  /**
+   * Set when a bad header followed complete frames in the same push: those frames were
+   * returned, and every later push throws this error.
+   */
+  get error(): FrameError | undefined {
+    return this.#error;
   }
 
   /** Bytes received but not yet forming a complete frame. */
@@ -97,8 +106,27 @@ export class FrameDecoder {
    * @throws {FrameError} on a malformed header; the decoder is then unusable
    */
   push(chunk: Uint8Array): Frame[] {
+    if (this.#error) throw this.#error;
     this.#append(chunk);
     const frames: Frame[] = [];
+    let off = 0;
+    try {
+      off = this.#decode(frames);
+    } catch (err) {
+      // Deliver what was complete before the garbage (e.g. a reply), fail from then on.
+      if (frames.length === 0) throw err;
+      this.#error = err as FrameError;
+      this.#len = 0;
+      return frames;
+    }
+    if (off > 0) {
+      this.#buf.copyWithin(0, off, this.#len);
+      this.#len -= off;
+    }
+    return frames;
+  }
+
+  #decode(frames: Frame[]): number {
     let off = 0;
     while (this.#len - off >= HEADER_SIZE) {
       const b = this.#buf;
@@ -121,11 +149,7 @@ export class FrameDecoder {
       });
       off += total;
     }
-    if (off > 0) {
-      this.#buf.copyWithin(0, off, this.#len);
-      this.#len -= off;
-    }
-    return frames;
+    return off;
   }
 
   #append(chunk: Uint8Array): void {

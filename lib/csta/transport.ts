@@ -173,7 +173,7 @@ function wrap(sock: net.Socket, fingerprint: string | undefined): Transport {
     close() {
       sock.end();
       // A peer that never closes its side must not keep us waiting.
-      setTimeout(() => sock.destroy(), 2_000).unref?.();
+      Deno.unrefTimer(setTimeout(() => sock.destroy(), 2_000) as unknown as number);
     },
     destroy() {
       sock.destroy();

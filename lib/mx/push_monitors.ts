@@ -33,6 +33,8 @@ export class PushMonitors {
   #o: PushMonitorsOptions;
   /** Per MX: ext -> JIDs with tokens (one ext could belong to one user, kept general). */
   #users = new Map<string, Map<string, Set<string>>>();
+  /** Per MX: JID -> the extension its monitor is held on. */
+  #extOf = new Map<string, Map<string, string>>();
 
   /** @param o store, dispatcher, configured apps, logger */
   constructor(o: PushMonitorsOptions) {
@@ -76,19 +78,16 @@ export class PushMonitors {
   async register(mx: MxSession, jid: string, ext: string, app: string, token: string) {
     const [kind, bundle] = splitApp(app);
     await this.#o.store.add({ mx: mx.name, jid, kind, app: bundle, token });
-    this.#track(mx.name, ext, jid);
+    await this.#track(mx, ext, jid);
     await mx.acquirePersistent(ext, holderOf(jid));
   }
 
   /** Removes a token; the last token of a user releases the monitor. */
-  async unregister(mx: MxSession, jid: string, ext: string, app: string, token: string) {
+  async unregister(mx: MxSession, jid: string, _ext: string, app: string, token: string) {
     const [kind, bundle] = splitApp(app);
     await this.#o.store.removeForUser(mx.name, jid, kind, bundle, token);
     const left = await this.#o.store.listForUser(mx.name, jid);
-    if (left.length === 0) {
-      this.#users.get(mx.name)?.get(ext)?.delete(jid);
-      await mx.release(ext, holderOf(jid));
-    }
+    if (left.length === 0) await this.#untrack(mx, jid);
   }
 
   async #restore(mx: MxSession): Promise<void> {
@@ -105,8 +104,8 @@ export class PushMonitors {
         this.#o.log.warn(`push user ${jid} not in the ${mx.name} address book; skipped`);
         continue;
       }
-      this.#track(mx.name, ext, jid);
       try {
+        await this.#track(mx, ext, jid);
         await mx.acquirePersistent(ext, holderOf(jid));
       } catch (err) {
         this.#o.log.warn(`push monitor ${ext} not started: ${(err as Error).message}`);
@@ -114,12 +113,30 @@ export class PushMonitors {
     }
   }
 
-  #track(mxName: string, ext: string, jid: string): void {
-    let byExt = this.#users.get(mxName);
-    if (!byExt) this.#users.set(mxName, byExt = new Map());
+  /** Records that `jid`'s pushes come from `ext`, moving it if its extension changed. */
+  async #track(mx: MxSession, ext: string, jid: string): Promise<void> {
+    const old = this.#extOf.get(mx.name)?.get(jid);
+    if (old !== undefined && old !== ext) await this.#untrack(mx, jid);
+    let byExt = this.#users.get(mx.name);
+    if (!byExt) this.#users.set(mx.name, byExt = new Map());
     let set = byExt.get(ext);
     if (!set) byExt.set(ext, set = new Set());
     set.add(jid);
+    let exts = this.#extOf.get(mx.name);
+    if (!exts) this.#extOf.set(mx.name, exts = new Map());
+    exts.set(jid, ext);
+  }
+
+  /** Forgets `jid` and releases its monitor reference. */
+  async #untrack(mx: MxSession, jid: string): Promise<void> {
+    const ext = this.#extOf.get(mx.name)?.get(jid);
+    if (ext === undefined) return;
+    this.#extOf.get(mx.name)!.delete(jid);
+    const byExt = this.#users.get(mx.name);
+    const set = byExt?.get(ext);
+    set?.delete(jid);
+    if (set && set.size === 0) byExt!.delete(ext);
+    await mx.release(ext, holderOf(jid));
   }
 }
 

@@ -205,7 +205,14 @@ export class MxSession {
       this.#holders.set(ext, set);
     }
     set.add(holder);
-    await this.client.monitor(ext);
+    try {
+      await this.client.monitor(ext);
+    } catch (err) {
+      // The MX refused this extension: a holder without a monitor would only mislead.
+      set.delete(holder);
+      if (set.size === 0) this.#holders.delete(ext);
+      throw err;
+    }
   }
 
   /** Drops a reference; the last one stops the MX monitor. Returns the remaining count. */
