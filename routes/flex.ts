@@ -36,7 +36,6 @@ type Env = { Variables: { claims: TokenClaims; fields: Fields } };
 /** Longest accepted password (characters). */
 export const MAX_PASSWORD = 1024;
 
-
 /** SSE topic of an extension on the Flex MX. */
 export function flexTopic(ext: string): string {
   return `flex:${ext}`;
