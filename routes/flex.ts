@@ -17,6 +17,7 @@ import { clientIp } from "../lib/http/client_ip.ts";
 import { type CallAction, callControl, makeCall, transferCall } from "../lib/csta/operations.ts";
 import { encodeEventJson } from "../lib/csta/events.ts";
 import type { Contact } from "../lib/csta/types.ts";
+import { withOptionalFields } from "../lib/http/contact_json.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** What the Flex router needs. */
@@ -49,10 +50,7 @@ export function flexContact(c: Contact): Record<string, string> {
   o.firstName = c.firstName;
   o.lastName = c.lastName;
   o.ext = c.ext;
-  for (const k of ["homePhone", "cellPhone", "email", "homeSystem", "did", "exchangeId"] as const) {
-    if (c[k]) o[k] = c[k];
-  }
-  return o;
+  return withOptionalFields(o, c);
 }
 
 /** Orders extensions naturally: numeric ones by value, then the rest as strings. */

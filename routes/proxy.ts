@@ -26,6 +26,7 @@ import {
   updateVoicemail,
 } from "../lib/csta/operations.ts";
 import type { CallLogRecord, Contact, Voicemail } from "../lib/csta/types.ts";
+import { withOptionalFields } from "../lib/http/contact_json.ts";
 import type { Logger } from "../lib/log.ts";
 import { mimeForFormat } from "../lib/http/mime.ts";
 
@@ -67,11 +68,7 @@ const USER_ATTRS = { platform: "iPhone", version: "1.0" };
 
 /** Proxy address-book entry: no jid/status inside (the JID is the key). */
 export function proxyContact(c: Contact): Record<string, string> {
-  const o: Record<string, string> = { firstName: c.firstName, lastName: c.lastName, ext: c.ext };
-  for (const k of ["homePhone", "cellPhone", "email", "homeSystem", "did", "exchangeId"] as const) {
-    if (c[k]) o[k] = c[k];
-  }
-  return o;
+  return withOptionalFields({ firstName: c.firstName, lastName: c.lastName, ext: c.ext }, c);
 }
 
 /** Call-log item in the seed's field order with its omitempty rules (mx-protocol §6.3). */

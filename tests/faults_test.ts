@@ -11,25 +11,13 @@ import {
   DMITRY,
   flexLogin,
   type Harness,
-  type HarnessOptions,
   SseReader,
   startHarness,
+  withHarness,
 } from "./helpers/harness.ts";
 import { CstaConnection } from "../lib/csta/connection.ts";
 import { encodeFrame } from "../lib/csta/frame.ts";
 import { TokenStore } from "../lib/store/tokens.ts";
-
-async function withHarness(
-  fn: (h: Harness) => Promise<void>,
-  o: HarnessOptions = {},
-): Promise<void> {
-  const h = await startHarness(o);
-  try {
-    await fn(h);
-  } finally {
-    await h.close();
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

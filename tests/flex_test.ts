@@ -4,26 +4,7 @@
 import assert from "node:assert/strict";
 import { decodeJwt, SignJWT } from "jose";
 import { EventSource } from "eventsource";
-import {
-  DMITRY,
-  flexLogin,
-  type Harness,
-  type HarnessOptions,
-  SseReader,
-  startHarness,
-} from "./helpers/harness.ts";
-
-async function withHarness(
-  fn: (h: Harness) => Promise<void>,
-  o: HarnessOptions = {},
-): Promise<void> {
-  const h = await startHarness(o);
-  try {
-    await fn(h);
-  } finally {
-    await h.close();
-  }
-}
+import { DMITRY, flexLogin, SseReader, startHarness, withHarness } from "./helpers/harness.ts";
 
 function auth(token: string): HeadersInit {
   return { authorization: `Bearer ${token}` };

@@ -3,25 +3,7 @@
  * simulator.
  */
 import assert from "node:assert/strict";
-import {
-  basic,
-  DMITRY,
-  type Harness,
-  type HarnessOptions,
-  startHarness,
-} from "./helpers/harness.ts";
-
-async function withHarness(
-  fn: (h: Harness) => Promise<void>,
-  o: HarnessOptions = {},
-): Promise<void> {
-  const h = await startHarness(o);
-  try {
-    await fn(h);
-  } finally {
-    await h.close();
-  }
-}
+import { basic, DMITRY, type Harness, withHarness } from "./helpers/harness.ts";
 
 function get(h: Harness, path: string, auth = basic()): Promise<Response> {
   return fetch(`${h.url}/mx/test${path}`, { headers: { authorization: auth } });

@@ -179,26 +179,18 @@ export class MxSession {
    */
   async acquire(ext: string, holder: string): Promise<void> {
     if (this.client.state !== "connected") throw new UnavailableError();
-    let set = this.#holders.get(ext);
-    if (!set) {
-      set = new Set();
-      this.#holders.set(ext, set);
-    }
-    set.add(holder);
-    try {
-      await this.client.monitor(ext);
-    } catch (err) {
-      set.delete(holder);
-      if (set.size === 0) this.#holders.delete(ext);
-      throw err;
-    }
+    await this.#hold(ext, holder);
   }
 
   /**
    * Registers a reference that must survive MX outages (push registrations restored at
    * start-up): recorded even while disconnected, started on (re)connect.
    */
-  async acquirePersistent(ext: string, holder: string): Promise<void> {
+  acquirePersistent(ext: string, holder: string): Promise<void> {
+    return this.#hold(ext, holder);
+  }
+
+  async #hold(ext: string, holder: string): Promise<void> {
     let set = this.#holders.get(ext);
     if (!set) {
       set = new Set();

@@ -84,6 +84,19 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   };
 }
 
+/** Runs `fn` with a fresh harness and always closes it. */
+export async function withHarness(
+  fn: (h: Harness) => Promise<void>,
+  o: HarnessOptions = {},
+): Promise<void> {
+  const h = await startHarness(o);
+  try {
+    await fn(h);
+  } finally {
+    await h.close();
+  }
+}
+
 /** Logs in through the Flex API and returns the access token. */
 export async function flexLogin(
   url: string,
