@@ -306,3 +306,17 @@ Deno.test("csta: wire log redacts password hashes, SIP passwords and audio", () 
   assert.ok(!out.includes("UklGRi"));
   assert.match(out, /\[16 base64 chars redacted\]/);
 });
+
+Deno.test("csta: a call log of exactly two full blocks ends after the follow-up wait", async () => {
+  await withSim(async (sim) => {
+    const conn = await connect(sim);
+    await conn.login({ type: "User", userName: "dmitry", password: "secret" });
+    for (let i = 0; i < 42; i++) {
+      sim.addCallLog("3095", { recordId: 1 + i, disconnectTimestamp: 1_500_000_000 + i });
+    }
+    const log = await fetchCallLog(conn, -1, 1000, 100);
+    assert.equal(log.length, 42);
+    assert.deepEqual(log.map((r) => r.recordId), Array.from({ length: 42 }, (_, i) => i + 1));
+    conn.close();
+  });
+});

@@ -307,7 +307,8 @@ export class CstaConnection {
   /**
    * Collects consecutive messages named one of `names` (whatever their invoke id) until
    * `onMessage` returns true, or until no such message arrives for `idleTimeoutMs` (the
-   * timer restarts after each one, as the originals' HandleWait did). Register before
+   * timer restarts after each one, as the originals' HandleWait did; `nextTimeoutMs` applies
+   * after the first message). Register before
    * sending the request: several blocks may arrive in one read.
    * @returns true when `onMessage` ended the collection, false on idle timeout
    */
@@ -315,6 +316,7 @@ export class CstaConnection {
     names: string[],
     onMessage: (e: XmlElement) => boolean,
     idleTimeoutMs = this.#timeoutMs,
+    nextTimeoutMs = idleTimeoutMs,
   ): Promise<boolean> {
     if (this.#closeReason) {
       return handled(Promise.reject(new ConnectionClosedError(this.#closeReason.message)));
@@ -341,7 +343,7 @@ export class CstaConnection {
             }
             if (done) return finish(true);
             clearTimeout(timer);
-            timer = setTimeout(() => finish(false), idleTimeoutMs);
+            timer = setTimeout(() => finish(false), nextTimeoutMs);
           },
           fail: (e) => {
             clearTimeout(timer);

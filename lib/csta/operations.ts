@@ -35,19 +35,27 @@ export async function fetchAddressBook(conn: CstaConnection): Promise<Contact[]>
 /**
  * Reads the call log from `timestamp` (Unix seconds, -1 = all). The MX sends blocks of 21
  * records, a shorter block being the last, and nothing at all for an empty log, so a timeout
- * ends the log rather than failing it. Records are returned sorted by `recordId`.
+ * ends the log rather than failing it. Blocks follow each other at once, so after a full
+ * block the wait is short (`nextBlockTimeoutMs`): a log of exactly 21·n records then costs
+ * 0.3 s extra instead of 2 s. Records are returned sorted by `recordId`.
  */
 export async function fetchCallLog(
   conn: CstaConnection,
   timestamp = -1,
   blockTimeoutMs = 2_000,
+  nextBlockTimeoutMs = 300,
 ): Promise<CallLogRecord[]> {
   const records: CallLogRecord[] = [];
-  const done = conn.collectByName(["callloginfo"], (e) => {
-    const block = cmd.parseCallLog(e);
-    records.push(...block);
-    return block.length < CALLLOG_BLOCK;
-  }, blockTimeoutMs);
+  const done = conn.collectByName(
+    ["callloginfo"],
+    (e) => {
+      const block = cmd.parseCallLog(e);
+      records.push(...block);
+      return block.length < CALLLOG_BLOCK;
+    },
+    blockTimeoutMs,
+    nextBlockTimeoutMs,
+  );
   conn.send(cmd.callLogRequest(timestamp));
   await done;
   return records.sort((a, b) => a.recordId - b.recordId);
