@@ -472,3 +472,13 @@ Deno.test("flex: contacts ETags differ between server instances", async () => {
     await a.close();
   }
 });
+
+Deno.test("flex: login and live events also work through Deno.serve (the TLS-mode server)", async () => {
+  await withHarness(async (h) => {
+    const t = await flexLogin(h.url);
+    const sse = await openEvents(h.url, t);
+    const callId = h.sim.incomingCall({ from: "3044", to: "3095" });
+    assert.equal(JSON.parse((await sse.next()).data).callId, callId);
+    await sse.cancel();
+  }, { lean: false });
+});

@@ -249,12 +249,20 @@ interface Limits {
   idleTimeoutMs: number;
 }
 
+/** A close-delimited response whose head has been written; see `Server.stream`. */
+interface StreamJob {
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  /** Body bytes read already (while deciding how to frame the response). */
+  pending: Uint8Array[];
+  info: Info;
+}
+
 /** A parsed request head. */
 interface Head {
   method: string;
   target: string;
   minor: 0 | 1;
-  headers: Headers;
+  headers: [string, string][];
   host: string | undefined;
   keepAlive: boolean;
   contentLength: number | undefined;
@@ -317,7 +325,10 @@ class H1Conn {
         this.buf.copyWithin(0, this.start, this.end);
       } else {
         // `limit` bounds the buffer; callers refuse oversized input before it is reached.
-        const size = Math.max(Math.min(Math.max(READ_BUFFER, this.buf.length * 2), limit), used + 1);
+        const size = Math.max(
+          Math.min(Math.max(READ_BUFFER, this.buf.length * 2), limit),
+          used + 1,
+        );
         const next = new Uint8Array(size);
         next.set(this.buf.subarray(this.start, this.end));
         this.buf = next;
@@ -366,18 +377,19 @@ class H1Conn {
 
   /** Reads one CRLF-terminated line (without the CRLF). */
   async readLine(max: number): Promise<string> {
-    let scan = this.start;
+    // Scan position relative to `start`: fill() may move the data to the buffer's front.
+    let scanned = 0;
     for (;;) {
-      const i = this.buf.subarray(scan, this.end).indexOf(LF);
+      const i = this.buf.subarray(this.start + scanned, this.end).indexOf(LF);
       if (i >= 0) {
-        const lf = scan + i;
+        const lf = this.start + scanned + i;
         if (lf === this.start || this.buf[lf - 1] !== CR) throw new Refuse(400, "bad line ending");
         const line = latin1(this.buf.subarray(this.start, lf - 1));
         this.start = lf + 1;
         return line;
       }
-      scan = this.end;
-      if (this.end - this.start > max) throw new Refuse(400, "line too long");
+      scanned = this.end - this.start;
+      if (scanned > max) throw new Refuse(400, "line too long");
       if (!await this.fill(max + 2)) throw new Refuse(0, "eof");
     }
   }
@@ -454,58 +466,70 @@ class Server {
     } catch {
       // not fatal
     }
-    const remoteAddr = c.conn.remoteAddr as Deno.NetAddr;
-    const localAddr = c.conn.localAddr as Deno.NetAddr;
     let first = true;
     while (!this.closing && !c.isClosed()) {
-      c.state = "reading";
-      let head: Head | null;
-      let body: Uint8Array | null = null;
-      try {
-        head = await this.readHead(c, first);
-        first = false;
-        if (!head) return;
-        body = await this.readBody(c, head);
-      } catch (err) {
-        if (err instanceof Refuse && err.status > 0) await this.refuse(c, err.status, err.message);
-        return;
-      } finally {
-        c.disarm();
-      }
-      if (c.isClosed()) return;
-      c.state = "handling";
-
-      if (head.method === "OPTIONS" && head.target === "*") {
-        await this.writeSimple(c, 200, head.keepAlive && !this.closing);
-        if (!head.keepAlive) return;
-        continue;
-      }
-
-      let req: Request;
-      try {
-        req = this.buildRequest(head, body, localAddr);
-      } catch (err) {
-        const status = err instanceof Refuse ? err.status : 400;
-        await this.refuse(c, status, err instanceof Refuse ? err.message : "bad request");
+      const next = await this.exchange(c, first);
+      first = false;
+      if (next === false) return;
+      if (next !== true) {
+        // Streaming: nothing of the request (head, Request, Response) stays referenced from
+        // here on, only the reader and the handler info.
+        await this.stream(c, next);
         return;
       }
-      const info = new Info(remoteAddr);
-      let res: Response;
-      try {
-        const r = await this.handler(req, info);
-        if (!(r instanceof Response) || r.bodyUsed || r.body?.locked) {
-          throw new TypeError("handler did not return a usable Response");
-        }
-        res = r;
-      } catch {
-        res = new Response('{"error":"internal error"}', {
-          status: 500,
-          headers: { "content-type": "application/json" },
-        });
-      }
-      const keep = await this.respond(c, head, res, info);
-      if (!keep || this.closing) return;
     }
+  }
+
+  /**
+   * One request/response exchange. Returns true to serve another request on the connection,
+   * false to close it, or a streaming job (the head is already written) to run until the end.
+   */
+  async exchange(c: H1Conn, first: boolean): Promise<boolean | StreamJob> {
+    c.state = "reading";
+    let head: Head | null;
+    let body: Uint8Array | null = null;
+    try {
+      head = await this.readHead(c, first);
+      if (!head) return false;
+      body = await this.readBody(c, head);
+    } catch (err) {
+      if (err instanceof Refuse && err.status > 0) await this.refuse(c, err.status, err.message);
+      return false;
+    } finally {
+      c.disarm();
+    }
+    if (c.isClosed()) return false;
+    c.state = "handling";
+
+    if (head.method === "OPTIONS" && head.target === "*") {
+      await this.writeSimple(c, 200, head.keepAlive && !this.closing);
+      return head.keepAlive;
+    }
+
+    let req: Request;
+    try {
+      req = this.buildRequest(head, body, c.conn.localAddr as Deno.NetAddr);
+    } catch (err) {
+      const status = err instanceof Refuse ? err.status : 400;
+      await this.refuse(c, status, err instanceof Refuse ? err.message : "bad request");
+      return false;
+    }
+    const info = new Info(c.conn.remoteAddr as Deno.NetAddr);
+    let res: Response;
+    try {
+      const r = await this.handler(req, info);
+      if (!(r instanceof Response) || r.bodyUsed || r.body?.locked) {
+        throw new TypeError("handler did not return a usable Response");
+      }
+      res = r;
+    } catch {
+      res = new Response('{"error":"internal error"}', {
+        status: 500,
+        headers: { "content-type": "application/json" },
+      });
+    }
+    const keep = await this.respond(c, head, res, info);
+    return keep === true ? !this.closing : keep;
   }
 
   /** Waits for and parses one request head; null when the client leaves or times out. */
@@ -595,31 +619,36 @@ class Server {
   }
 
   buildRequest(head: Head, body: Uint8Array | null, local: Deno.NetAddr): Request {
-    const host = head.host || (local.hostname.includes(":")
-      ? `[${local.hostname}]:${local.port}`
-      : `${local.hostname}:${local.port}`);
+    const host = head.host ||
+      (local.hostname.includes(":")
+        ? `[${local.hostname}]:${local.port}`
+        : `${local.hostname}:${local.port}`);
     const method = NORMALIZED.has(head.method.toUpperCase())
       ? head.method.toUpperCase()
       : head.method;
     if (method === "CONNECT" || method === "TRACE" || method === "TRACK") {
       throw new Refuse(501, "method not implemented");
     }
-    let url: URL;
-    try {
-      url = new URL(`http://${host}${head.target}`);
-    } catch {
-      throw new Refuse(400, "bad request target");
-    }
     const noBody = method === "GET" || method === "HEAD";
-    return new Request(url, {
-      method,
-      headers: head.headers,
-      body: noBody ? null : body as Uint8Array<ArrayBuffer> | null,
-    });
+    try {
+      // A string, not a URL object: Request parses it once itself.
+      return new Request(`http://${host}${head.target}`, {
+        method,
+        headers: head.headers,
+        body: noBody ? null : body as Uint8Array<ArrayBuffer> | null,
+      });
+    } catch {
+      throw new Refuse(400, "bad request");
+    }
   }
 
   /** Writes the response; true when the connection may serve another request. */
-  async respond(c: H1Conn, head: Head, res: Response, info: Info): Promise<boolean> {
+  async respond(
+    c: H1Conn,
+    head: Head,
+    res: Response,
+    info: Info,
+  ): Promise<boolean | StreamJob> {
     const status = res.status;
     let keep = head.keepAlive && !this.closing;
     const isHead = head.method === "HEAD";
@@ -645,8 +674,7 @@ class Server {
       const reader = body.getReader();
       if (type.startsWith("text/event-stream")) {
         await c.writeAll(this.head(status, res.headers, undefined, false, head.minor));
-        await this.stream(c, reader, [], info);
-        return false;
+        return { reader, pending: [], info };
       }
       const declared = res.headers.get("content-length");
       if (declared !== null && DIGITS_RE.test(declared) && declared.length <= 15) {
@@ -672,8 +700,7 @@ class Server {
         if (total > BUFFER_LIMIT) {
           keep = false;
           await c.writeAll(this.head(status, res.headers, undefined, false, head.minor));
-          await this.stream(c, reader, parts, info);
-          return false;
+          return { reader, pending: parts, info };
         }
       }
       const h = this.head(status, res.headers, String(total), keep, head.minor);
@@ -735,12 +762,8 @@ class Server {
    * Close-delimited streaming: writes `pending`, then every chunk as it comes, while a
    * 16-byte read watches for the client leaving. Closes the connection at the end.
    */
-  async stream(
-    c: H1Conn,
-    reader: ReadableStreamDefaultReader<Uint8Array>,
-    pending: Uint8Array[],
-    info: Info,
-  ): Promise<void> {
+  async stream(c: H1Conn, job: StreamJob): Promise<void> {
+    const { reader, pending, info } = job;
     c.state = "streaming";
     c.reader = reader;
     // Buffered input is never needed again (the connection closes after this response).
@@ -882,7 +905,8 @@ function parseHead(text: string): Head {
   if (!(TARGET_RE.test(target) || (target === "*" && method === "OPTIONS"))) {
     throw new Refuse(400, "bad request target");
   }
-  const headers = new Headers();
+  // Pairs, not a Headers object: `new Request` builds its own from them (one copy, not two).
+  const headers: [string, string][] = [];
   let host: string | undefined;
   let hosts = 0;
   const lengths: string[] = [];
@@ -917,11 +941,7 @@ function parseHead(text: string): Head {
         expect = value;
         break;
     }
-    try {
-      headers.append(name, value);
-    } catch {
-      throw new Refuse(400, "bad header");
-    }
+    headers.push([name, value]);
   }
   if (minor === 1 && hosts !== 1) throw new Refuse(400, hosts ? "repeated Host" : "missing Host");
   if (hosts > 1) throw new Refuse(400, "repeated Host");

@@ -32,6 +32,7 @@
 import { AcmeManager } from "./acme.ts";
 import { type CertStore, DirCertStore } from "./cert_store.ts";
 import { hostMode } from "./host_rule.ts";
+import { serveH1 } from "./h1_server.ts";
 
 /** A request handler as accepted by `Deno.serve`. */
 export type Handler = (
@@ -79,6 +80,13 @@ export interface ListenOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Diagnostic sink; never receives key material. */
   log?: (message: string) => void;
+  /**
+   * Plain-HTTP mode only: `"lean"` serves through {@linkcode serveH1} (a small HTTP/1.1
+   * server on a raw TCP listener, a few KB per idle SSE connection instead of ~60 KB with
+   * `Deno.serve`); `"deno"` uses `Deno.serve`. TLS and ACME modes always use `Deno.serve`
+   * (HTTP/2). Default `"lean"`.
+   */
+  server?: "lean" | "deno";
 }
 
 /** A running listener. */
@@ -122,7 +130,9 @@ export async function listen(handler: Handler, opts: ListenOptions): Promise<Lis
       group.current = serve(handler, { hostname, port: mode.port, cert, key });
       url = baseUrl("https", mode.mode === "acme" ? mode.domain : hostname, group.addr.port);
     } else if (mode.mode === "http") {
-      group.current = serve(handler, { hostname: mode.hostname, port: mode.port });
+      group.current = (opts.server ?? "lean") === "lean"
+        ? serveH1(handler, { hostname: mode.hostname, port: mode.port })
+        : serve(handler, { hostname: mode.hostname, port: mode.port });
       url = baseUrl("http", mode.hostname, group.addr.port);
     } else {
       const a = opts.acme ?? { store: new DirCertStore("letsEncrypt.cache") };
@@ -239,11 +249,17 @@ function serve(handler: Handler, o: ServeOpts): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve({ ...base, cert: o.cert, key: o.key }, handler);
 }
 
+/** What the group needs of a server: `Deno.HttpServer` or {@linkcode serveH1}'s result. */
+interface RunningServer {
+  addr: Deno.NetAddr;
+  shutdown(): Promise<void>;
+}
+
 /** Tracks the active main server, servers being retired, and auxiliary servers. */
 class ServerGroup {
-  current?: Deno.HttpServer<Deno.NetAddr>;
-  extra: Deno.HttpServer<Deno.NetAddr>[] = [];
-  #retiring = new Map<Deno.HttpServer<Deno.NetAddr>, Promise<void>>();
+  current?: RunningServer;
+  extra: RunningServer[] = [];
+  #retiring = new Map<RunningServer, Promise<void>>();
   #done = Promise.withResolvers<void>();
   #shutdown?: Promise<void>;
 
@@ -261,7 +277,7 @@ class ServerGroup {
    * docs). Returns false when the group shut down meanwhile.
    */
   async replace(
-    make: () => Deno.HttpServer<Deno.NetAddr>,
+    make: () => RunningServer,
     log: (m: string) => void,
   ): Promise<boolean> {
     const prev = this.current;
@@ -284,7 +300,7 @@ class ServerGroup {
     }
   }
 
-  #retire(server: Deno.HttpServer<Deno.NetAddr>): void {
+  #retire(server: RunningServer): void {
     if (!this.#retiring.has(server)) this.#retiring.set(server, server.shutdown());
   }
 

@@ -7,6 +7,7 @@ import { MxSimulator, type SimOptions } from "../../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../../lib/config.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { MxFlexServer } from "../../lib/server.ts";
+import { serveH1 } from "../../lib/http/h1_server.ts";
 
 export const CERT = Deno.readTextFileSync(new URL("../fixtures/mx-cert.pem", import.meta.url));
 export const KEY = Deno.readTextFileSync(new URL("../fixtures/mx-key.pem", import.meta.url));
@@ -41,6 +42,11 @@ export interface HarnessOptions {
   waitReady?: boolean;
   /** HTTP port (default 0 = any free port); a restart test reuses the old one. */
   port?: number;
+  /**
+   * Serve through the lean HTTP/1.1 server (`serveH1`, what `main.ts` uses for plain HTTP;
+   * default true) or, with false, through `Deno.serve` (the TLS/HTTP-2 path's server).
+   */
+  lean?: boolean;
 }
 
 /** Starts simulator + server + HTTP listener. */
@@ -66,10 +72,10 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   if (o.waitReady !== false) {
     await Promise.all([...server.sessions.values()].map((s) => s.ready(10_000)));
   }
-  const http = Deno.serve(
-    { hostname: "127.0.0.1", port: o.port ?? 0, onListen() {} },
-    server.fetch,
-  );
+  const listenOn = { hostname: "127.0.0.1", port: o.port ?? 0 };
+  const http = (o.lean ?? true)
+    ? serveH1(server.fetch, listenOn)
+    : Deno.serve({ ...listenOn, onListen() {} }, server.fetch);
   return {
     url: `http://127.0.0.1:${http.addr.port}`,
     sim,
