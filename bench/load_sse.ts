@@ -4,7 +4,8 @@
  * the server's RSS per idle SSE connection.
  *
  * ```sh
- * deno run -A --unstable-kv bench/load_sse.ts [--n=1000,5000] [--calls=20] [--bare]
+ * deno run -A --unstable-kv bench/load_sse.ts [--n=1000,5000] [--calls=20] [--bare] \
+ *   [--server=lean|deno]
  * ```
  *
  * The server (simulator + MXFlex, `serve_for_bench.ts`) is a child process; subscribers are raw

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import type { ServeHello } from "./serve_for_bench.ts";
+import { type BenchServerKind, type ServeHello, serverKindArg } from "./serve_for_bench.ts";
 
-export type { MemReply, ServeHello } from "./serve_for_bench.ts";
-export { wallMs } from "./serve_for_bench.ts";
+export type { BenchServerKind, MemReply, ServeHello } from "./serve_for_bench.ts";
+export { serverKindArg, wallMs } from "./serve_for_bench.ts";
 
 /** A running `serve_for_bench.ts` child. */
 export interface BenchServer {
@@ -15,6 +15,8 @@ export interface BenchServer {
   url: string;
   /** Child pid. */
   pid: number;
+  /** HTTP server carrying MXFlex in the child (undefined for `--bare` and `--sim-only`). */
+  server?: BenchServerKind;
   /** Sends one command line and resolves with its JSON reply. */
   cmd<T = Record<string, unknown>>(line: string): Promise<T>;
   /** Asks the child to quit and waits for it (at most 5 s, then kills it). */
@@ -22,7 +24,9 @@ export interface BenchServer {
 }
 
 /**
- * Starts the benchmark server child.
+ * Starts the benchmark server child. `opts.server` picks the HTTP server carrying MXFlex;
+ * by default it is this process's own `--server=lean|deno` flag (default `lean`), so every
+ * load script takes that flag. The choice is logged to stderr.
  *
  * @example
  * ```ts
@@ -32,7 +36,7 @@ export interface BenchServer {
  * ```
  */
 export async function startBenchServer(
-  opts: { bare?: boolean; simOnly?: boolean; sim?: string } = {},
+  opts: { bare?: boolean; simOnly?: boolean; sim?: string; server?: BenchServerKind } = {},
 ): Promise<BenchServer & { simPort?: number }> {
   const args = [
     "run",
@@ -44,6 +48,7 @@ export async function startBenchServer(
   if (opts.bare) args.push("--bare");
   if (opts.simOnly) args.push("--sim-only");
   if (opts.sim) args.push(`--sim=${opts.sim}`);
+  args.push(`--server=${opts.server ?? serverKindArg()}`);
   const child = new Deno.Command(Deno.execPath(), {
     args,
     stdin: "piped",
@@ -67,6 +72,9 @@ export async function startBenchServer(
     }
   };
   const hello = JSON.parse(await readLine()) as ServeHello;
+  if (hello.server) {
+    console.error(`bench server: pid ${hello.pid}, ${hello.mode}, HTTP server ${hello.server}`);
+  }
   // Commands are strictly sequential: chain them so replies match requests.
   let chain: Promise<unknown> = Promise.resolve();
   const enc = new TextEncoder();
@@ -83,6 +91,7 @@ export async function startBenchServer(
   return {
     url: hello.url,
     pid: hello.pid,
+    server: hello.server,
     simPort: hello.simPort,
     cmd,
     async close() {

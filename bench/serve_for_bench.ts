@@ -3,12 +3,14 @@
  * are measured apart from the load generator:
  *
  * ```sh
- * deno run -A --unstable-kv --v8-flags=--expose-gc bench/serve_for_bench.ts [--bare]
+ * deno run -A --unstable-kv --v8-flags=--expose-gc bench/serve_for_bench.ts [--bare] \
+ *   [--server=lean|deno]
  * ```
  *
  * Default mode is `startHarness()` (the MX simulator over TLS, MxFlexServer, HTTP on
  * 127.0.0.1:0) with the simulator's auto-answer off, so an incoming call produces exactly one
- * DeliveredEvent. `--bare` serves a minimal SSE endpoint instead (plain `Deno.serve` and one
+ * DeliveredEvent. `--server=lean` (default, what `main.ts` uses for plain HTTP) serves MXFlex
+ * through the lean HTTP/1.1 server (`serveH1`); `--server=deno` through `Deno.serve`. `--bare` serves a minimal SSE endpoint instead (plain `Deno.serve` and one
  * `ReadableStream` per client, no hono, no hub, no auth): the baseline that tells what an idle
  * SSE connection costs in Deno itself. `--sim-only` runs just the simulator (TLS) and prints its
  * port as `simPort`; `--sim=127.0.0.1:<port>` runs just MXFlex against such a simulator, so the
@@ -34,6 +36,17 @@ import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../lib/config.ts";
 import { silentLogger } from "../lib/log.ts";
 import { MxFlexServer } from "../lib/server.ts";
+import { serveH1 } from "../lib/http/h1_server.ts";
+
+/** Which HTTP server carries MXFlex: the lean HTTP/1.1 server or `Deno.serve`. */
+export type BenchServerKind = "lean" | "deno";
+
+/** Reads `--server=lean|deno` from the arguments (default `lean`); throws on anything else. */
+export function serverKindArg(args: readonly string[] = Deno.args): BenchServerKind {
+  const v = args.find((a) => a.startsWith("--server="))?.slice(9) ?? "lean";
+  if (v !== "lean" && v !== "deno") throw new Error(`--server must be lean or deno, not ${v}`);
+  return v;
+}
 
 /** The first line the child prints. */
 export interface ServeHello {
@@ -45,10 +58,15 @@ export interface ServeHello {
   mode: string;
   /** Simulator TLS port (`--sim-only`). */
   simPort?: number;
+  /** HTTP server carrying MXFlex (`harness` and `server` modes). */
+  server?: BenchServerKind;
 }
 
 /** MXFlex alone against a simulator elsewhere, assembled like `startHarness()`. */
-async function startServerOnly(simAddr: string): Promise<{ url: string; server: MxFlexServer }> {
+async function startServerOnly(
+  simAddr: string,
+  kind: BenchServerKind,
+): Promise<{ url: string; server: MxFlexServer }> {
   const config = normalizeConfig({
     host: "127.0.0.1:0",
     mx: { test: { addr: simAddr, login: "server", password: "password" } },
@@ -64,7 +82,10 @@ async function startServerOnly(simAddr: string): Promise<{ url: string; server: 
   });
   server.start();
   await Promise.all([...server.sessions.values()].map((s) => s.ready(10_000)));
-  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, server.fetch);
+  const listenOn = { hostname: "127.0.0.1", port: 0 };
+  const http = kind === "lean"
+    ? serveH1(server.fetch, listenOn)
+    : Deno.serve({ ...listenOn, onListen() {} }, server.fetch);
   return { url: `http://127.0.0.1:${http.addr.port}`, server };
 }
 
@@ -97,6 +118,7 @@ async function main(): Promise<void> {
   const bare = Deno.args.includes("--bare");
   const simOnly = Deno.args.includes("--sim-only");
   const simAddr = Deno.args.find((a) => a.startsWith("--sim="))?.slice(6);
+  const kind = serverKindArg();
   /** What `call` and `vm` drive, and what `mem` counts subscribers of. */
   let h: Pick<Harness, "sim"> & { server?: MxFlexServer } | undefined;
   let simPort: number | undefined;
@@ -127,12 +149,12 @@ async function main(): Promise<void> {
     simPort = sim.port;
     url = "";
   } else if (simAddr) {
-    const so = await startServerOnly(simAddr);
+    const so = await startServerOnly(simAddr, kind);
     url = so.url;
     h = undefined;
     soServer = so.server;
   } else {
-    const hh = await startHarness({ sim: { answerAfterMs: -1 } });
+    const hh = await startHarness({ sim: { answerAfterMs: -1 }, lean: kind === "lean" });
     h = hh;
     url = hh.url;
   }
@@ -152,7 +174,8 @@ async function main(): Promise<void> {
     };
   }
   const mode = bare ? "bare" : simOnly ? "sim" : simAddr ? "server" : "harness";
-  reply({ url, pid: Deno.pid, mode, simPort } satisfies ServeHello);
+  const served = mode === "harness" || mode === "server" ? kind : undefined;
+  reply({ url, pid: Deno.pid, mode, simPort, server: served } satisfies ServeHello);
 
   const mem = (): MemReply => {
     const m = Deno.memoryUsage();
