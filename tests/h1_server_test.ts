@@ -756,3 +756,336 @@ Deno.test("h1: abort signal shuts down; onListen reports the address", async () 
   ac.abort();
   await srv.finished;
 });
+
+Deno.test("h1: a header value with a long run of spaces is parsed in linear time", async () => {
+  const s = start(async (req) => {
+    const x = req.headers.get("x-test") ?? "";
+    const t = req.body ? await req.text() : "";
+    return new Response(`${x.length}:${x.slice(0, 2)}|${x.slice(-2)}:${t}`);
+  }, { maxHeaderBytes: 96 * 1024 });
+  try {
+    const r = await Raw.open(s.port);
+    const spaces = " ".repeat(70_000);
+    const t0 = performance.now();
+    await r.send(`GET /echo HTTP/1.1\r\nHost: h\r\nX-Test: \t a${spaces}b \t\r\n\r\n`);
+    const a = await r.response();
+    // A bound against quadratic backtracking (seconds), not a performance measurement.
+    assert.ok(performance.now() - t0 < 2000, "answers within 2 s");
+    assert.equal(a.status, 200);
+    assert.equal(a.body, `70002:a | b:`);
+    // Same for a trailer, and trimming still works on both ends.
+    await r.send(
+      "POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX-Test:  v \r\n\r\n" +
+        `2\r\nok\r\n0\r\nX-T: a${spaces}b\r\n\r\n`,
+    );
+    const b = await r.response();
+    assert.ok(performance.now() - t0 < 4000, "answers within 4 s");
+    assert.equal(b.status, 200);
+    assert.equal(b.body, "1:v|v:ok");
+    // Malformed names are still refused.
+    await r.send("GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n");
+    assert.equal((await r.response()).status, 400);
+    r.close();
+  } finally {
+    await s.close();
+  }
+});
+
+/** Resolves with true when `p` settles, false after the safety net (not a timing assertion). */
+async function settles(p: Promise<unknown>): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), SAFETY_MS)));
+  try {
+    return await Promise.race([p.then(() => true), t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("h1: a failed head write cancels the response body (no leaked source)", async () => {
+  for (const kind of ["sse", "known", "unknown"]) {
+    const cancelled = Promise.withResolvers<void>();
+    const called = Promise.withResolvers<void>();
+    const go = Promise.withResolvers<void>();
+    const s = start(async (req) => {
+      if (new URL(req.url).pathname === "/small") return new Response("small");
+      called.resolve();
+      await go.promise;
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          if (kind === "unknown") c.enqueue(new Uint8Array(100_000));
+        },
+        cancel() {
+          cancelled.resolve();
+        },
+      });
+      const headers: Record<string, string> = kind === "sse"
+        ? { "content-type": "text/event-stream" }
+        : kind === "known"
+        ? { "content-length": "1000" }
+        : {};
+      return new Response(stream, { headers });
+    });
+    try {
+      const r = await Raw.open(s.port);
+      await r.send("GET /small HTTP/1.1\r\nHost: h\r\n\r\nGET /stream HTTP/1.1\r\nHost: h\r\n\r\n");
+      assert.ok(await settles(called.promise), `${kind}: handler called`);
+      // Unread input (the /small response) makes this close a reset.
+      r.close();
+      await new Promise((res) => setTimeout(res, 100));
+      go.resolve();
+      assert.ok(await settles(cancelled.promise), `${kind}: body cancelled`);
+    } finally {
+      go.resolve();
+      await s.close();
+    }
+  }
+});
+
+Deno.test("h1: many one-byte chunks are decoded without a per-chunk allocation", async () => {
+  const N = 500_000;
+  let expected = "";
+  for (let i = 0; i < N; i++) expected += String.fromCharCode(0x61 + (i % 26));
+  const s = start(async (req) => {
+    const t = await req.text();
+    return new Response(`${t.length}:${t === expected}`);
+  });
+  try {
+    const r = await Raw.open(s.port);
+    let msg = "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (let i = 0; i < N; i++) msg += `1\r\n${expected[i]}\r\n`;
+    msg += "0\r\n\r\n";
+    const bytes = enc.encode(msg);
+    const before = Deno.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, Deno.memoryUsage().rss)), 5);
+    try {
+      await r.send(bytes);
+      const a = await r.response();
+      assert.equal(a.status, 200);
+      assert.equal(a.body, `${N}:true`);
+    } finally {
+      clearInterval(sampler);
+    }
+    peak = Math.max(peak, Deno.memoryUsage().rss);
+    // Rough bound: per-chunk buffers cost ~1 KB each (hundreds of MB here).
+    assert.ok(peak - before < 64 * 1024 * 1024, `rss grew by ${peak - before}`);
+    r.close();
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("h1: a declared Content-Length is not allocated before the bytes arrive", async () => {
+  const s = start(app, { maxBodyBytes: 1024 * 1024 * 1024 });
+  const conns: Raw[] = [];
+  try {
+    const before = Deno.memoryUsage();
+    for (let i = 0; i < 4; i++) {
+      const r = await Raw.open(s.port);
+      conns.push(r);
+      await r.send("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 500000000\r\n\r\nabc");
+    }
+    // Let the server read the heads (a settle delay, not a timing assertion).
+    await new Promise((res) => setTimeout(res, 200));
+    const after = Deno.memoryUsage();
+    const grown = Math.max(after.rss - before.rss, after.external - before.external);
+    assert.ok(grown < 64 * 1024 * 1024, `memory grew by ${grown}`);
+  } finally {
+    for (const r of conns) r.close();
+    await s.close();
+  }
+});
+
+/** A lazily produced known-length body of `size` bytes that records its cancellation. */
+function bigBody(size: number, cancelled: PromiseWithResolvers<void>): Response {
+  let sent = 0;
+  const chunk = new Uint8Array(64 * 1024).fill(0x78);
+  const stream = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (sent >= size) return c.close();
+      const n = Math.min(chunk.length, size - sent);
+      sent += n;
+      c.enqueue(chunk.subarray(0, n));
+    },
+    cancel() {
+      cancelled.resolve();
+    },
+  });
+  return new Response(stream, { headers: { "content-length": String(size) } });
+}
+
+Deno.test("h1: a client that never reads is cut after writeTimeoutMs; shutdown resolves", async () => {
+  const cancelled = Promise.withResolvers<void>();
+  const srv = serveH1(() => bigBody(64 * 1024 * 1024, cancelled), {
+    hostname: "127.0.0.1",
+    port: 0,
+    writeTimeoutMs: 200,
+  });
+  const r = await Raw.open(srv.addr.port);
+  try {
+    await r.send("GET /big HTTP/1.1\r\nHost: h\r\n\r\n");
+    // Nothing is read: the socket buffers fill and the server's write stalls.
+    assert.ok(await settles(cancelled.promise), "body cancelled after the write timeout");
+    assert.ok(await settles(srv.shutdown()), "shutdown resolves");
+  } finally {
+    r.close();
+    await srv.shutdown();
+  }
+});
+
+Deno.test("h1: shutdown cuts a stuck writer after a short grace period", async () => {
+  const cancelled = Promise.withResolvers<void>();
+  const srv = serveH1(() => bigBody(64 * 1024 * 1024, cancelled), {
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  const r = await Raw.open(srv.addr.port);
+  try {
+    await r.send("GET /big HTTP/1.1\r\nHost: h\r\n\r\n");
+    await r.readUntil("\r\n\r\n");
+    assert.ok(await settles(srv.shutdown()), "shutdown resolves");
+    assert.ok(await settles(cancelled.promise), "body cancelled");
+  } finally {
+    r.close();
+    await srv.shutdown();
+  }
+});
+
+Deno.test("h1: Response.error() from the app is a JSON 500", async () => {
+  const s = start(() => Response.error());
+  try {
+    const r = await Raw.open(s.port);
+    await r.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    const a = await r.response();
+    assert.equal(a.status, 500);
+    assert.equal(a.headers.get("content-type"), "application/json");
+    assert.deepEqual(JSON.parse(a.body), { error: "internal error" });
+    r.close();
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("h1: a lower-case head method is a HEAD (no body sent)", async () => {
+  const s = start();
+  try {
+    const r = await Raw.open(s.port);
+    await r.send("head /hello HTTP/1.1\r\nHost: h\r\n\r\nGET /again HTTP/1.1\r\nHost: h\r\n\r\n");
+    const first = await r.readUntil("\r\n\r\n");
+    assert.match(first, /^HTTP\/1\.1 200 OK\r\n/);
+    const second = await r.response();
+    assert.equal(second.status, 200);
+    assert.equal(second.body, "path /again");
+    r.close();
+  } finally {
+    await s.close();
+  }
+});
+
+/** Decodes a complete chunked body; throws on bad framing or a missing last chunk. */
+function dechunk(s: string): string {
+  let out = "";
+  let i = 0;
+  for (;;) {
+    const eol = s.indexOf("\r\n", i);
+    if (eol < 0) throw new Error("truncated chunked body");
+    const size = parseInt(s.slice(i, eol), 16);
+    if (Number.isNaN(size)) throw new Error("bad chunk size line");
+    if (size === 0) {
+      if (s.slice(eol, eol + 4) !== "\r\n\r\n") throw new Error("bad last chunk");
+      return out;
+    }
+    out += s.slice(eol + 2, eol + 2 + size);
+    if (s.slice(eol + 2 + size, eol + 4 + size) !== "\r\n") throw new Error("bad chunk end");
+    i = eol + 4 + size;
+  }
+}
+
+Deno.test("h1: long bodies of unknown length are chunked for HTTP/1.1 (keep-alive)", async () => {
+  const s = start();
+  try {
+    const r = await Raw.open(s.port);
+    await r.send("GET /big HTTP/1.1\r\nHost: h\r\n\r\n");
+    const head = await r.readUntil("\r\n\r\n");
+    assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(head, /\r\ntransfer-encoding: chunked\r\n/);
+    assert.doesNotMatch(head, /content-length|connection: close/);
+    const body = await r.readUntil("\r\n0\r\n\r\n");
+    assert.equal(dechunk(body), "x".repeat(200_000));
+    // The connection is still usable.
+    await r.send("GET /after HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert.equal((await r.response()).body, "path /after");
+    r.close();
+
+    // HTTP/1.0 keeps the close-delimited framing.
+    const raw = await exchange(s.port, "GET /big HTTP/1.0\r\n\r\n");
+    const [h10, b10] = [
+      raw.slice(0, raw.indexOf("\r\n\r\n")),
+      raw.slice(raw.indexOf("\r\n\r\n") + 4),
+    ];
+    assert.match(h10, /\r\nconnection: close/);
+    assert.doesNotMatch(h10, /transfer-encoding/);
+    assert.equal(b10, "x".repeat(200_000));
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("h1: a producer error mid-body leaves the chunked response visibly truncated", async () => {
+  let pulls = 0;
+  const s = start(() =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new Uint8Array(100_000).fill(0x79));
+        },
+        pull(c) {
+          // Runs once the first chunk has been taken.
+          if (pulls++ > 0) c.error(new Error("producer failed"));
+        },
+      }),
+    )
+  );
+  try {
+    const raw = await exchange(s.port, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    const i = raw.indexOf("\r\n\r\n");
+    assert.match(raw.slice(0, i), /\r\ntransfer-encoding: chunked/);
+    const body = raw.slice(i + 4);
+    assert.ok(!body.endsWith("0\r\n\r\n"), "no last chunk after an error");
+    assert.throws(() => dechunk(body));
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("h1: a client half-close does not cut a non-SSE streamed body", async () => {
+  const go = Promise.withResolvers<void>();
+  const s = start(() =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        async pull(c) {
+          c.enqueue(new Uint8Array(100_000).fill(0x7a));
+          await go.promise;
+          c.enqueue(enc.encode("END"));
+          c.close();
+        },
+      }),
+    )
+  );
+  try {
+    const r = await Raw.open(s.port);
+    await r.send("GET / HTTP/1.0\r\n\r\n");
+    await r.conn.closeWrite();
+    await r.readUntil("\r\n\r\n");
+    // Let the server see the EOF (a settle delay, not a timing assertion).
+    await new Promise((res) => setTimeout(res, 100));
+    go.resolve();
+    const rest = await r.readAll();
+    assert.ok(rest.endsWith("zzzEND"), "the whole body arrives");
+    r.close();
+  } finally {
+    go.resolve();
+    await s.close();
+  }
+});

@@ -22,7 +22,13 @@
  * - `text/event-stream`: streamed at once, close-delimited (`connection: close`);
  * - a body with a `Content-Length` header: streamed with that length, keep-alive;
  * - any other body: up to 64 KiB is buffered; a body ending within that is sent with
- *   `content-length` and keep-alive, a longer one is streamed close-delimited.
+ *   `content-length` and keep-alive, a longer one is streamed with `transfer-encoding:
+ *   chunked` (keep-alive) to HTTP/1.1 clients and close-delimited to HTTP/1.0 ones. When the
+ *   producer fails mid-body, a chunked response is closed without its last chunk so the
+ *   truncation is visible.
+ *
+ * A client that stops reading is disconnected after `writeTimeoutMs`; after `shutdown()`,
+ * in-flight responses get a short grace period before their connections are cut.
  *
  * TLS and HTTP/2 are out of scope (`Deno.serve` handles those modes).
  *
@@ -66,6 +72,11 @@ export interface H1Options {
   headerTimeoutMs?: number;
   /** Keep-alive idle time between requests (and the limit for receiving a body), ms; default 60 s. */
   idleTimeoutMs?: number;
+  /**
+   * Time a single socket write may take to complete, ms; default 30 s. A client that stops
+   * reading is disconnected after it (which cancels the response body).
+   */
+  writeTimeoutMs?: number;
 }
 
 /** A running server; same `addr` / `finished` / `shutdown()` shape as `Deno.HttpServer`. */
@@ -77,6 +88,7 @@ export interface H1Server {
   /**
    * Stops accepting, closes idle connections, cancels streaming response bodies, lets
    * in-flight requests finish (then closes their connections) and resolves with `finished`.
+   * Connections still busy after a short grace period (1 s) are cut, their bodies cancelled.
    */
   shutdown(): Promise<void>;
 }
@@ -86,12 +98,15 @@ const LF = 10;
 const READ_BUFFER = 4096;
 const BUFFER_LIMIT = 64 * 1024;
 const LINGER_MS = 2000;
+/** After `shutdown()`, time left to in-flight responses before their connections are cut. */
+const SHUTDOWN_GRACE_MS = 1000;
 const LINGER_BYTES = 256 * 1024;
 const MAX_CHUNK_LINE = 4096;
 const EMPTY = new Uint8Array(0);
+/** Chunks up to this size are framed in one write (a copy); larger ones in three writes. */
+const CHUNK_COPY_LIMIT = 16 * 1024;
 
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const HEADER_RE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/s;
 // Field values: HTAB, SP, VCHAR, obs-text. No NUL, CR, LF or other controls.
 const VALUE_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const TARGET_RE = /^\/[\x21-\x7e]*$/;
@@ -165,6 +180,8 @@ const REASONS: Record<number, string> = {
 
 const enc = new TextEncoder();
 const CONTINUE = enc.encode("HTTP/1.1 100 Continue\r\n\r\n");
+const CRLF = enc.encode("\r\n");
+const LAST_CHUNK = enc.encode("0\r\n\r\n");
 
 /** A protocol error answered by the server itself; the connection is closed afterwards. */
 class Refuse {
@@ -206,15 +223,28 @@ function toBytes(s: string): Uint8Array {
   return new Uint8Array(out);
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+/**
+ * Splits a field line into a lower-cased name and a value trimmed of SP/HTAB on both ends;
+ * null when the name is not a token. Linear time (no backtracking regex).
+ */
+function splitField(line: string): [string, string] | null {
+  const colon = line.indexOf(":");
+  if (colon <= 0) return null;
+  const name = line.slice(0, colon);
+  if (!TOKEN_RE.test(name)) return null;
+  let a = colon + 1;
+  let b = line.length;
+  while (a < b && (line.charCodeAt(a) === 32 || line.charCodeAt(a) === 9)) a++;
+  while (b > a && (line.charCodeAt(b - 1) === 32 || line.charCodeAt(b - 1) === 9)) b--;
+  return [name.toLowerCase(), line.slice(a, b)];
+}
+
+/** `b`, or a copy of it with room for at least `min` bytes (doubling, capped at `cap`). */
+function grow(b: Uint8Array, min: number, cap: number): Uint8Array {
+  if (b.length >= min) return b;
+  const next = new Uint8Array(Math.min(Math.max(min, b.length * 2, READ_BUFFER), cap));
+  next.set(b);
+  return next;
 }
 
 /** `completed` of the handler info, created only when someone asks for it. */
@@ -247,6 +277,7 @@ interface Limits {
   maxBodyBytes: number;
   headerTimeoutMs: number;
   idleTimeoutMs: number;
+  writeTimeoutMs: number;
 }
 
 /** A close-delimited response whose head has been written; see `Server.stream`. */
@@ -255,6 +286,8 @@ interface StreamJob {
   /** Body bytes read already (while deciding how to frame the response). */
   pending: Uint8Array[];
   info: Info;
+  /** An event stream: the client half-closing counts as leaving. */
+  sse: boolean;
 }
 
 /** A parsed request head. */
@@ -280,11 +313,15 @@ class H1Conn {
   state: ConnState = "reading";
   timer: ReturnType<typeof setTimeout> | undefined;
   reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** Rejected by `kill()`: ends writes stuck on a peer that never reads. */
+  readonly #gone = Promise.withResolvers<never>();
 
   constructor(
     readonly conn: Deno.TcpConn,
     readonly server: Server,
-  ) {}
+  ) {
+    this.#gone.promise.catch(() => {});
+  }
 
   /** True once the socket is closed (read through a method so TS does not narrow it away). */
   isClosed(): boolean {
@@ -306,6 +343,7 @@ class H1Conn {
     if (this.state === "closed") return;
     this.state = "closed";
     this.buf = EMPTY;
+    this.#gone.reject(new Deno.errors.BadResource("connection closed"));
     try {
       this.conn.close();
     } catch {
@@ -347,32 +385,63 @@ class H1Conn {
     return true;
   }
 
-  /** Writes all of `data`, awaiting each write (backpressure). */
+  /**
+   * Writes all of `data`, awaiting each write (backpressure). A write that does not complete
+   * within `writeTimeoutMs` (a client that stopped reading) closes the connection; a write
+   * pending when the connection is closed rejects.
+   */
   async writeAll(data: Uint8Array): Promise<void> {
+    const ms = this.server.limits.writeTimeoutMs;
     let p = data;
     while (p.length > 0) {
-      const n = await this.conn.write(p);
+      if (this.isClosed()) throw new Deno.errors.BadResource("connection closed");
+      const w = this.conn.write(p);
+      w.catch(() => {});
+      const timer = setTimeout(() => this.kill(), ms);
+      let n: number;
+      try {
+        n = await Promise.race([w, this.#gone.promise]);
+      } finally {
+        clearTimeout(timer);
+      }
       p = p.subarray(n);
     }
   }
 
-  /** Moves `n` buffered-or-incoming bytes into `out`. */
-  async readInto(out: Uint8Array): Promise<void> {
-    let o = 0;
-    const have = Math.min(this.end - this.start, out.length);
-    out.set(this.buf.subarray(this.start, this.start + have));
+  /**
+   * Appends `n` buffered-or-incoming bytes to `out` at `at`, growing it as data arrives
+   * (doubling, never beyond `cap`, which must be at least `at + n`). Returns the buffer.
+   */
+  async readGrow(out: Uint8Array, at: number, n: number, cap: number): Promise<Uint8Array> {
+    const need = at + n;
+    const have = Math.min(this.end - this.start, n);
+    out = grow(out, at + have, cap);
+    out.set(this.buf.subarray(this.start, this.start + have), at);
     this.start += have;
-    o += have;
-    while (o < out.length) {
-      let n: number | null;
+    at += have;
+    while (at < need) {
+      if (at === out.length) out = grow(out, at + 1, cap);
+      let r: number | null;
       try {
-        n = await this.conn.read(out.subarray(o));
+        r = await this.conn.read(out.subarray(at, Math.min(out.length, need)));
       } catch {
-        n = null;
+        r = null;
       }
-      if (n === null || this.isClosed()) throw new Refuse(0, "eof");
-      o += n;
+      if (r === null || this.isClosed()) throw new Refuse(0, "eof");
+      at += r;
     }
+    return out;
+  }
+
+  /** Consumes a CRLF (without allocating); a Refuse when something else comes. */
+  async expectCrlf(): Promise<void> {
+    while (this.end - this.start < 2) {
+      if (!await this.fill(MAX_CHUNK_LINE + 2)) throw new Refuse(0, "eof");
+    }
+    if (this.buf[this.start] !== CR || this.buf[this.start + 1] !== LF) {
+      throw new Refuse(400, "bad chunk terminator");
+    }
+    this.start += 2;
   }
 
   /** Reads one CRLF-terminated line (without the CRLF). */
@@ -401,6 +470,7 @@ class Server {
   closing = false;
   acceptDone = false;
   readonly done = Promise.withResolvers<void>();
+  graceTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     readonly listener: Deno.TcpListener,
@@ -409,7 +479,11 @@ class Server {
   ) {}
 
   checkDone(): void {
-    if (this.closing && this.acceptDone && this.conns.size === 0) this.done.resolve();
+    if (this.closing && this.acceptDone && this.conns.size === 0) {
+      clearTimeout(this.graceTimer);
+      this.graceTimer = undefined;
+      this.done.resolve();
+    }
   }
 
   async acceptLoop(): Promise<void> {
@@ -455,9 +529,24 @@ class Server {
         if (c.state === "reading") c.kill();
         else if (c.state === "streaming") c.reader?.cancel().catch(() => {});
       }
+      if (this.conns.size > 0) {
+        this.graceTimer = setTimeout(() => this.forceClose(), SHUTDOWN_GRACE_MS);
+      }
       this.checkDone();
     }
     return this.done.promise;
+  }
+
+  /** End of the shutdown grace period: cuts every remaining connection and its body. */
+  forceClose(): void {
+    this.graceTimer = undefined;
+    for (const c of this.conns) {
+      c.reader?.cancel().catch(() => {});
+      c.kill();
+    }
+    // A handler that never returns must not hold `finished` back.
+    this.conns.clear();
+    this.checkDone();
   }
 
   async serveConn(c: H1Conn): Promise<void> {
@@ -521,6 +610,11 @@ class Server {
       if (!(r instanceof Response) || r.bodyUsed || r.body?.locked) {
         throw new TypeError("handler did not return a usable Response");
       }
+      // `Response.error()` (status 0) or an interim status is not a final answer.
+      if (r.status < 200) {
+        r.body?.cancel().catch(() => {});
+        throw new TypeError("handler returned an unusable status");
+      }
       res = r;
     } catch {
       res = new Response('{"error":"internal error"}', {
@@ -529,6 +623,7 @@ class Server {
       });
     }
     const keep = await this.respond(c, head, res, info);
+    if (typeof keep === "boolean") c.reader = undefined;
     return keep === true ? !this.closing : keep;
   }
 
@@ -582,14 +677,15 @@ class Server {
       if (head.contentLength === 0) return null;
       if (head.expectContinue) await c.writeAll(CONTINUE);
       c.arm(idleTimeoutMs);
-      const out = new Uint8Array(head.contentLength);
-      await c.readInto(out);
-      return out;
+      // Grown as the bytes arrive, not allocated up front from the declared length.
+      const first = new Uint8Array(Math.min(head.contentLength, READ_BUFFER));
+      return await c.readGrow(first, 0, head.contentLength, head.contentLength);
     }
     if (!head.chunked) return null;
     if (head.expectContinue) await c.writeAll(CONTINUE);
     c.arm(idleTimeoutMs);
-    const parts: Uint8Array[] = [];
+    // One growable buffer for all chunk data (no allocation per chunk or per CRLF).
+    let data: Uint8Array = EMPTY;
     let total = 0;
     for (;;) {
       const line = await c.readLine(MAX_CHUNK_LINE);
@@ -598,13 +694,9 @@ class Server {
       const size = parseInt(m[1], 16);
       if (size === 0) break;
       if (total + size > maxBodyBytes) throw new Refuse(413, "request body too large");
-      const part = new Uint8Array(size);
-      await c.readInto(part);
-      parts.push(part);
+      data = await c.readGrow(data, total, size, maxBodyBytes);
       total += size;
-      const crlf = new Uint8Array(2);
-      await c.readInto(crlf);
-      if (crlf[0] !== CR || crlf[1] !== LF) throw new Refuse(400, "bad chunk terminator");
+      await c.expectCrlf();
     }
     // Trailer section: validated loosely and discarded.
     let trailer = 0;
@@ -613,9 +705,9 @@ class Server {
       if (line === "") break;
       trailer += line.length + 2;
       if (trailer > maxHeaderBytes) throw new Refuse(431, "trailer section too large");
-      if (!HEADER_RE.test(line) || !VALUE_RE.test(line)) throw new Refuse(400, "bad trailer");
+      if (!splitField(line) || !VALUE_RE.test(line)) throw new Refuse(400, "bad trailer");
     }
-    return total === 0 ? null : concat(parts, total);
+    return total === 0 ? null : data.subarray(0, total);
   }
 
   buildRequest(head: Head, body: Uint8Array | null, local: Deno.NetAddr): Request {
@@ -623,9 +715,7 @@ class Server {
       (local.hostname.includes(":")
         ? `[${local.hostname}]:${local.port}`
         : `${local.hostname}:${local.port}`);
-    const method = NORMALIZED.has(head.method.toUpperCase())
-      ? head.method.toUpperCase()
-      : head.method;
+    const method = normalizeMethod(head.method);
     if (method === "CONNECT" || method === "TRACE" || method === "TRACK") {
       throw new Refuse(501, "method not implemented");
     }
@@ -651,8 +741,10 @@ class Server {
   ): Promise<boolean | StreamJob> {
     const status = res.status;
     let keep = head.keepAlive && !this.closing;
-    const isHead = head.method === "HEAD";
+    const isHead = normalizeMethod(head.method) === "HEAD";
     const body = res.body;
+    // Once taken, the body is locked: cancelling must go through the reader.
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
     try {
       if (isHead || status === 204 || status === 304 || status < 200) {
         if (body) body.cancel().catch(() => {});
@@ -671,10 +763,11 @@ class Server {
         return keep;
       }
       const type = (res.headers.get("content-type") ?? "").toLowerCase();
-      const reader = body.getReader();
+      reader = body.getReader();
+      c.reader = reader;
       if (type.startsWith("text/event-stream")) {
         await c.writeAll(this.head(status, res.headers, undefined, false, head.minor));
-        return { reader, pending: [], info };
+        return { reader, pending: [], info, sse: true };
       }
       const declared = res.headers.get("content-length");
       if (declared !== null && DIGITS_RE.test(declared) && declared.length <= 15) {
@@ -698,9 +791,12 @@ class Server {
         parts.push(v);
         total += v.length;
         if (total > BUFFER_LIMIT) {
+          if (head.minor === 1) {
+            return await this.sendChunked(c, head, res, reader, parts, keep, info);
+          }
           keep = false;
           await c.writeAll(this.head(status, res.headers, undefined, false, head.minor));
-          return { reader, pending: parts, info };
+          return { reader, pending: parts, info, sse: false };
         }
       }
       const h = this.head(status, res.headers, String(total), keep, head.minor);
@@ -716,7 +812,7 @@ class Server {
       return keep;
     } catch {
       info.settle(false);
-      body?.cancel().catch(() => {});
+      (reader ? reader.cancel() : body?.cancel())?.catch(() => {});
       return false;
     }
   }
@@ -730,9 +826,9 @@ class Server {
     keep: boolean,
     info: Info,
   ): Promise<boolean> {
-    await c.writeAll(this.head(res.status, res.headers, String(length), keep, head.minor));
     let sent = 0;
     try {
+      await c.writeAll(this.head(res.status, res.headers, String(length), keep, head.minor));
       for (;;) {
         const r = await reader.read();
         if (r.done) break;
@@ -759,6 +855,39 @@ class Server {
   }
 
   /**
+   * Streams a body of unknown length with chunked framing (HTTP/1.1): `pending` first, then
+   * every chunk as it comes. A producer error or a write failure closes the connection
+   * without the last chunk, so the client sees the truncation.
+   */
+  async sendChunked(
+    c: H1Conn,
+    head: Head,
+    res: Response,
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    pending: Uint8Array[],
+    keep: boolean,
+    info: Info,
+  ): Promise<boolean> {
+    try {
+      await c.writeAll(this.head(res.status, res.headers, undefined, keep, head.minor, true));
+      for (const p of pending) await writeChunk(c, p);
+      pending.length = 0;
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        await writeChunk(c, asBytes(r.value));
+      }
+      await c.writeAll(LAST_CHUNK);
+    } catch {
+      reader.cancel().catch(() => {});
+      info.settle(false);
+      return false;
+    }
+    info.settle(true);
+    return keep;
+  }
+
+  /**
    * Close-delimited streaming: writes `pending`, then every chunk as it comes, while a
    * 16-byte read watches for the client leaving. Closes the connection at the end.
    */
@@ -770,7 +899,7 @@ class Server {
     c.buf = EMPTY;
     c.start = c.end = 0;
     if (this.closing) reader.cancel().catch(() => {});
-    void watchEof(c.conn, reader);
+    void watchEof(c.conn, reader, job.sse);
     let ok = true;
     try {
       for (const p of pending) await c.writeAll(p);
@@ -822,6 +951,7 @@ class Server {
     length: string | undefined,
     keep: boolean,
     minor: 0 | 1,
+    chunked = false,
   ): Uint8Array {
     let s = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
     let hasDate = false;
@@ -832,10 +962,17 @@ class Server {
     }
     if (!hasDate) s += `date: ${httpDate()}\r\n`;
     if (length !== undefined) s += `content-length: ${length}\r\n`;
+    if (chunked) s += "transfer-encoding: chunked\r\n";
     if (!keep) s += "connection: close\r\n";
     else if (minor === 0) s += "connection: keep-alive\r\n";
     return toBytes(s + "\r\n");
   }
+}
+
+/** The method as `new Request` spells it (some methods are upper-cased, the rest kept). */
+function normalizeMethod(method: string): string {
+  const upper = method.toUpperCase();
+  return NORMALIZED.has(upper) ? upper : method;
 }
 
 function asBytes(v: unknown): Uint8Array {
@@ -845,10 +982,33 @@ function asBytes(v: unknown): Uint8Array {
   throw new TypeError("response body chunk is not bytes");
 }
 
-/** Discards input until EOF (or an error), then cancels the response body. */
+/** Writes one non-empty chunk with its chunked framing (an empty one would end the body). */
+async function writeChunk(c: H1Conn, v: Uint8Array): Promise<void> {
+  if (v.length === 0) return;
+  const size = enc.encode(`${v.length.toString(16)}\r\n`);
+  if (v.length > CHUNK_COPY_LIMIT) {
+    await c.writeAll(size);
+    await c.writeAll(v);
+    await c.writeAll(CRLF);
+    return;
+  }
+  const out = new Uint8Array(size.length + v.length + 2);
+  out.set(size);
+  out.set(v, size.length);
+  out[out.length - 2] = CR;
+  out[out.length - 1] = LF;
+  await c.writeAll(out);
+}
+
+/**
+ * Discards input until EOF (or an error), then cancels the response body. For an event
+ * stream EOF means the client left; for other bodies it may be a half-close (the client
+ * still reads), so only an error (reset, or our own close) cancels.
+ */
 async function watchEof(
   conn: Deno.TcpConn,
   reader: ReadableStreamDefaultReader<Uint8Array>,
+  eofIsGone: boolean,
 ): Promise<void> {
   const tiny = new Uint8Array(16);
   try {
@@ -857,8 +1017,10 @@ async function watchEof(
     }
   } catch {
     // closed locally or reset
+    reader.cancel().catch(() => {});
+    return;
   }
-  reader.cancel().catch(() => {});
+  if (eofIsGone) reader.cancel().catch(() => {});
 }
 
 /**
@@ -918,10 +1080,9 @@ function parseHead(text: string): Head {
     if (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
       throw new Refuse(400, "obsolete line folding");
     }
-    const m = HEADER_RE.exec(line);
-    if (!m) throw new Refuse(400, "bad header line");
-    const name = m[1].toLowerCase();
-    const value = m[2];
+    const field = splitField(line);
+    if (!field) throw new Refuse(400, "bad header line");
+    const [name, value] = field;
     if (!VALUE_RE.test(value)) throw new Refuse(400, "bad header value");
     switch (name) {
       case "host":
@@ -1008,6 +1169,7 @@ export function serveH1(handler: H1Handler, opts: H1Options): H1Server {
     maxBodyBytes: opts.maxBodyBytes ?? 1024 * 1024,
     headerTimeoutMs: opts.headerTimeoutMs ?? 10_000,
     idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
+    writeTimeoutMs: opts.writeTimeoutMs ?? 30_000,
   });
   const addr = listener.addr;
   void server.acceptLoop();
