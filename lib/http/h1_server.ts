@@ -315,6 +315,8 @@ class H1Conn {
   reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   /** Rejected by `kill()`: ends writes stuck on a peer that never reads. */
   readonly #gone = Promise.withResolvers<never>();
+  /** When the write in progress started (ms), 0 when not writing; read by the sweep. */
+  writingSince = 0;
 
   constructor(
     readonly conn: Deno.TcpConn,
@@ -391,18 +393,19 @@ class H1Conn {
    * pending when the connection is closed rejects.
    */
   async writeAll(data: Uint8Array): Promise<void> {
-    const ms = this.server.limits.writeTimeoutMs;
     let p = data;
     while (p.length > 0) {
       if (this.isClosed()) throw new Deno.errors.BadResource("connection closed");
       const w = this.conn.write(p);
       w.catch(() => {});
-      const timer = setTimeout(() => this.kill(), ms);
+      // No timer per write (SSE fan-out writes to thousands of sockets per event): the
+      // server's single sweep closes connections whose current write started too long ago.
+      this.writingSince = Date.now();
       let n: number;
       try {
         n = await Promise.race([w, this.#gone.promise]);
       } finally {
-        clearTimeout(timer);
+        this.writingSince = 0;
       }
       p = p.subarray(n);
     }
@@ -472,16 +475,32 @@ class Server {
   readonly done = Promise.withResolvers<void>();
   graceTimer: ReturnType<typeof setTimeout> | undefined;
 
+  readonly writeSweep: ReturnType<typeof setInterval>;
+
   constructor(
     readonly listener: Deno.TcpListener,
     readonly handler: H1Handler,
     readonly limits: Limits,
-  ) {}
+  ) {
+    // One timer for the whole server enforces `writeTimeoutMs` on every connection.
+    const every = Math.max(10, Math.min(1_000, Math.floor(limits.writeTimeoutMs / 4)));
+    this.writeSweep = setInterval(() => this.sweepWrites(), every);
+    Deno.unrefTimer(this.writeSweep);
+  }
+
+  /** Closes connections whose current write has made no progress for `writeTimeoutMs`. */
+  sweepWrites(): void {
+    const limit = Date.now() - this.limits.writeTimeoutMs;
+    for (const c of this.conns) {
+      if (c.writingSince !== 0 && c.writingSince < limit) c.kill();
+    }
+  }
 
   checkDone(): void {
     if (this.closing && this.acceptDone && this.conns.size === 0) {
       clearTimeout(this.graceTimer);
       this.graceTimer = undefined;
+      clearInterval(this.writeSweep);
       this.done.resolve();
     }
   }
