@@ -12,9 +12,6 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import type { BrowserContext, Locator, Page } from "playwright-core";
 import { DMITRY, flexLogin, type Harness, startHarness } from "./helpers/harness.ts";
-import { normalizeConfig } from "../lib/config.ts";
-import { silentLogger } from "../lib/log.ts";
-import { MxFlexServer } from "../lib/server.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = new URL("../test-output/screenshots/", import.meta.url).pathname;
@@ -87,36 +84,6 @@ async function callState(page: Page, id: number | string, state: string): Promis
   return (await el.getAttribute("data-history")) ?? "";
 }
 
-/**
- * A second MXFlex on a given port against the same simulator: a server restart as clients
- * see it (same origin, new signing key).
- */
-async function restartOnPort(h: Harness, port: number) {
-  const config = normalizeConfig({
-    host: `127.0.0.1:${port}`,
-    mx: { test: { addr: `127.0.0.1:${h.sim.port}`, login: "server", password: "password" } },
-    requestTimeoutMs: 2000,
-  }, new URL("./helpers/", import.meta.url).pathname);
-  const kv = await Deno.openKv(":memory:");
-  const server = await MxFlexServer.create({
-    config,
-    log: silentLogger,
-    kv,
-    backoff: { initialMs: 50, maxMs: 300, jitter: 0.1 },
-    sseHeartbeatMs: 60_000,
-  });
-  server.start();
-  await Promise.all([...server.sessions.values()].map((s) => s.ready(10_000)));
-  const http = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, server.fetch);
-  return {
-    async close() {
-      await server.close();
-      await http.shutdown();
-      kv.close();
-    },
-  };
-}
-
 /** The data-action values of the buttons inside `el`, in order. */
 async function actions(el: Locator): Promise<string[]> {
   const out: string[] = [];
@@ -142,7 +109,7 @@ Deno.test({
     const h = await startHarness({ sim: { answerAfterMs: -1 } });
     const port = Number(new URL(h.url).port);
     const browser = await launch();
-    let restarted: { close(): Promise<void> } | undefined;
+    let restarted: Harness | undefined;
     let firstClosed = false;
     const pageErrors: string[] = [];
     try {
@@ -312,7 +279,7 @@ Deno.test({
         // The page notices the stream is gone.
         await page.locator('#conn-status:is([data-state="reconnecting"])').waitFor();
         await shot(page, "08-reconnecting");
-        restarted = await restartOnPort(h, port);
+        restarted = await startHarness({ simulator: h.sim, port });
         // EventSource reconnects by itself, gets 401; the probe ends the session.
         await page.locator("#login-notice").waitFor({ state: "visible", timeout: 60_000 });
         assert.match(await page.locator("#login-notice").innerText(), /expired.*log in again/i);
@@ -343,7 +310,7 @@ Deno.test({
       assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
     } finally {
       await browser.close();
-      await restarted?.close();
+      await restarted?.close({ keepSim: true });
       if (!firstClosed) await h.close({ keepSim: true });
       await h.sim.close();
     }
