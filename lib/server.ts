@@ -78,6 +78,8 @@ export class MxFlexServer {
   readonly metrics: ServerMetrics;
 
   #log: Logger;
+  #lifecycle: { closing: boolean };
+  #closed?: Promise<void>;
 
   private constructor(
     sessions: Map<string, MxSession>,
@@ -87,7 +89,9 @@ export class MxFlexServer {
     log: Logger,
     dispatcher: PushDispatcher | undefined,
     metrics: ServerMetrics,
+    lifecycle: { closing: boolean },
   ) {
+    this.#lifecycle = lifecycle;
     this.metrics = metrics;
     this.sessions = sessions;
     this.hub = hub;
@@ -159,9 +163,15 @@ export class MxFlexServer {
       loginLimiter: new RateLimiter({ limit: 10, windowMs: 60_000 }),
       ipLimiter: new RateLimiter({ limit: 60, windowMs: 60_000 }),
     });
+    const lifecycle = { closing: false };
     const app = new Hono();
     app.use("*", requestLog({ log, observe: (r) => metrics.http(r) }));
     app.use("*", async (c, next) => {
+      // Shutting down: tokens and monitors are being released, so answering normally would
+      // tell clients their token was revoked (401) and end their sessions. 503 says "retry".
+      if (lifecycle.closing) {
+        throw new HttpError(503, "server shutting down", { "Retry-After": "5" });
+      }
       await next();
       c.res.headers.set("Server", `MXFlex/${VERSION}`);
       c.res.headers.set("X-API-Version", "1.0");
@@ -194,7 +204,7 @@ export class MxFlexServer {
       "/",
       staticRoutes({ dirs: o.staticDirs ?? [config.staticDir, BUILTIN_STATIC] }),
     );
-    return new MxFlexServer(sessions, hub, app, flex.tokens, log, dispatcher, metrics);
+    return new MxFlexServer(sessions, hub, app, flex.tokens, log, dispatcher, metrics, lifecycle);
   }
 
   /** The request handler (for `Deno.serve`). */
@@ -206,14 +216,23 @@ export class MxFlexServer {
     for (const s of this.sessions.values()) s.start();
   }
 
-  /** Graceful stop: tell SSE clients to retry, release monitors, close MX sessions. */
-  async close(): Promise<void> {
-    this.hub.closeAll(5_000);
-    await this.tokens.close();
-    await Promise.all([...this.sessions.values()].map((s) => s.stop()));
-    await this.dispatcher?.close();
-    this.hub.close();
-    this.#log.info("stopped");
+  /**
+   * Graceful stop: new requests get 503 (retry), SSE clients are told to retry, monitors are
+   * released, MX sessions logged out. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#lifecycle.closing = true;
+      this.#closed = (async () => {
+        this.hub.closeAll(5_000);
+        await this.tokens.close();
+        await Promise.all([...this.sessions.values()].map((s) => s.stop()));
+        await this.dispatcher?.close();
+        this.hub.close();
+        this.#log.info("stopped");
+      })();
+    }
+    return this.#closed;
   }
 }
 

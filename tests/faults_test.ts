@@ -482,3 +482,18 @@ Deno.test("faults: 1,000 SSE clients connecting and dropping leave nothing behin
     assert.ok(grown < 48 * 1024 * 1024, `RSS grew by ${(grown / 1048576).toFixed(1)} MiB`);
   });
 });
+
+Deno.test("faults: during shutdown, requests get 503, never a 401 that ends clients' sessions", async () => {
+  const h = await startHarness();
+  try {
+    const t = await flexLogin(h.url);
+    const closing = h.server.close();
+    const res = await fetch(`${h.url}/api/contacts`, { headers: { authorization: `Bearer ${t}` } });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("retry-after"), "5");
+    assert.deepEqual(await res.json(), { error: "server shutting down" });
+    await closing;
+  } finally {
+    await h.close();
+  }
+});
