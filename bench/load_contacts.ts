@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { argNum, login, percentile, sleep, startBenchServer } from "./load_util.ts";
+import { argNum, KeepAliveGet, login, percentile, sleep, startBenchServer } from "./load_util.ts";
 
 /** Result of one load run. */
 export interface LoadResult {
@@ -40,76 +40,6 @@ export interface LoadResult {
   bodyBytes: number;
 }
 
-const CRLF2 = new Uint8Array([13, 10, 13, 10]);
-
-function indexOfSeq(hay: Uint8Array, needle: Uint8Array, from: number, to: number): number {
-  outer: for (let i = from; i <= to - needle.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-    return i;
-  }
-  return -1;
-}
-
-/**
- * One keep-alive HTTP/1.1 client: sends a GET and reads one response (Content-Length or
- * chunked body) per call. Minimal by design; the server under test always answers with
- * `content-length` for this route.
- */
-class KeepAliveClient {
-  #conn!: Deno.TcpConn;
-  #req: Uint8Array;
-  #buf = new Uint8Array(64 * 1024);
-  #len = 0;
-  #dec = new TextDecoder();
-
-  constructor(path: string, token: string) {
-    this.#req = new TextEncoder().encode(
-      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
-        `Accept: application/json\r\n\r\n`,
-    );
-  }
-
-  async connect(port: number): Promise<void> {
-    this.#conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    this.#conn.setNoDelay(true);
-  }
-
-  /** Sends one request; returns the status and body length. */
-  async request(): Promise<{ status: number; bodyBytes: number }> {
-    await this.#conn.write(this.#req);
-    for (;;) {
-      const headEnd = indexOfSeq(this.#buf, CRLF2, 0, this.#len);
-      if (headEnd >= 0) {
-        const head = this.#dec.decode(this.#buf.subarray(0, headEnd));
-        const status = Number(head.slice(9, 12));
-        const m = head.match(/\r\ncontent-length:\s*(\d+)/i);
-        if (!m) throw new Error("response without content-length");
-        const total = headEnd + 4 + Number(m[1]);
-        while (this.#len < total) await this.#fill();
-        this.#buf.copyWithin(0, total, this.#len);
-        this.#len -= total;
-        return { status, bodyBytes: Number(m[1]) };
-      }
-      await this.#fill();
-    }
-  }
-
-  async #fill(): Promise<void> {
-    if (this.#len === this.#buf.length) throw new Error("response too large");
-    const n = await this.#conn.read(this.#buf.subarray(this.#len));
-    if (n === null) throw new Error("connection closed");
-    this.#len += n;
-  }
-
-  close(): void {
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
-  }
-}
-
 /** Runs `clients` loops for `seconds` (after `warmup` seconds not counted). */
 export async function loadContacts(
   url: string,
@@ -125,15 +55,11 @@ export async function loadContacts(
   const measureFrom = start + warmup * 1000;
   const stopAt = measureFrom + seconds * 1000;
   const worker = async () => {
-    let c: KeepAliveClient | undefined;
+    const c = new KeepAliveGet("/api/contacts", token);
     while (performance.now() < stopAt) {
       try {
-        if (!c) {
-          c = new KeepAliveClient("/api/contacts", token);
-          await c.connect(port);
-        }
         const t0 = performance.now();
-        const r = await c.request();
+        const r = await c.request(port);
         const t1 = performance.now();
         if (t0 < measureFrom || t1 > stopAt) continue;
         if (r.status === 200) {
@@ -145,12 +71,11 @@ export async function loadContacts(
         }
       } catch {
         if (performance.now() >= measureFrom) errors++;
-        c?.close();
-        c = undefined;
+        c.close();
         await sleep(10);
       }
     }
-    c?.close();
+    c.close();
   };
   await Promise.all(Array.from({ length: clients }, worker));
   lat.sort((a, b) => a - b);

@@ -35,6 +35,7 @@
 import {
   argNum,
   type BenchServer,
+  KeepAliveGet,
   login,
   type MemReply,
   mib,
@@ -169,74 +170,6 @@ async function timedFetch(
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
   const body = await res.text();
   return { status: res.status, body, ms: performance.now() - t0 };
-}
-
-const CRLF2 = new Uint8Array([13, 10, 13, 10]);
-
-function indexOfSeq(hay: Uint8Array, needle: Uint8Array, to: number): number {
-  outer: for (let i = 0; i <= to - needle.length; i++) {
-    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
-    return i;
-  }
-  return -1;
-}
-
-/** A keep-alive raw HTTP/1.1 GET client (responses with `content-length` only). */
-class RawGetClient {
-  #conn?: Deno.TcpConn;
-  #req: Uint8Array;
-  #buf = new Uint8Array(64 * 1024);
-  #len = 0;
-  #dec = new TextDecoder();
-
-  constructor(path: string, token: string) {
-    this.#req = new TextEncoder().encode(
-      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
-        `Accept: application/json\r\n\r\n`,
-    );
-  }
-
-  /** Sends one request and reads its response; connects first when needed. */
-  async request(port: number): Promise<number> {
-    if (!this.#conn) {
-      this.#conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      this.#conn.setNoDelay(true);
-      this.#len = 0;
-    }
-    await this.#conn.write(this.#req);
-    for (;;) {
-      const headEnd = indexOfSeq(this.#buf, CRLF2, this.#len);
-      if (headEnd >= 0) {
-        const head = this.#dec.decode(this.#buf.subarray(0, headEnd));
-        const status = Number(head.slice(9, 12));
-        const m = head.match(/\r\ncontent-length:\s*(\d+)/i);
-        if (!m) throw new Error("response without content-length");
-        const total = headEnd + 4 + Number(m[1]);
-        while (this.#len < total) await this.#fill();
-        this.#buf.copyWithin(0, total, this.#len);
-        this.#len -= total;
-        return status;
-      }
-      await this.#fill();
-    }
-  }
-
-  async #fill(): Promise<void> {
-    if (this.#len === this.#buf.length) throw new Error("response too large");
-    const n = await this.#conn!.read(this.#buf.subarray(this.#len));
-    if (n === null) throw new Error("connection closed by server");
-    this.#len += n;
-  }
-
-  /** Closes the socket (the next request reconnects). */
-  close(): void {
-    try {
-      this.#conn?.close();
-    } catch {
-      // already closed
-    }
-    this.#conn = undefined;
-  }
 }
 
 const DELIVERED_RE = /event: DeliveredEvent\ndata: \{"callId":(\d+)/g;
@@ -511,12 +444,12 @@ async function main(): Promise<void> {
     // (b) contacts: closed-loop keep-alive clients.
     for (let i = 0; i < contactsClients; i++) {
       loops.push((async () => {
-        const cl = new RawGetClient("/api/contacts", tokens[i % tokens.length]);
+        const cl = new KeepAliveGet("/api/contacts", tokens[i % tokens.length]);
         for (let n = 0; n < MAX_ITER && running(); n++) {
           const ts = performance.now();
           let timer: ReturnType<typeof setTimeout> | undefined;
           try {
-            const status = await Promise.race([
+            const { status } = await Promise.race([
               cl.request(port),
               new Promise<never>((_, rej) => {
                 timer = setTimeout(

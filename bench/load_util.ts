@@ -179,3 +179,78 @@ export function argList(name: string, def: number[]): number[] {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+const CRLF2 = new Uint8Array([13, 10, 13, 10]);
+
+/** Index of `needle` in `hay[0, to)`, or -1. */
+function indexOfSeq(hay: Uint8Array, needle: Uint8Array, to: number): number {
+  outer: for (let i = 0; i <= to - needle.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * One keep-alive raw HTTP/1.1 client for load scripts: GET with a Bearer token, one response
+ * per call (`content-length` bodies only, which is what the measured routes send). Raw
+ * sockets instead of `fetch` keep the client's CPU cost small next to the server's.
+ * Connects on the first request and again after {@link close}.
+ */
+export class KeepAliveGet {
+  #conn?: Deno.TcpConn;
+  #req: Uint8Array;
+  #buf = new Uint8Array(64 * 1024);
+  #len = 0;
+  #dec = new TextDecoder();
+
+  /** @param path request target; @param token Bearer token */
+  constructor(path: string, token: string) {
+    this.#req = new TextEncoder().encode(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n` +
+        `Accept: application/json\r\n\r\n`,
+    );
+  }
+
+  /** Sends one request and reads its response; returns the status and body length. */
+  async request(port: number): Promise<{ status: number; bodyBytes: number }> {
+    if (!this.#conn) {
+      this.#conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      this.#conn.setNoDelay(true);
+      this.#len = 0;
+    }
+    await this.#conn.write(this.#req);
+    for (;;) {
+      const headEnd = indexOfSeq(this.#buf, CRLF2, this.#len);
+      if (headEnd >= 0) {
+        const head = this.#dec.decode(this.#buf.subarray(0, headEnd));
+        const status = Number(head.slice(9, 12));
+        const m = head.match(/\r\ncontent-length:\s*(\d+)/i);
+        if (!m) throw new Error("response without content-length");
+        const total = headEnd + 4 + Number(m[1]);
+        while (this.#len < total) await this.#fill();
+        this.#buf.copyWithin(0, total, this.#len);
+        this.#len -= total;
+        return { status, bodyBytes: Number(m[1]) };
+      }
+      await this.#fill();
+    }
+  }
+
+  async #fill(): Promise<void> {
+    if (this.#len === this.#buf.length) throw new Error("response too large");
+    const n = await this.#conn!.read(this.#buf.subarray(this.#len));
+    if (n === null) throw new Error("connection closed by server");
+    this.#len += n;
+  }
+
+  /** Closes the socket (the next request reconnects). */
+  close(): void {
+    try {
+      this.#conn?.close();
+    } catch {
+      // already closed
+    }
+    this.#conn = undefined;
+  }
+}
