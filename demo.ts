@@ -13,7 +13,7 @@ import { DEMO_CERT, DEMO_KEY } from "./lib/demo/cert.ts";
 import { normalizeConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { stdoutWireLogger } from "./lib/csta/wire_log.ts";
-import { MxFlexServer } from "./lib/server.ts";
+import { MxFlexServer } from "./app.ts";
 
 /** Demo user printed at start-up (one of the simulator's seed people). */
 export const DEMO_USER = { login: "dmitry", password: "secret", ext: "3095" };

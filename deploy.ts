@@ -36,7 +36,7 @@ import {
   parseConfigText,
 } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
-import { MxFlexServer } from "./lib/server.ts";
+import { MxFlexServer } from "./app.ts";
 import { errorResponse } from "./lib/http/errors.ts";
 import type { Backoff } from "./lib/csta/client.ts";
 import { VERSION } from "./lib/version.ts";

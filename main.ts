@@ -10,9 +10,9 @@
 import { applyEnv, ConfigError, loadConfigFile } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { stdoutWireLogger } from "./lib/csta/wire_log.ts";
-import { MxFlexServer, resolvePath } from "./lib/server.ts";
-import { listen } from "./lib/http/listen.ts";
-import { DirCertStore, KvCertStore } from "./lib/http/cert_store.ts";
+import { MxFlexServer, resolvePath } from "./app.ts";
+import { listen } from "./lib/listen/listen.ts";
+import { DirCertStore, KvCertStore } from "./lib/listen/cert_store.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Parsed command-line flags. */

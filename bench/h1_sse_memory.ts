@@ -23,7 +23,7 @@
  * @module
  */
 import { serveH1 } from "../lib/http/h1_server.ts";
-import { SseHub, sseResponse } from "../lib/http/sse.ts";
+import { SseHub, sseResponse } from "../lib/sse/hub.ts";
 import { flexLogin, startHarness } from "../tests/helpers/harness.ts";
 
 type ServerKind = "lean" | "deno" | "raw";

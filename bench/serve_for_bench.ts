@@ -35,7 +35,7 @@ import { CERT, DMITRY, type Harness, KEY, startHarness } from "../tests/helpers/
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../lib/config.ts";
 import { silentLogger } from "../lib/log.ts";
-import { MxFlexServer } from "../lib/server.ts";
+import { MxFlexServer } from "../app.ts";
 import { serveH1 } from "../lib/http/h1_server.ts";
 
 /** Which HTTP server carries MXFlex: the lean HTTP/1.1 server or `Deno.serve`. */

@@ -9,7 +9,7 @@ import type { MxSession } from "../lib/mx/session.ts";
 import { type TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
 import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
-import { type SseHub, sseResponse } from "../lib/http/sse.ts";
+import { type SseHub, sseResponse } from "../lib/sse/hub.ts";
 import { formatJson, HttpError, JSON_CONTENT_TYPE, jsonResponse } from "../lib/http/errors.ts";
 import { type Fields, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";

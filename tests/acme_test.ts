@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { connect } from "node:tls";
-import { AcmeManager, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING } from "../lib/http/acme.ts";
-import { type CertStore, DirCertStore, KvCertStore } from "../lib/http/cert_store.ts";
-import { listen } from "../lib/http/listen.ts";
+import { AcmeManager, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING } from "../lib/listen/acme.ts";
+import { type CertStore, DirCertStore, KvCertStore } from "../lib/listen/cert_store.ts";
+import { listen } from "../lib/listen/listen.ts";
 import {
   freePort,
   PEBBLE_MISSING,

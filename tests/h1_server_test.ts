@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type H1Handler, type H1Options, serveH1 } from "../lib/http/h1_server.ts";
-import { SseHub, sseResponse } from "../lib/http/sse.ts";
+import { SseHub, sseResponse } from "../lib/sse/hub.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { hostMode, isIpLiteral } from "../lib/http/host_rule.ts";
-import { listen, redirectToHttps } from "../lib/http/listen.ts";
+import { hostMode, isIpLiteral } from "../lib/listen/host_rule.ts";
+import { listen, redirectToHttps } from "../lib/listen/listen.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 const certFile = new URL("mx-cert.pem", FIXTURES).pathname;

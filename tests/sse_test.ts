@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { EventSource } from "eventsource";
-import { encodeEvent, SSE_HEADERS, SseHub, sseResponse } from "../lib/http/sse.ts";
+import { encodeEvent, SSE_HEADERS, SseHub, sseResponse } from "../lib/sse/hub.ts";
 
 // ---------------------------------------------------------------- helpers
 

@@ -6,7 +6,7 @@
 import { MxSimulator, type SimOptions } from "../../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../../lib/config.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { MxFlexServer } from "../../lib/server.ts";
+import { MxFlexServer } from "../../app.ts";
 import { serveH1 } from "../../lib/http/h1_server.ts";
 
 export const CERT = Deno.readTextFileSync(new URL("../fixtures/mx-cert.pem", import.meta.url));

@@ -6,32 +6,32 @@
  * @module
  */
 import { Hono } from "hono";
-import type { AppConfig } from "./config.ts";
-import type { Logger } from "./log.ts";
-import { MxSession } from "./mx/session.ts";
-import { PushMonitors } from "./mx/push_monitors.ts";
-import type { TokenMonitors } from "./mx/token_monitors.ts";
-import { TokenIssuer } from "./auth/jwt.ts";
-import { VerifiedCache } from "./auth/basic.ts";
-import { RateLimiter } from "./auth/rate_limit.ts";
-import { SseHub } from "./http/sse.ts";
-import { HttpError, toErrorResponse } from "./http/errors.ts";
-import { mxHttpError } from "./http/mx_errors.ts";
-import { KvTrustStore } from "./store/trust.ts";
-import { TokenStore } from "./store/tokens.ts";
-import { PushDedupe } from "./store/dedupe.ts";
-import { PushDispatcher } from "./push/dispatcher.ts";
-import { loadPushConfig } from "./push/config.ts";
-import type { WireLogger } from "./csta/wire_log.ts";
-import type { Backoff } from "./csta/client.ts";
-import { VERSION } from "./version.ts";
-import { flexRoutes } from "../routes/flex.ts";
-import { proxyRoutes } from "../routes/proxy.ts";
-import { staticRoutes } from "../routes/static.ts";
-import { opsRoutes } from "../routes/ops.ts";
-import { ServerMetrics } from "./metrics.ts";
-import { requestLog } from "./http/request_log.ts";
-import { metricsRoutes } from "../routes/metrics.ts";
+import type { AppConfig } from "./lib/config.ts";
+import type { Logger } from "./lib/log.ts";
+import { MxSession } from "./lib/mx/session.ts";
+import { PushMonitors } from "./lib/mx/push_monitors.ts";
+import type { TokenMonitors } from "./lib/mx/token_monitors.ts";
+import { TokenIssuer } from "./lib/auth/jwt.ts";
+import { VerifiedCache } from "./lib/auth/basic.ts";
+import { RateLimiter } from "./lib/auth/rate_limit.ts";
+import { SseHub } from "./lib/sse/hub.ts";
+import { HttpError, toErrorResponse } from "./lib/http/errors.ts";
+import { mxHttpError } from "./lib/http/mx_errors.ts";
+import { KvTrustStore } from "./lib/store/trust.ts";
+import { TokenStore } from "./lib/store/tokens.ts";
+import { PushDedupe } from "./lib/store/dedupe.ts";
+import { PushDispatcher } from "./lib/push/dispatcher.ts";
+import { loadPushConfig } from "./lib/push/config.ts";
+import type { WireLogger } from "./lib/csta/wire_log.ts";
+import type { Backoff } from "./lib/csta/client.ts";
+import { VERSION } from "./lib/version.ts";
+import { flexRoutes } from "./routes/flex.ts";
+import { proxyRoutes } from "./routes/proxy.ts";
+import { staticRoutes } from "./routes/static.ts";
+import { opsRoutes } from "./routes/ops.ts";
+import { ServerMetrics } from "./lib/metrics.ts";
+import { requestLog } from "./lib/http/request_log.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 
 /** Options for {@link MxFlexServer.create}. */
 export interface ServerOptions {
@@ -51,7 +51,7 @@ export interface ServerOptions {
 }
 
 /** Directory of the built-in web client. */
-export const BUILTIN_STATIC = new URL("../static", import.meta.url).pathname;
+export const BUILTIN_STATIC = new URL("./static", import.meta.url).pathname;
 
 /**
  * The assembled server.

@@ -32,7 +32,7 @@
 import { AcmeManager } from "./acme.ts";
 import { type CertStore, DirCertStore } from "./cert_store.ts";
 import { hostMode } from "./host_rule.ts";
-import { serveH1 } from "./h1_server.ts";
+import { serveH1 } from "../http/h1_server.ts";
 
 /** A request handler as accepted by `Deno.serve`. */
 export type Handler = (
