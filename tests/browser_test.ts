@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import type { BrowserContext, ConsoleMessage, Locator, Page, Response } from "playwright-core";
 import { DMITRY, flexLogin, type Harness, startHarness } from "./helpers/harness.ts";
+import { staticModules } from "./helpers/static_modules.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = new URL("../test-output/screenshots/", import.meta.url).pathname;
@@ -92,20 +93,6 @@ async function actions(el: Locator): Promise<string[]> {
     out.push((await b.getAttribute("data-action")) ?? "");
   }
   return out;
-}
-
-/** Paths (`/lib/x.js`) of every JavaScript module under static/. */
-async function staticModules(): Promise<string[]> {
-  const root = new URL("../static/", import.meta.url);
-  const out: string[] = [];
-  const walk = async (rel: string) => {
-    for await (const e of Deno.readDir(new URL(rel, root))) {
-      if (e.isDirectory) await walk(`${rel}${e.name}/`);
-      else if (e.name.endsWith(".js")) out.push(`/${rel}${e.name}`);
-    }
-  };
-  await walk("");
-  return out.sort();
 }
 
 async function login(page: Page, user: string, password: string): Promise<void> {

@@ -17,6 +17,7 @@ import {
   MAX_ENDED,
   NO_CALLS,
 } from "../static/lib/calls.js";
+import { CALL_EVENTS as SERVER_CALL_EVENTS } from "../lib/csta/events.ts";
 import { DMITRY, flexLogin, SseReader, withHarness } from "./helpers/harness.ts";
 
 const ME = "3095";
@@ -46,6 +47,12 @@ const ringing = (id = 21, from = "3044") =>
     calledDevice: ME,
     localConnectionInfo: "alerting",
   });
+
+Deno.test("web calls: the client listens for every call event the server sends", () => {
+  // The server accepts the MX's "TransferedEvent" spelling and sends it as TransferredEvent.
+  const sent = [...SERVER_CALL_EVENTS].filter((n) => n !== "TransferedEvent").sort();
+  assert.deepEqual([...CALL_EVENTS].sort(), sent);
+});
 
 Deno.test("web calls: incoming call rings, is answered, held by me, retrieved, cleared", () => {
   let calls = fold([ringing(21)]);

@@ -15,21 +15,9 @@ import {
 import { clock } from "../static/lib/format.js";
 import { jwtClaims } from "../static/lib/jwt.js";
 import { createStore } from "../static/lib/store.js";
+import { staticModules } from "./helpers/static_modules.ts";
 
 const STATIC = new URL("../static/", import.meta.url);
-
-/** Paths (`/lib/x.js`) of every JavaScript module under static/. */
-async function modules(): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (rel: string) => {
-    for await (const e of Deno.readDir(new URL(rel, STATIC))) {
-      if (e.isDirectory) await walk(`${rel}${e.name}/`);
-      else if (e.name.endsWith(".js")) out.push(`/${rel}${e.name}`);
-    }
-  };
-  await walk("");
-  return out.sort();
-}
 
 Deno.test("web client: index.html loads /app.js as a module and preloads every other one", async () => {
   const html = await Deno.readTextFile(new URL("index.html", STATIC));
@@ -39,13 +27,13 @@ Deno.test("web client: index.html loads /app.js as a module and preloads every o
     .map((m) => m[1]).sort();
   assert.deepEqual(
     preloads,
-    (await modules()).filter((m) => m !== "/app.js"),
+    (await staticModules()).filter((m) => m !== "/app.js"),
     "the modulepreload list in static/index.html is out of date",
   );
 });
 
 Deno.test("web client: every module starts with // @ts-check", async () => {
-  for (const m of await modules()) {
+  for (const m of await staticModules()) {
     const text = await Deno.readTextFile(new URL(`.${m}`, STATIC));
     assert.ok(text.startsWith("// @ts-check\n"), m);
   }
