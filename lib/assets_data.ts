@@ -2756,7 +2756,7 @@ export function createStore(initial) {
   },
   "static/session.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "de990f0efa11343f3db6585f",
+    etag: "13e30e3f4a6a4193f0f8f094",
     text: `// @ts-check
 /**
  * One signed-in session: the API client for its token, the state the views show (a
@@ -2776,7 +2776,7 @@ export function createStore(initial) {
  *
  * @module
  */
-import { createApi, SESSION_EXPIRED } from "./lib/api.js";
+import { ApiError, createApi, SESSION_EXPIRED } from "./lib/api.js";
 import { addPlacedCall, applyCallEvent, CALL_EVENTS, NO_CALLS } from "./lib/calls.js";
 import { indexByExt } from "./lib/contacts.js";
 import { byId, hide, showText } from "./lib/dom.js";
@@ -2950,7 +2950,7 @@ export function startSession(o) {
 
   loadContacts()
     .catch((err) => {
-      if (!ended && !(err?.status === 401)) showError(message(err));
+      if (!ended && !(err instanceof ApiError && err.status === 401)) showError(message(err));
     })
     .finally(() => {
       if (ended) return;

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { createApi, SESSION_EXPIRED } from "./lib/api.js";
+import { ApiError, createApi, SESSION_EXPIRED } from "./lib/api.js";
 import { addPlacedCall, applyCallEvent, CALL_EVENTS, NO_CALLS } from "./lib/calls.js";
 import { indexByExt } from "./lib/contacts.js";
 import { byId, hide, showText } from "./lib/dom.js";
@@ -191,7 +191,7 @@ export function startSession(o) {
 
   loadContacts()
     .catch((err) => {
-      if (!ended && !(err?.status === 401)) showError(message(err));
+      if (!ended && !(err instanceof ApiError && err.status === 401)) showError(message(err));
     })
     .finally(() => {
       if (ended) return;
