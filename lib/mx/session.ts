@@ -300,8 +300,8 @@ export class MxSession {
    * const { callId, deviceId } = await mx.makeCall("3095", "3099");
    * ```
    */
-  makeCall(from: string, to: string): Promise<MakeCallResult> {
-    return placeCall(this.client.connection, from, to);
+  async makeCall(from: string, to: string): Promise<MakeCallResult> {
+    return await placeCall(this.client.connection, from, to);
   }
 
   /**
@@ -315,8 +315,8 @@ export class MxSession {
    * await mx.callControl("hold", 38, "3095");
    * ```
    */
-  callControl(action: CallAction, callId: number, deviceId: string): Promise<void> {
-    return callControl(this.client.connection, action, callId, deviceId);
+  async callControl(action: CallAction, callId: number, deviceId: string): Promise<void> {
+    await callControl(this.client.connection, action, callId, deviceId);
   }
 
   /**
@@ -329,12 +329,12 @@ export class MxSession {
    * const leg = await mx.transferCall(38, "3095", "3099");
    * ```
    */
-  transferCall(
+  async transferCall(
     callId: number,
     deviceId: string,
     to: string,
   ): Promise<{ callId: number; deviceId: string }> {
-    return transferCall(this.client.connection, callId, deviceId, to);
+    return await transferCall(this.client.connection, callId, deviceId, to);
   }
 
   /**
