@@ -87,7 +87,10 @@ export type CallEventListener = (ext: string, ev: CallEvent) => void;
 export class MxSession {
   /** Config name (`/mx/<name>/…`). */
   readonly name: string;
-  /** The self-healing server-account session. */
+  /**
+   * The self-healing server-account session, for diagnostics and tests. Routes use the
+   * operations of this class instead (`makeCall`, `callControl`, `withUser`, …).
+   */
   readonly client: CstaClient;
 
   #cfg: MxConfig;
