@@ -133,7 +133,13 @@ Deno.test("flex: missing, tampered, alg:none and foreign-key tokens are 401", as
     for (const bad of [tampered, none, foreign, t.slice(0, -5), "garbage"]) {
       res = await fetch(`${h.url}/api/contacts`, { headers: auth(bad) });
       assert.equal(res.status, 401, bad);
-      assert.ok((await res.json()).error);
+      // The RFC 6750 challenge for a rejected token, and the issuer's short reason.
+      assert.equal(
+        res.headers.get("www-authenticate"),
+        'Bearer realm="MXFlex", error="invalid_token"',
+        bad,
+      );
+      assert.deepEqual(await res.json(), { error: "invalid token" });
     }
   });
 });

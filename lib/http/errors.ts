@@ -49,6 +49,21 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * The one 429 of the API: `{"error": message}` with `Retry-After` in whole seconds (at least 1),
+ * for every rate limit (Flex login, Proxy Basic auth).
+ *
+ * @example
+ * ```ts
+ * const r = limiter.check(ip);
+ * if (!r.allowed) throw tooManyRequests("too many failed logins", r.retryAfterSeconds);
+ * ```
+ */
+export function tooManyRequests(message: string, retryAfterSeconds: number): HttpError {
+  const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+  return new HttpError(429, message, { "Retry-After": String(seconds) });
+}
+
 // Go's encoder escapes these even inside strings; JSON.stringify only emits them inside
 // strings, so a global replace is safe and keeps byte-compatible output (and stops a JSON
 // body sniffed as HTML from carrying markup).
