@@ -42,6 +42,11 @@ export interface ServerOptions {
   sseHeartbeatMs?: number;
   /** Bearer token opening `/metrics` beyond loopback; default `config.metricsToken`. */
   metricsToken?: string;
+  /**
+   * A voicemail download whose client reads nothing for this long is cut and the MX transfer
+   * cancelled, ms; default 60 s (tests use small values).
+   */
+  voicemailIdleMs?: number;
 }
 
 /** Directory of the built-in web client. */
@@ -174,6 +179,7 @@ export class MxFlexServer {
       metricsToken: o.metricsToken ?? (config.metricsToken || undefined),
       staticDirs: o.staticDirs ?? [config.staticDir, BUILTIN_STATIC],
       closing: () => lifecycle.closing,
+      voicemailIdleMs: o.voicemailIdleMs,
     });
     return new MxFlexServer(sessions, hub, app, tokens, log, dispatcher, metrics, lifecycle);
   }

@@ -67,6 +67,8 @@ export interface AppServices {
   staticDirs: string[];
   /** True once a graceful stop began (every request then gets 503). */
   closing: () => boolean;
+  /** Stall limit of voicemail downloads, ms (default in `routes/proxy.ts`). */
+  voicemailIdleMs?: number;
 }
 
 /**
@@ -115,6 +117,7 @@ export function buildApp(s: AppServices): Hono {
       failLimiter: s.limits.proxyFail,
       push: s.push,
       log: s.log,
+      voicemailIdleMs: s.voicemailIdleMs,
     }),
   );
   app.route("/", metricsRoutes({ registry: s.metrics.registry, token: s.metricsToken }));

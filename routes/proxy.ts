@@ -10,7 +10,7 @@ import type { MxSession } from "../lib/mx/session.ts";
 import type { PushMonitors } from "../lib/mx/push_monitors.ts";
 import { parseBasicAuth, type VerifiedCache } from "../lib/auth/basic.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
-import { HttpError, jsonResponse } from "../lib/http/errors.ts";
+import { BodyCutError, HttpError, jsonResponse } from "../lib/http/errors.ts";
 import { boolField, intField, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
@@ -59,6 +59,8 @@ export interface ProxyDeps {
   failLimiter: RateLimiter;
   push: PushMonitors;
   log: Logger;
+  /** Stall limit of voicemail downloads, ms; default {@link VOICEMAIL_IDLE_MS}. */
+  voicemailIdleMs?: number;
 }
 
 type Env = { Variables: { mx: MxSession; user: ProxyUser } };
@@ -272,11 +274,11 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
         d.log.info(`voicemail ${id}: client stalled, download cancelled`);
         src.cancel().catch(() => {}).finally(() => session.close());
         try {
-          ctl.error(new Error("client stalled"));
+          ctl.error(new BodyCutError("client stalled"));
         } catch {
           // already closed
         }
-      }, VOICEMAIL_IDLE_MS);
+      }, d.voicemailIdleMs ?? VOICEMAIL_IDLE_MS);
     };
     const body = new ReadableStream<Uint8Array>({
       start(ctl) {

@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { BodyCutError } from "../http/errors.ts";
 
 /** Options for {@link SseHub}. */
 export interface SseOptions {
@@ -256,7 +257,7 @@ class Core {
     sub.signal?.removeEventListener("abort", sub);
     try {
       if (how === "close") sub.c.close();
-      else if (how === "error") sub.c.error(new Error("slow consumer"));
+      else if (how === "error") sub.c.error(new BodyCutError("slow consumer"));
     } catch {
       // Already closed or errored by the other side.
     }

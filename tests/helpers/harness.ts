@@ -52,6 +52,8 @@ export interface HarnessOptions {
    * HTTP. Clients need {@link CERT} as CA (e.g. `Deno.createHttpClient({ caCerts: [CERT] })`).
    */
   tls?: boolean;
+  /** Stall limit of voicemail downloads, ms (default the server's 60 s). */
+  voicemailIdleMs?: number;
 }
 
 /** Starts simulator + server + HTTP listener. */
@@ -72,6 +74,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     staticDirs: o.staticDirs,
     backoff: { initialMs: 50, maxMs: 300, jitter: 0.1 },
     sseHeartbeatMs: 60_000,
+    voicemailIdleMs: o.voicemailIdleMs,
   });
   server.start();
   if (o.waitReady !== false) {
