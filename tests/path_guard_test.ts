@@ -14,7 +14,7 @@ import { CERT, type Harness, withHarness } from "./helpers/harness.ts";
 import { RawHttp } from "./helpers/raw_http.ts";
 import { isUnsafePath } from "../lib/http/path_guard.ts";
 
-/** The shapes the lean server normalised to `/metrics`, and their cousins. */
+/** The shapes the removed hand-written server normalised to `/metrics`, and their cousins. */
 const UNSAFE = [
   "/x/%2e%2e/metrics",
   "/x/%2E%2E/metrics",
