@@ -25,52 +25,50 @@ async function targets(h: Harness): Promise<Array<[string, Record<string, string
   ];
 }
 
-async function expect413(c: RawHttp, what: string): Promise<void> {
-  const head = await c.readHead();
-  assert.equal(head.status, 413, what);
-  assert.match(head.headers.get("content-type") ?? "", /application\/json/, what);
-  const { text } = await c.readBody(Number(head.headers.get("content-length")));
-  assert.deepEqual(JSON.parse(text), { error: "request body too large" }, what);
+/**
+ * For every target: sends a form POST head with `framing` headers, lets `body` write (part of)
+ * a body, and expects 413 `{"error": "request body too large"}`.
+ */
+async function expect413(
+  h: Harness,
+  framing: Record<string, string>,
+  body: (c: RawHttp) => Promise<void>,
+): Promise<void> {
+  for (const [path, headers] of await targets(h)) {
+    const c = await RawHttp.connect(port(h));
+    try {
+      await c.sendHead("POST", path, {
+        ...headers,
+        "Content-Type": "application/x-www-form-urlencoded",
+        ...framing,
+      });
+      await body(c);
+      const head = await c.readHead();
+      assert.equal(head.status, 413, path);
+      assert.match(head.headers.get("content-type") ?? "", /application\/json/, path);
+      const { text } = await c.readBody(Number(head.headers.get("content-length")));
+      assert.deepEqual(JSON.parse(text), { error: "request body too large" }, path);
+    } finally {
+      c.close();
+    }
+  }
 }
 
 Deno.test("body limit: a Content-Length over 64 KiB is 413 at once, before any body byte is sent", async () => {
   await withHarness(async (h) => {
-    for (const [path, headers] of await targets(h)) {
-      const c = await RawHttp.connect(port(h));
-      try {
-        await c.sendHead("POST", path, {
-          ...headers,
-          "Content-Type": "application/x-www-form-urlencoded",
-          "Content-Length": String(1024 * 1024),
-        });
-        // Not one body byte is written: the answer can only come from the declared length.
-        await expect413(c, path);
-      } finally {
-        c.close();
-      }
-    }
+    // Not one body byte is written: the answer can only come from the declared length.
+    await expect413(h, { "Content-Length": String(1024 * 1024) }, async () => {});
   });
 });
 
 Deno.test("body limit: a chunked body is cut with 413 once it passes 64 KiB, while the client holds the rest", async () => {
   await withHarness(async (h) => {
-    for (const [path, headers] of await targets(h)) {
-      const c = await RawHttp.connect(port(h));
-      try {
-        await c.sendHead("POST", path, {
-          ...headers,
-          "Content-Type": "application/x-www-form-urlencoded",
-          "Transfer-Encoding": "chunked",
-        });
-        // 4 KiB chunks up to one chunk past the limit; the final zero-length chunk (and with
-        // it the end of the body) is never sent.
-        const piece = `1000\r\n${"a".repeat(4096)}\r\n`;
-        for (let sent = 0; sent <= MAX_BODY_BYTES; sent += 4096) await c.write(piece);
-        await expect413(c, path);
-      } finally {
-        c.close();
-      }
-    }
+    await expect413(h, { "Transfer-Encoding": "chunked" }, async (c) => {
+      // 4 KiB chunks up to one chunk past the limit; the final zero-length chunk (and with it
+      // the end of the body) is never sent.
+      const piece = `1000\r\n${"a".repeat(4096)}\r\n`;
+      for (let sent = 0; sent <= MAX_BODY_BYTES; sent += 4096) await c.write(piece);
+    });
     // The server is unharmed.
     const res = await fetch(`${h.url}/healthz`);
     assert.equal(res.status, 200);
