@@ -6,7 +6,8 @@
  */
 import { type Context, Hono } from "hono";
 import type { MxSession } from "../lib/mx/session.ts";
-import { type TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
+import type { TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
+import { flexTopic } from "../lib/mx/flex_events.ts";
 import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
 import { type SseHub, sseResponse } from "../lib/sse/hub.ts";
@@ -21,13 +22,15 @@ import { type Fields, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import { type CallAction, type Contact, encodeEventJson } from "../lib/mx/mod.ts";
+import type { CallAction, Contact } from "../lib/mx/mod.ts";
 import { withOptionalFields } from "../lib/http/contact_json.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** What the Flex router needs. */
 export interface FlexDeps {
   mx: MxSession;
+  /** Live tokens and their monitors and streams (built by the composition root). */
+  tokens: TokenMonitors;
   issuer: TokenIssuer;
   hub: SseHub;
   log: Logger;
@@ -38,11 +41,6 @@ export interface FlexDeps {
 }
 
 type Env = { Variables: { claims: TokenClaims; fields: Fields } };
-
-/** SSE topic of an extension on the Flex MX. */
-export function flexTopic(ext: string): string {
-  return `flex:${ext}`;
-}
 
 /** Flex contact JSON, field order as the original (mx-protocol §5.6). */
 export function flexContact(c: Contact): Record<string, string> {
@@ -64,20 +62,17 @@ export function compareExt(a: string, b: string): number {
 }
 
 /**
- * Builds the router. Also wires MX call events of monitored extensions into the SSE hub.
+ * Builds the router. The events it streams are published to the hub by the composition root
+ * (`publishFlexEvents`).
  *
  * @example
  * ```ts
- * app.route("/", flexRoutes({ mx, issuer, hub, log, loginLimiter, ipLimiter }));
+ * app.route("/", flexRoutes({ mx, tokens, issuer, hub, log, loginLimiter, ipLimiter }));
  * ```
  */
-export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors } {
+export function flexRoutes(d: FlexDeps): Hono<Env> {
   const app = new Hono<Env>();
-  const tokens = new TokenMonitors(d.mx, d.log);
-
-  d.mx.onCallEvent((ext, ev) => {
-    if (d.mx.holders(ext) > 0) d.hub.publish(flexTopic(ext), ev.name, encodeEventJson(ev));
-  });
+  const tokens = d.tokens;
 
   app.post("/api/login", async (c) => {
     const f = await readFields(c.req.raw);
@@ -219,7 +214,7 @@ export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors
     return jsonResponse({ call: await d.mx.transferCall(callId, deviceId, to) });
   });
 
-  return { app, tokens };
+  return app;
 }
 
 function bearer(h: string | undefined): string {

@@ -16,7 +16,7 @@ import type {
 } from "../lib/mx/mod.ts";
 import { parseBasicAuth, type VerifiedCache } from "../lib/auth/basic.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
-import { HttpError, jsonResponse, tooManyRequests } from "../lib/http/errors.ts";
+import { BodyCutError, HttpError, jsonResponse, tooManyRequests } from "../lib/http/errors.ts";
 import { boolField, intField, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { checkPassword } from "../lib/http/password_limit.ts";
@@ -54,6 +54,8 @@ export interface ProxyDeps {
   failLimiter: RateLimiter;
   push: PushMonitors;
   log: Logger;
+  /** Stall limit of voicemail downloads, ms; default {@link VOICEMAIL_IDLE_MS}. */
+  voicemailIdleMs?: number;
 }
 
 type Env = { Variables: { mx: MxSession; user: ProxyUser } };
@@ -242,11 +244,11 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
         d.log.info(`voicemail ${id}: client stalled, download cancelled`);
         src.cancel().catch(() => {});
         try {
-          ctl.error(new Error("client stalled"));
+          ctl.error(new BodyCutError("client stalled"));
         } catch {
           // already closed
         }
-      }, VOICEMAIL_IDLE_MS);
+      }, d.voicemailIdleMs ?? VOICEMAIL_IDLE_MS);
     };
     const body = new ReadableStream<Uint8Array>({
       start(ctl) {
