@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "528766b17e5a7f486d0fa45c",
+    etag: "2c3e8a125963b7286539a52e",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -744,12 +744,7 @@ paths:
               schema: { type: string, contentMediaType: application/octet-stream }
         "400": { $ref: "#/components/responses/BadMailId" }
         "401": { $ref: "#/components/responses/BasicUnauthorized" }
-        "404":
-          description: Unknown MX or no such message.
-          content:
-            application/json:
-              schema: { $ref: "#/components/schemas/Error" }
-              example: { error: voicemail not found }
+        "404": { $ref: "#/components/responses/NoSuchMessage" }
         "429": { $ref: "#/components/responses/RateLimited" }
         "503": { $ref: "#/components/responses/MxUnavailable" }
         "504": { $ref: "#/components/responses/MxTimeout" }
@@ -777,7 +772,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad request }
         "401": { $ref: "#/components/responses/BasicUnauthorized" }
-        "404": { $ref: "#/components/responses/UnknownMx" }
+        "404": { $ref: "#/components/responses/NoSuchMessage" }
         "413": { $ref: "#/components/responses/TooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedType" }
         "422": { $ref: "#/components/responses/MxRefused" }
@@ -962,6 +957,12 @@ components:
         application/json:
           schema: { $ref: "#/components/schemas/Error" }
           example: { error: unauthorized }
+    NoSuchMessage:
+      description: Unknown MX, or no such message (unknown id, or someone else's message).
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+          example: { error: voicemail not found }
     UnknownMx:
       description: No MX with this name is configured.
       content:

@@ -297,7 +297,9 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     const note = f.note === undefined ? undefined : String(stringField(f, "note") ?? "");
     const read = boolField(f, "readed") ?? boolField(f, "read");
     if (note === undefined && read === undefined) throw new HttpError(400, "bad request");
-    await withUser(c, (user) => user.updateVoicemail(id, { read, note }));
+    // No such message: 404, as for GET (UserSession decides from the MX's refusal).
+    const found = await withUser(c, (user) => user.updateVoicemail(id, { read, note }));
+    if (!found) throw new HttpError(404, "voicemail not found");
     return c.body(null, 204);
   });
 

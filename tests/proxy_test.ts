@@ -218,6 +218,31 @@ Deno.test("proxy: voicemail list, note/read update, delete (idempotent)", async 
   });
 });
 
+Deno.test("proxy: an unknown voicemail id is 404 for GET and PATCH alike; DELETE stays 204", async () => {
+  await withHarness(async (h) => {
+    const mine = h.sim.addVoicemail(DMITRY.ext, { from: "3099", content: new Uint8Array(10) });
+    // Someone else's message is "no such message" for dmitry too.
+    const foreign = h.sim.addVoicemail("3099", { from: "3095", content: new Uint8Array(10) });
+    for (const id of ["999999", foreign]) {
+      const got = await get(h, `/voicemail/${id}`);
+      assert.equal(got.status, 404, `GET ${id}`);
+      const gotBody = await got.json();
+      for (const body of [{ readed: true }, { note: "x" }, { note: "x", readed: false }]) {
+        const res = await send(h, "PATCH", `/voicemail/${id}`, body);
+        assert.equal(res.status, 404, `PATCH ${id} ${JSON.stringify(body)}`);
+        assert.deepEqual(await res.json(), gotBody, "one answer for no such message");
+      }
+      const del = await send(h, "DELETE", `/voicemail/${id}`);
+      assert.equal(del.status, 204, "the seed: deleting an absent message is not an error");
+      await del.body?.cancel();
+    }
+    assert.equal(h.sim.voicemails("3099")[0].read, false, "the foreign message was not touched");
+    const ok = await send(h, "PATCH", `/voicemail/${mine}`, { readed: true });
+    assert.equal(ok.status, 204);
+    await ok.body?.cancel();
+  });
+});
+
 Deno.test("proxy: voicemail download streams several MB byte-exact", async () => {
   await withHarness(async (h) => {
     const content = new Uint8Array(3 * 1024 * 1024 + 12345);
