@@ -4,17 +4,10 @@ import { connect } from "node:tls";
 import { AcmeManager, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING } from "../lib/listen/acme.ts";
 import { type CertStore, DirCertStore, KvCertStore } from "../lib/listen/cert_store.ts";
 import { listen } from "../lib/listen/listen.ts";
-import {
-  freePort,
-  PEBBLE_MISSING,
-  pebbleInstalled,
-  startLoopbackProxy,
-  startPebble,
-} from "./helpers/pebble.ts";
+import { freePort, startLoopbackProxy, startPebble } from "./helpers/pebble.ts";
+import { needs } from "./helpers/tools.ts";
 
 const DOMAIN = "mxflex.test";
-const noPebble = !pebbleInstalled();
-if (noPebble) console.warn(PEBBLE_MISSING);
 
 /** Counts writes so tests can tell a cache hit from a new order. */
 class CountingStore implements CertStore {
@@ -78,8 +71,7 @@ Deno.test("AcmeManager: challenge responder only handles ACME paths", async () =
 });
 
 Deno.test({
-  name: "AcmeManager + pebble: orders, caches, renews inside the renewal window",
-  ignore: noPebble,
+  ...needs("pebble", "AcmeManager + pebble: orders, caches, renews inside the renewal window"),
   async fn() {
     const httpPort = freePort();
     const pebble = await startPebble({ httpPort, validitySeconds: 3600 });
@@ -166,8 +158,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "listen + pebble: ACME mode serves HTTP/2, redirects port 80, swaps cert on renewal",
-  ignore: noPebble,
+  ...needs(
+    "pebble",
+    "listen + pebble: ACME mode serves HTTP/2, redirects port 80, swaps cert on renewal",
+  ),
   async fn() {
     const httpPort = freePort();
     const pebble = await startPebble({ httpPort, validitySeconds: 3600 });

@@ -14,19 +14,11 @@ import fs from "node:fs";
 import type { BrowserContext, ConsoleMessage, Locator, Page, Response } from "playwright-core";
 import { DMITRY, flexLogin, type Harness, startHarness } from "./helpers/harness.ts";
 import { staticModules } from "./helpers/static_modules.ts";
+import { CHROMIUM_PATH, needs } from "./helpers/tools.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = new URL("../test-output/screenshots/", import.meta.url).pathname;
 /** Generous: these are waits for events, not performance limits. */
 const WAIT = 20_000;
-
-function hasChromium(): boolean {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * playwright-core probes `/proc/sys/fs/binfmt_misc/WSLInterop` (a WSL check) when it loads;
@@ -50,7 +42,7 @@ async function launch(): Promise<{ ctx: BrowserContext; close: () => Promise<voi
   const { chromium } = await loadPlaywright();
   const profile = await Deno.makeTempDir({ prefix: "mxflex-chromium-" });
   const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath: CHROMIUM_PATH,
     headless: true,
     args: [
       "--headless",
@@ -102,8 +94,7 @@ async function login(page: Page, user: string, password: string): Promise<void> 
 }
 
 Deno.test({
-  name: "browser: web client — login, contacts, calls, call control, restart",
-  ignore: !hasChromium(),
+  ...needs("chromium", "browser: web client — login, contacts, calls, call control, restart"),
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
