@@ -88,6 +88,7 @@ Deno.test("config: seed 1 mxflex.yaml (YAML flow mapping) loads unchanged", asyn
       { ...cfg.mx[0], tls: undefined },
       {
         name: "default",
+        key: "mx",
         hostname: "89.185.246.134",
         port: 7778,
         login: "d3test",
@@ -108,8 +109,8 @@ Deno.test("config: seed 2 mxproxy.json (named MX, apns, gfcm) loads unchanged", 
   await withTempFile("mxproxy.json", SEED_PROXY_JSON, async (path) => {
     const cfg = await loadConfigFile(path);
     assert.equal(cfg.host, "localhost:8080");
-    assert.deepEqual(cfg.mx.map((m) => [m.name, m.hostname, m.port, m.login, m.password]), [
-      ["dev", "127.0.0.1", 7778, "server", "password"],
+    assert.deepEqual(cfg.mx.map((m) => [m.name, m.key, m.hostname, m.port, m.login, m.password]), [
+      ["dev", "mx.dev", "127.0.0.1", 7778, "server", "password"],
     ]);
     assert.equal(cfg.flexMx, "dev");
     assert.deepEqual(cfg.push, {
@@ -173,6 +174,9 @@ Deno.test("config: validation errors name the key", async () => {
     [{ mx: MX, tls: "cert.pem" }, /^tls must be an object/],
     [{ mx: MX, tls: { cert: "c.pem" } }, /^tls\.key is required$/],
     [{ mx: MX, acme: "yes" }, /^acme must be an object$/],
+    [{ mx: MX, acme: { httpPort: 0 } }, /^acme\.httpPort must be a port number 1-65535$/],
+    [{ mx: MX, acme: { httpsPort: "443" } }, /^acme\.httpsPort must be a port number/],
+    [{ mx: MX, connectTimeoutMs: 5 }, /^connectTimeoutMs must be a number >= 100$/],
   ];
   for (const [raw, re] of cases) {
     const value = typeof raw === "string" ? parseConfigText(raw) : raw;
@@ -199,7 +203,10 @@ Deno.test("config: defaults and optional keys", () => {
     acme: {
       email: "ops@example.com",
       directoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory",
+      httpPort: 8080,
+      httpsPort: 8443,
     },
+    connectTimeoutMs: 2500,
   }, "/etc/mxflex");
   assert.deepEqual(cfg.mx.map((m) => [m.name, m.hostname, m.port]), [
     ["a", "::1", 7000],
@@ -212,6 +219,9 @@ Deno.test("config: defaults and optional keys", () => {
   assert.deepEqual(cfg.tls, { cert: "c.pem", key: "k.pem" });
   assert.equal(cfg.acme.directoryUrl, "https://acme-staging-v02.api.letsencrypt.org/directory");
   assert.equal(cfg.acme.cacheDir, undefined);
+  assert.deepEqual([cfg.acme.httpPort, cfg.acme.httpsPort], [8080, 8443]);
+  assert.equal(cfg.connectTimeoutMs, 2500);
+  assert.equal(normalizeConfig({ mx: MX }, ".").connectTimeoutMs, 5000, "default <= 10 s");
   assert.equal(cfg.baseDir, "/etc/mxflex");
 });
 

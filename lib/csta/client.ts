@@ -87,6 +87,10 @@ export class CstaClient {
   #reconnects = 0;
   #lastError = "";
   #running?: Promise<void>;
+  /** Aborts the connect of the attempt in progress (see {@link stop}). */
+  #setup = new AbortController();
+  /** The connection of the attempt in progress, until it is up (login, restore, onSession). */
+  #setupConn?: CstaConnection;
 
   /** @param opts connection, credentials and hooks */
   constructor(opts: ClientOptions) {
@@ -231,11 +235,16 @@ export class CstaClient {
     return this.#byRef.get(ref);
   }
 
-  /** Stops reconnecting and closes the session (sends `<logout/>`). */
+  /**
+   * Stops reconnecting and closes the session (sends `<logout/>`). A connect or login still in
+   * progress is given up at once, so stopping never waits for an MX that says nothing.
+   */
   async stop(): Promise<void> {
     this.#setState("stopped");
     clearTimeout(this.#timer);
     this.#wake?.();
+    this.#setup.abort();
+    this.#setupConn?.destroy("stopped");
     this.#conn?.close();
     await this.#running;
   }
@@ -276,7 +285,8 @@ export class CstaClient {
       this.#setState("connecting");
       let conn: CstaConnection | undefined;
       try {
-        conn = await CstaConnection.connect(this.#opts);
+        conn = await CstaConnection.connect({ ...this.#opts, signal: this.#setup.signal });
+        this.#setupConn = conn;
         if (this.#stopped()) {
           conn.destroy("stopped");
           break;
@@ -300,6 +310,7 @@ export class CstaClient {
           conn.close();
           break;
         }
+        this.#setupConn = undefined;
         this.#attempt = 0;
         this.#lastError = "";
         if (!first) this.#reconnects++;
@@ -314,6 +325,7 @@ export class CstaClient {
         // The first retry after a working session goes quickly: the MX may be right back.
         this.#attempt = 0;
       } catch (err) {
+        this.#setupConn = undefined;
         conn?.destroy("setup failed");
         if (this.#stopped()) break;
         const msg = err instanceof Error ? err.message : String(err);

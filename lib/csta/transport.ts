@@ -38,9 +38,21 @@ export interface TransportOptions {
   port: number;
   /** `false` = plain TCP (tests only); otherwise TLS with these options. */
   tls: MxTlsOptions | false;
-  /** Connect (TCP + TLS handshake) timeout; default 20 s. */
+  /** Connect (TCP + TLS handshake) timeout; default {@link DEFAULT_CONNECT_TIMEOUT_MS}. */
   connectTimeoutMs?: number;
+  /**
+   * Aborting gives up a connect in progress at once (the socket is destroyed and the promise
+   * rejects with {@link ConnectionClosedError}); ignored once connected.
+   */
+  signal?: AbortSignal;
 }
+
+/**
+ * Connect timeout when none is given (the config's `connectTimeoutMs` default too): an MX
+ * answers a TLS handshake in milliseconds; 5 s allows a slow link and keeps a login against an
+ * MX that accepts TCP but says nothing well under 10 s.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * A connected byte stream with just what the CSTA connection needs. Socket errors reach the
@@ -127,8 +139,9 @@ export function normalizeFingerprint(fp: string): string {
  * ```
  */
 export function openTransport(opts: TransportOptions): Promise<Transport> {
-  const timeoutMs = opts.connectTimeoutMs ?? 20_000;
+  const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   return new Promise<Transport>((resolve, reject) => {
+    if (opts.signal?.aborted) return reject(new ConnectionClosedError("connect aborted"));
     let sock: net.Socket;
     const tlsOpts = opts.tls;
     try {
@@ -153,19 +166,18 @@ export function openTransport(opts: TransportOptions): Promise<Transport> {
     // Like the Go dialer: OS keep-alive every 60 s.
     sock.setKeepAlive(true, 60_000);
     let settled = false;
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      sock.destroy();
-      reject(new ConnectTimeoutError());
-    }, timeoutMs);
-    const fail = (err: Error) => {
+    const onAbort = () => giveUp(new ConnectionClosedError("connect aborted"));
+    const giveUp = (err: Error) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       sock.destroy();
-      reject(connectError(err));
+      reject(err);
     };
+    const timer = setTimeout(() => giveUp(new ConnectTimeoutError()), timeoutMs);
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const fail = (err: Error) => giveUp(connectError(err));
     sock.once("error", fail);
     const ready = () => {
       if (settled) return;
@@ -188,6 +200,7 @@ export function openTransport(opts: TransportOptions): Promise<Transport> {
       }
       settled = true;
       clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       sock.off("error", fail);
       resolve(wrap(sock, fingerprint));
     };

@@ -99,6 +99,9 @@ export class MxSession {
   #contactsVersion = 0;
   #holders = new Map<string, Set<string>>();
   #listeners = new Set<CallEventListener>();
+  /** User-session connections (see {@link openUser}), ended by {@link stop}. */
+  #userConns = new Set<CstaConnection>();
+  #stopping = new AbortController();
 
   /** @param cfg this MX's config; @param opts shared options */
   constructor(cfg: MxConfig, opts: MxSessionOptions) {
@@ -220,8 +223,14 @@ export class MxSession {
     return this.client.ready(timeoutMs);
   }
 
-  /** Stops the server session. */
+  /**
+   * Stops the server session, and ends every user session still connecting, logging in or
+   * open (their requests fail at once with `ConnectionClosedError`), so stopping never waits
+   * for an MX that says nothing.
+   */
   async stop(): Promise<void> {
+    this.#stopping.abort();
+    for (const conn of this.#userConns) conn.destroy("server stopping");
     await this.client.stop();
   }
 
@@ -357,7 +366,13 @@ export class MxSession {
     password: string,
     attrs: UserLoginAttrs = {},
   ): Promise<UserSession> {
-    const conn = await CstaConnection.connect(this.#connectionOptions());
+    const conn = await CstaConnection.connect({
+      ...this.#connectionOptions(),
+      signal: this.#stopping.signal,
+    });
+    this.#userConns.add(conn);
+    void conn.closed.then(() => this.#userConns.delete(conn));
+    if (this.#stopping.signal.aborted) conn.destroy("server stopping");
     try {
       await conn.login({ type: "User", userName: login, password, ...attrs });
       return new UserSession(conn);
