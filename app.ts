@@ -7,7 +7,7 @@
  * @module
  */
 import type { Hono } from "hono";
-import type { AppConfig } from "./lib/config.ts";
+import { type AppConfig, ConfigError } from "./lib/config.ts";
 import type { Logger } from "./lib/log.ts";
 import { MxSession } from "./lib/mx/session.ts";
 import { PushMonitors } from "./lib/mx/push_monitors.ts";
@@ -23,6 +23,7 @@ import { PushDedupe } from "./lib/store/dedupe.ts";
 import { PushDispatcher } from "./lib/push/dispatcher.ts";
 import { loadPushConfig } from "./lib/push/config.ts";
 import type { WireLogger } from "./lib/csta/wire_log.ts";
+import type { HttpsStatus } from "./lib/listen/https_status.ts";
 import type { Backoff } from "./lib/csta/client.ts";
 import { ServerMetrics } from "./lib/metrics.ts";
 import { buildApp } from "./routes/mod.ts";
@@ -47,6 +48,11 @@ export interface ServerOptions {
    * cancelled, ms; default 60 s (tests use small values).
    */
   voicemailIdleMs?: number;
+  /**
+   * The automatic certificate's state, written by `listen()` in ACME mode: `/readyz` shows it,
+   * `/metrics` exports the expiry and renewal failures.
+   */
+  https?: HttpsStatus;
 }
 
 /** Directory of the built-in web client. */
@@ -79,6 +85,7 @@ export class MxFlexServer {
   #log: Logger;
   #lifecycle: { closing: boolean };
   #closed?: Promise<void>;
+  #started = false;
 
   private constructor(
     sessions: Map<string, MxSession>,
@@ -114,10 +121,18 @@ export class MxFlexServer {
           reconnects: s.client.reconnects,
         })),
       push: () => dispatcher?.stats(),
+      certificate: () => o.https?.active ? o.https : undefined,
     });
     for (const m of config.mx) {
       let caPem: string | undefined;
-      if (m.tls.ca) caPem = await Deno.readTextFile(resolvePath(config.baseDir, m.tls.ca));
+      if (m.tls.ca) {
+        const path = resolvePath(config.baseDir, m.tls.ca);
+        try {
+          caPem = await Deno.readTextFile(path);
+        } catch (err) {
+          throw new ConfigError(`${m.key}.tls.ca: cannot read ${path}: ${(err as Error).message}`);
+        }
+      }
       sessions.set(
         m.name,
         new MxSession(m, {
@@ -125,6 +140,7 @@ export class MxFlexServer {
           trust,
           caPem,
           requestTimeoutMs: config.requestTimeoutMs,
+          connectTimeoutMs: config.connectTimeoutMs,
           wireLog: o.wireLog,
           backoff: o.backoff,
           serverLogin: m.name === config.flexMx ? { platform: "iPhone", version: "1.0" } : {},
@@ -180,6 +196,7 @@ export class MxFlexServer {
       staticDirs: o.staticDirs ?? [config.staticDir, BUILTIN_STATIC],
       closing: () => lifecycle.closing,
       voicemailIdleMs: o.voicemailIdleMs,
+      https: o.https,
     });
     return new MxFlexServer(sessions, hub, app, tokens, log, dispatcher, metrics, lifecycle);
   }
@@ -190,12 +207,14 @@ export class MxFlexServer {
 
   /** Connects every MX session (in the background; HTTP works meanwhile, answering 503). */
   start(): void {
+    this.#started = true;
     for (const s of this.sessions.values()) s.start();
   }
 
   /**
    * Graceful stop: new requests get 503 (retry), SSE clients are told to retry, monitors are
-   * released, MX sessions logged out. Safe to call more than once.
+   * released, MX sessions logged out, then `stopped` is logged (when it was started). Safe to
+   * call more than once.
    */
   close(): Promise<void> {
     if (!this.#closed) {
@@ -206,7 +225,8 @@ export class MxFlexServer {
         await Promise.all([...this.sessions.values()].map((s) => s.stop()));
         await this.dispatcher?.close();
         this.hub.close();
-        this.#log.info("stopped");
+        // Only a server that ran says so (a failed start-up prints its one error line only).
+        if (this.#started) this.#log.info("stopped");
       })();
     }
     return this.#closed;

@@ -14,6 +14,8 @@ import { normalizeConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { stdoutWireLogger } from "./lib/csta/wire_log.ts";
 import { MxFlexServer } from "./app.ts";
+import { listen, type Listening } from "./lib/listen/listen.ts";
+import { ListenError } from "./lib/listen/errors.ts";
 
 /** Demo user printed at start-up (one of the simulator's seed people). */
 export const DEMO_USER = { login: "dmitry", password: "secret", ext: "3095" };
@@ -45,14 +47,20 @@ if (import.meta.main) {
     kv,
     wireLog: Deno.args.includes("--csta") ? stdoutWireLogger("csta") : undefined,
   });
+  let http: Listening;
+  try {
+    http = await listen(server.fetch, { host: config.host });
+  } catch (err) {
+    if (!(err instanceof ListenError)) throw err;
+    log.error(`${err.message} (--port ${flag("port", 8080)})`);
+    await server.close();
+    await sim.close();
+    kv.close();
+    Deno.exit(2);
+  }
   server.start();
   await server.sessions.get("demo")!.ready(10_000);
-  const http = Deno.serve({
-    hostname: "127.0.0.1",
-    port: flag("port", 8080),
-    onListen: () => {},
-  }, server.fetch);
-  const url = `http://127.0.0.1:${http.addr.port}/`;
+  const url = http.url;
   console.log(`
 MXFlex demo running
   web client:   ${url}

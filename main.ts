@@ -11,8 +11,11 @@ import { applyEnv, ConfigError, loadConfigFile } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { stdoutWireLogger } from "./lib/csta/wire_log.ts";
 import { MxFlexServer, resolvePath } from "./app.ts";
-import { listen } from "./lib/listen/listen.ts";
+import { listen, type Listening } from "./lib/listen/listen.ts";
+import { ListenError } from "./lib/listen/errors.ts";
+import { HttpsStatus } from "./lib/listen/https_status.ts";
 import { DirCertStore, KvCertStore } from "./lib/listen/cert_store.ts";
+import { KvOpenError, openKv } from "./lib/store/open_kv.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Parsed command-line flags. */
@@ -87,7 +90,14 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** Runs the server until SIGINT/SIGTERM. Returns the exit code. */
+/** How long a graceful stop may take before the process exits anyway (README: Operations). */
+export const SHUTDOWN_BOUND_MS = 10_000;
+
+/**
+ * Runs the server until SIGINT/SIGTERM. Returns the exit code: 0 after a clean stop, 2 for a
+ * start-up mistake (bad flags or config, a port in use or not permitted, a KV path that cannot
+ * be opened, an unreadable TLS file), printed as one line naming what and why.
+ */
 export async function main(args: string[]): Promise<number> {
   let flags: Flags;
   try {
@@ -119,32 +129,76 @@ export async function main(args: string[]): Promise<number> {
   }
   if (flags.host) config.host = flags.host;
   if (flags.db) config.db = flags.db;
-  const kv = await Deno.openKv(config.db || "mxproxy.db");
-  const server = await MxFlexServer.create({
-    config,
-    log,
-    kv,
-    wireLog: flags.csta ? stdoutWireLogger("csta") : undefined,
-  });
+  const hostFrom = flags.host ? "-host" : Deno.env.get("MXFLEX_HOST") ? "MXFLEX_HOST" : "host";
+  const dbFrom = flags.db ? "-db" : config.db ? "db" : "the default db";
+
+  // Start-up: every failure here is one line naming what and why, exit code 2.
+  let kv: Deno.Kv | undefined;
+  let server: MxFlexServer | undefined;
+  let listener: Listening;
+  const https = new HttpsStatus();
+  try {
+    kv = await openKv(config.db || "mxproxy.db").catch((err) => {
+      throw err instanceof KvOpenError ? new StartupError(`${err.message} (${dbFrom})`) : err;
+    });
+    server = await MxFlexServer.create({
+      config,
+      log,
+      kv,
+      https,
+      wireLog: flags.csta ? stdoutWireLogger("csta") : undefined,
+    });
+    const acmeStore = config.acme.cacheDir
+      ? new DirCertStore(resolvePath(config.baseDir, config.acme.cacheDir))
+      : new KvCertStore(kv);
+    // Listen before connecting to any MX: a port we cannot have ends the start quietly.
+    listener = await listen(server.fetch, {
+      host: config.host,
+      tls: config.tls
+        ? {
+          certFile: resolvePath(config.baseDir, config.tls.cert),
+          keyFile: resolvePath(config.baseDir, config.tls.key),
+        }
+        : undefined,
+      acme: {
+        email: config.acme.email,
+        directoryUrl: config.acme.directoryUrl,
+        store: acmeStore,
+        httpPort: config.acme.httpPort,
+        httpsPort: config.acme.httpsPort,
+      },
+      https,
+      log: (m, level) => log[level ?? "info"](m),
+    }).catch((err) => {
+      if (!(err instanceof ListenError)) throw err;
+      const tlsKey = err.target === resolvePath(config.baseDir, config.tls?.cert ?? "")
+        ? "tls.cert"
+        : err.target === resolvePath(config.baseDir, config.tls?.key ?? "")
+        ? "tls.key"
+        : `${hostFrom} ${JSON.stringify(config.host)}`;
+      throw new StartupError(`${err.message} (${tlsKey})`);
+    });
+  } catch (err) {
+    await server?.close();
+    kv?.close();
+    if (err instanceof StartupError || err instanceof ConfigError) {
+      log.error(err instanceof ConfigError ? `config: ${err.message}` : err.message);
+      return 2;
+    }
+    log.error(`start-up failed: ${err instanceof Error ? `${err.name}: ${err.message}` : err}`);
+    if (flags.debug && err instanceof Error && err.stack) log.debug(err.stack);
+    return 2;
+  }
   server.start();
-  const acmeStore = config.acme.cacheDir
-    ? new DirCertStore(resolvePath(config.baseDir, config.acme.cacheDir))
-    : new KvCertStore(kv);
-  const listener = await listen(server.fetch, {
-    host: config.host,
-    tls: config.tls
-      ? {
-        certFile: resolvePath(config.baseDir, config.tls.cert),
-        keyFile: resolvePath(config.baseDir, config.tls.key),
-      }
-      : undefined,
-    acme: {
-      email: config.acme.email,
-      directoryUrl: config.acme.directoryUrl,
-      store: acmeStore,
-    },
-  });
-  log.info(`MXFlex ${VERSION} listening on ${listener.url}`);
+  if (listener.httpAddr) {
+    const h = listener.httpAddr;
+    log.info(
+      `MXFlex ${VERSION} listening on http://${h.hostname}:${h.port}/ (ACME challenges, ` +
+        `/healthz, /readyz); ${listener.url} once the certificate is ready`,
+    );
+  } else {
+    log.info(`MXFlex ${VERSION} listening on ${listener.url}`);
+  }
 
   const stop = new Promise<void>((resolve) => {
     const onSignal = () => resolve();
@@ -153,14 +207,20 @@ export async function main(args: string[]): Promise<number> {
   });
   await Promise.race([stop, listener.finished]);
   log.info("shutting down");
-  // Bounded: a stuck MX or client must not keep the process alive past 10 s.
-  const deadline = setTimeout(() => Deno.exit(1), 10_000);
+  // Bounded: a stuck MX or client must not keep the process alive past the bound.
+  const deadline = setTimeout(() => {
+    log.error(`shutdown took longer than ${SHUTDOWN_BOUND_MS / 1000} s; exiting`);
+    Deno.exit(1);
+  }, SHUTDOWN_BOUND_MS);
   await server.close();
   await listener.shutdown();
   kv.close();
   clearTimeout(deadline);
   return 0;
 }
+
+/** A start-up mistake, already phrased as the one line to print. */
+class StartupError extends Error {}
 
 if (import.meta.main) {
   Deno.exit(await main(Deno.args));

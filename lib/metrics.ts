@@ -370,6 +370,8 @@ export interface ServerMetricSources {
   sessions?: () => Iterable<{ name: string; state: string; reconnects: number }>;
   /** Push counters per app key (`PushDispatcher.stats()`). */
   push?: () => Record<string, { sent: number; failed: number }> | undefined;
+  /** The automatic (ACME) certificate: expiry of the one served, failed renewals. */
+  certificate?: () => { notAfter?: Date; renewalFailures: number } | undefined;
 }
 
 /** Every state `mx_session_state` reports (one series each, 1 for the current one). */
@@ -436,7 +438,21 @@ export class ServerMetrics {
     const pushSent = r.counter("push_sent_total", "Pushes accepted by APNs/FCM.", ["app"]);
     const pushFailed = r.counter("push_failed_total", "Pushes given up on.", ["app"]);
 
+    const certExpiry = r.gauge(
+      "tls_certificate_expiry_timestamp_seconds",
+      "Expiry of the automatic (ACME) certificate being served, Unix time.",
+    );
+    const renewalFailures = r.counter(
+      "acme_renewal_failures_total",
+      "Failed renewals of the automatic (ACME) certificate.",
+    );
+
     r.onCollect(() => {
+      const cert = src.certificate?.();
+      if (cert) {
+        renewalFailures.setTotal(undefined, cert.renewalFailures);
+        if (cert.notAfter) certExpiry.set(undefined, Math.floor(cert.notAfter.getTime() / 1000));
+      }
       if (src.sseClients) sse.set(undefined, src.sseClients());
       if (src.sessions) {
         for (const s of src.sessions()) {

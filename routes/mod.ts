@@ -25,6 +25,7 @@ import type { VerifiedCache } from "../lib/auth/basic.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
 import type { SseHub } from "../lib/sse/hub.ts";
 import type { ServerMetrics } from "../lib/metrics.ts";
+import type { HttpsStatus } from "../lib/listen/https_status.ts";
 import { HttpError, toErrorResponse } from "../lib/http/errors.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { requestLog } from "../lib/http/request_log.ts";
@@ -69,6 +70,8 @@ export interface AppServices {
   closing: () => boolean;
   /** Stall limit of voicemail downloads, ms (default in `routes/proxy.ts`). */
   voicemailIdleMs?: number;
+  /** The automatic certificate's state (ACME mode), shown by `/readyz`. */
+  https?: HttpsStatus;
 }
 
 /**
@@ -96,7 +99,7 @@ export function buildApp(s: AppServices): Hono {
     return toErrorResponse(h ?? err);
   });
   app.notFound(() => toErrorResponse(new HttpError(404, "not found")));
-  app.route("/", opsRoutes(s.sessions));
+  app.route("/", opsRoutes(s.sessions, s.https));
   app.route(
     "/",
     flexRoutes({

@@ -1,10 +1,12 @@
 /**
- * Operations endpoints: `/healthz` (process up) and `/readyz` (each MX session's state).
+ * Operations endpoints: `/healthz` (process up) and `/readyz` (each MX session's state and, in
+ * ACME mode, the certificate's).
  *
  * @module
  */
 import { Hono } from "hono";
 import type { MxSession } from "../lib/mx/mod.ts";
+import type { HttpsStatus } from "../lib/listen/https_status.ts";
 import { jsonResponse } from "../lib/http/errors.ts";
 import { embeddedAsset } from "../lib/assets.ts";
 
@@ -14,8 +16,11 @@ import { embeddedAsset } from "../lib/assets.ts";
  */
 export const OPENAPI_FILE = new URL("../docs/openapi.yaml", import.meta.url);
 
-/** Builds the ops router. */
-export function opsRoutes(sessions: Map<string, MxSession>): Hono {
+/**
+ * Builds the ops router. `/readyz` is 200 when every MX session is connected and, with an
+ * active `https` (ACME mode), a certificate is served; otherwise 503, saying why.
+ */
+export function opsRoutes(sessions: Map<string, MxSession>, https?: HttpsStatus): Hono {
   const app = new Hono();
   app.get("/api/openapi.yaml", async () => {
     let body: BodyInit;
@@ -44,7 +49,9 @@ export function opsRoutes(sessions: Map<string, MxSession>): Hono {
         error: s.lastError || undefined,
       };
     }
-    return jsonResponse({ ready, mx }, ready ? 200 : 503);
+    const tls = https?.view();
+    if (tls && !https!.ready) ready = false;
+    return jsonResponse(tls ? { ready, mx, https: tls } : { ready, mx }, ready ? 200 : 503);
   });
   return app;
 }

@@ -6,7 +6,8 @@
  */
 import { MxSimulator, type SimOptions } from "../../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../../lib/config.ts";
-import { silentLogger } from "../../lib/log.ts";
+import { type Logger, silentLogger } from "../../lib/log.ts";
+import type { HttpsStatus } from "../../lib/listen/https_status.ts";
 import { MxFlexServer } from "../../app.ts";
 import { listen } from "../../lib/listen/listen.ts";
 
@@ -54,6 +55,10 @@ export interface HarnessOptions {
   tls?: boolean;
   /** Stall limit of voicemail downloads, ms (default the server's 60 s). */
   voicemailIdleMs?: number;
+  /** Server log (default silent). */
+  log?: Logger;
+  /** The ACME state shown by `/readyz` (for tests that run `listen()` in ACME mode too). */
+  https?: HttpsStatus;
 }
 
 /** Starts simulator + server + HTTP listener. */
@@ -69,8 +74,9 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   const kv = await Deno.openKv(o.kvPath ?? ":memory:");
   const server = await MxFlexServer.create({
     config,
-    log: silentLogger,
+    log: o.log ?? silentLogger,
     kv,
+    https: o.https,
     staticDirs: o.staticDirs,
     backoff: { initialMs: 50, maxMs: 300, jitter: 0.1 },
     sseHeartbeatMs: 60_000,

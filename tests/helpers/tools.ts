@@ -1,6 +1,6 @@
 /**
  * External programs some tests need (Debian's `pebble` for ACME, `chromium` for the browser
- * tests). A test that cannot run without one is still listed, under its own name with the
+ * tests, util-linux's `setpriv` to drop root's privileges for permission errors). A test that cannot run without one is still listed, under its own name with the
  * reason appended, and shown as ignored:
  *
  * ```
@@ -14,7 +14,7 @@
  */
 
 /** A program tests may need. */
-export type Tool = "pebble" | "chromium";
+export type Tool = "pebble" | "chromium" | "setpriv";
 
 /** Where the browser tests look for chromium (Debian's package). */
 export const CHROMIUM_PATH = "/usr/bin/chromium";
@@ -22,6 +22,7 @@ export const CHROMIUM_PATH = "/usr/bin/chromium";
 const INSTALL: Record<Tool, string> = {
   pebble: "apt-get install pebble",
   chromium: "apt-get install chromium fonts-dejavu-core",
+  setpriv: "apt-get install util-linux",
 };
 
 /** True when `tool` is installed (and not hidden by `MXFLEX_TEST_WITHOUT`). */
@@ -29,7 +30,8 @@ export function hasTool(tool: Tool): boolean {
   const hidden = (Deno.env.get("MXFLEX_TEST_WITHOUT") ?? "").split(",").map((s) => s.trim());
   if (hidden.includes(tool)) return false;
   if (tool === "chromium") return isFile(CHROMIUM_PATH);
-  return ["pebble", "pebble-challtestsrv"].every((cmd) =>
+  const commands = tool === "pebble" ? ["pebble", "pebble-challtestsrv"] : [tool];
+  return commands.every((cmd) =>
     (Deno.env.get("PATH") ?? "").split(":").some((dir) => isFile(`${dir}/${cmd}`))
   );
 }
