@@ -236,19 +236,15 @@ export class LoginGuard {
 
   /** @internal Clears the pair's failures and remembers the address, in one atomic write. */
   async _succeeded(k: AttemptKeys): Promise<void> {
+    if (k.laUsed === 0 && k.knownFresh) return;
     const op = this.reader.kv.atomic();
-    let writes = 0;
-    if (k.laUsed > 0) {
-      op.delete(this.#la.kvKey(k.pair));
-      writes++;
-    }
+    if (k.laUsed > 0) op.delete(this.#la.kvKey(k.pair));
     if (!k.knownFresh) {
       op.set(k.knownKey, { at: this.#now() }, {
         expireIn: this.limits.knownAddressDays * DAY_MS,
       });
-      writes++;
     }
-    if (writes) await op.commit();
+    await op.commit();
   }
 }
 

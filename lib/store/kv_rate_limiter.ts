@@ -3,8 +3,8 @@
  * `RateLimiterStoreAbstract` (its documented way to add a store) with the four store methods,
  * so several MXFlex instances on one KV share every counter instead of each counting alone.
  *
- * - Increments are atomic: read, then `kv.atomic().check(versionstamp).set(...)`, retried on a
- *   conflict (optimistic concurrency, as Deno KV intends).
+ * - Increments are atomic: read, then `kv.atomic().check(versionstamp).set(...)`, retried after
+ *   a short random pause on a conflict (optimistic concurrency, as Deno KV intends).
  * - Reads are batched: every `get` issued in the same turn of the event loop, by any limiter
  *   sharing one {@link KvReader}, goes to KV as one `getMany` (so checking several limits
  *   before a login costs one KV read).
@@ -41,7 +41,7 @@ export interface KvRateRecord {
 export const RATE_LIMIT_PREFIX = "ratelimit";
 
 /** Most attempts of one atomic increment under contention before giving up. */
-const MAX_ATTEMPTS = 20;
+const MAX_ATTEMPTS = 50;
 /** Deno KV's most keys per `getMany`. */
 const MAX_BATCH = 10;
 
@@ -176,6 +176,8 @@ export class RateLimiterKv extends Base {
       if (cur) op.check(cur);
       op.set(key, rec, rec.expire === null ? undefined : { expireIn: rec.expire - now + 1000 });
       if ((await op.commit()).ok) return rec;
+      // Lost a race with another writer of this key: back off a little (random, growing).
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
     }
     throw new Error(`rate limit store: ${MAX_ATTEMPTS} conflicting updates of one key`);
   }
