@@ -87,16 +87,27 @@ Deno.test("push: an incoming call reaches every registered device once", async (
     assert.equal(fcmMsg.token, FCM_TOKEN);
     assert.equal(fcmMsg.data.callId, String(callId));
 
-    // The Established event of the same call and an outgoing call trigger nothing more.
+    // The simulator answers after 50 ms: every device gets `answered` for the same call.
+    await waitFor(
+      () =>
+        apns.requestsFor(APNS_TOKEN).length === 2 &&
+        apns.requestsFor(APNS_SANDBOX_TOKEN).length === 2 &&
+        fcm.requests.length === 2,
+      "three answered pushes",
+    );
+    const answered = JSON.parse(apns.requestsFor(APNS_TOKEN)[1].body);
+    assert.equal(answered.event, "answered");
+    assert.equal(answered.callId, callId);
+    assert.equal(JSON.parse(fcm.requests[1].body).message.data.event, "answered");
+
+    // An outgoing call pushes nothing: the next incoming call is the next push.
     const out = await fetch(`${h.url}/mx/test/call`, {
       method: "POST",
       headers: { authorization: basic(), "content-type": "application/json" },
       body: JSON.stringify({ from: "1", to: "3099" }),
     });
     assert.equal(out.status, 200);
-    await out.body?.cancel();
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(apns.requestsFor(APNS_TOKEN).length, 1);
+    const outCall = (await out.json()).callId;
 
     // Unregister: no push for the next call to that device.
     const del = await fetch(`${h.url}/mx/test/token/gfcm/app-name`, {
@@ -105,9 +116,12 @@ Deno.test("push: an incoming call reaches every registered device once", async (
       body: JSON.stringify({ token: FCM_TOKEN }),
     });
     assert.equal(del.status, 204);
-    h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
-    await waitFor(() => apns.requestsFor(APNS_TOKEN).length === 2, "second APNs push");
-    assert.equal(fcm.requests.length, 1);
+    const next = h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
+    await waitFor(() => apns.requestsFor(APNS_TOKEN).length === 4, "next call's pushes");
+    const ids = apns.requestsFor(APNS_TOKEN).map((r) => JSON.parse(r.body).callId);
+    assert.deepEqual(ids, [callId, callId, next, next]);
+    assert.ok(!ids.includes(outCall));
+    assert.equal(fcm.requests.length, 2, "the unregistered FCM device got nothing more");
   } finally {
     await h.close();
     await apns.close();
@@ -125,7 +139,7 @@ Deno.test("push: a token APNs reports as unregistered (410) is pruned", async ()
     h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
     await waitFor(() => apns.requestsFor(APNS_TOKEN).length === 1, "push");
     await waitFor(
-      () => (h.server.dispatcher?.stats()["apns:com.example.mxflex"]?.invalid ?? 0) === 1,
+      () => (h.server.dispatcher?.stats()["apns:com.example.mxflex"]?.pruned ?? 0) === 1,
       "prune",
     );
     const left = [];
@@ -162,11 +176,19 @@ Deno.test("push: two MXFlex instances sharing one KV send one push per device", 
     assert.equal((await register(b, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
     await sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
     for (let i = 0; i < 3; i++) sim.incomingCall({ from: "3044", to: DMITRY.ext });
-    await waitFor(() => apns.requestsFor(APNS_TOKEN).length >= 3, "three pushes");
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(apns.requestsFor(APNS_TOKEN).length, 3, "one push per call, not two");
-    const ids = apns.requestsFor(APNS_TOKEN).map((r) => JSON.parse(r.body).callId);
-    assert.equal(new Set(ids).size, 3);
+    // Each call rings and is answered: incoming + answered, from whichever process claimed.
+    await waitFor(() => apns.requestsFor(APNS_TOKEN).length >= 6, "six pushes");
+    // A last call's pushes are the positive marker that nothing more was on its way.
+    const last = sim.incomingCall({ from: "3044", to: DMITRY.ext });
+    const isLast = (r: { body: string }) => JSON.parse(r.body).callId === last;
+    await waitFor(() => apns.requestsFor(APNS_TOKEN).filter(isLast).length === 2, "last call");
+    await Promise.all([a.server.dispatcher!.close(), b.server.dispatcher!.close()]);
+    const seen = apns.requestsFor(APNS_TOKEN).map((r) => {
+      const p = JSON.parse(r.body);
+      return `${p.callId} ${p.event}`;
+    });
+    assert.equal(seen.length, 8, "one push per call and event, not two");
+    assert.equal(new Set(seen).size, 8, seen.join(", "));
   } finally {
     await a.close({ keepSim: true });
     await b.close({ keepSim: true });
