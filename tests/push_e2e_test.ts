@@ -234,3 +234,64 @@ Deno.test("push: after a restart, monitors are restored from the stored tokens",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+async function unregister(h: Harness, path: string, token: string, auth = basic()) {
+  const res = await fetch(`${h.url}/mx/test/token/${path}`, {
+    method: "DELETE",
+    headers: { authorization: auth, "content-type": "application/json" },
+    body: JSON.stringify({ token }),
+  });
+  await res.body?.cancel();
+  return res.status;
+}
+
+Deno.test("push: a token re-registered by another user moves; DELETE answers 204 either way", async () => {
+  const apns = MockApns.start();
+  const fcm = MockFcm.start();
+  const h = await startHarness({ config: pushConfig(apns, fcm), sim: { answerAfterMs: -1 } });
+  const maxim = basic("maxim", "secret");
+  try {
+    assert.equal((await register(h, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
+    await h.sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
+    const mark = h.sim.mark();
+    // The same device now logs in as Maxim (3099) and registers the token again.
+    const res = await fetch(`${h.url}/mx/test/token/apns/com.example.mxflex`, {
+      method: "POST",
+      headers: { authorization: maxim, "content-type": "application/json" },
+      body: JSON.stringify({ token: APNS_TOKEN }),
+    });
+    assert.equal(res.status, 204);
+    // Dmitry had no other token: his monitor is released.
+    await h.sim.waitFor("MonitorStop", undefined, 5000, mark);
+    const mx = h.server.sessions.get("test")!;
+    assert.equal(mx.holders(DMITRY.ext), 0);
+    assert.equal(mx.holders("3099"), 1);
+    // A call to Dmitry no longer reaches the device; one to Maxim does (the marker).
+    h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
+    const toMaxim = h.sim.incomingCall({ from: "3044", to: "3099" });
+    await waitFor(() => apns.requestsFor(APNS_TOKEN).length >= 1, "push to Maxim's device");
+    assert.deepEqual(apns.requestsFor(APNS_TOKEN).map((r) => JSON.parse(r.body).callId), [toMaxim]);
+
+    // DELETE: 204 for a token that is not the caller's (and it stays Maxim's) ...
+    assert.equal(await unregister(h, "apns/com.example.mxflex", APNS_TOKEN), 204);
+    const users = await (async () => {
+      const out = [];
+      for await (const e of h.kv.list({ prefix: ["push", "user"] })) out.push(e.key[3]);
+      return out;
+    })();
+    assert.deepEqual(users, ["43884852031096113"]);
+    // ... for one never registered, and twice for one that was.
+    assert.equal(await unregister(h, "apns/com.example.mxflex", "f".repeat(64)), 204);
+    assert.equal(await unregister(h, "apns/com.example.mxflex", APNS_TOKEN, maxim), 204);
+    assert.equal(await unregister(h, "apns/com.example.mxflex", APNS_TOKEN, maxim), 204);
+    for (const part of ["token", "user", "seen"]) {
+      for await (const e of h.kv.list({ prefix: ["push", part] })) assert.fail(`left: ${e.key}`);
+    }
+    // Malformed requests are still refused.
+    assert.equal(await unregister(h, "apns/com.example.mxflex", "short"), 400);
+  } finally {
+    await h.close();
+    await apns.close();
+    await fcm.close();
+  }
+});
