@@ -10,6 +10,19 @@ const E = "3095";
 const CALLER = "3044";
 const GCID = "2808630435142227021";
 const T0 = 1_700_000_000_000;
+/** The seed's incoming fields (mx-protocol §4.8) for the call below, in the seed's order. */
+const SEED_FIELDS = {
+  callId: 21,
+  deviceId: E,
+  globalCallId: GCID,
+  alertingDevice: E,
+  callingDevice: CALLER,
+  calledDevice: E,
+  lastRedirectionDevice: "",
+  localConnectionInfo: "alerting",
+  cause: "normal",
+  callTypeFlags: 170917889,
+};
 
 function ev(name: string, data: Record<string, unknown>, callId = 21): CallEvent {
   return { name, monitorCrossRefId: 1, callId, data: { callId, deviceId: E, ...data } };
@@ -49,20 +62,7 @@ Deno.test("lifecycle: incoming keeps the seed payload exactly and adds event", (
     reason: undefined,
     callKey: GCID,
     at: T0,
-    payload: {
-      callId: 21,
-      deviceId: E,
-      globalCallId: GCID,
-      alertingDevice: E,
-      callingDevice: CALLER,
-      calledDevice: E,
-      lastRedirectionDevice: "",
-      localConnectionInfo: "alerting",
-      cause: "normal",
-      callTypeFlags: 170917889,
-      time: T0 / 1000,
-      event: "incoming",
-    },
+    payload: { ...SEED_FIELDS, time: T0 / 1000, event: "incoming" },
   });
   // Same key order as the seed (mx-protocol §4.8), event last.
   assert.deepEqual(Object.keys(step!.payload).slice(-3), ["callTypeFlags", "time", "event"]);
@@ -73,16 +73,7 @@ Deno.test("lifecycle: follow-ups carry the incoming fields, their own time, even
   assert.equal(step?.callKey, GCID);
   assert.equal(step?.at, T0 + 5_500);
   assert.deepEqual(step?.payload, {
-    callId: 21,
-    deviceId: E,
-    globalCallId: GCID,
-    alertingDevice: E,
-    callingDevice: CALLER,
-    calledDevice: E,
-    lastRedirectionDevice: "",
-    localConnectionInfo: "alerting",
-    cause: "normal",
-    callTypeFlags: 170917889,
+    ...SEED_FIELDS,
     time: Math.floor((T0 + 5_500) / 1000),
     event: "cancelled",
     reason: "caller_hung_up",

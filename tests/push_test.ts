@@ -737,6 +737,15 @@ Deno.test("fcm: pushEndpoints.caFile is trusted for the OAuth and send requests 
 // --- lifecycle pushes: transport per event -------------------------------------------------
 
 const ALERT_TOKEN_1 = "c3".repeat(32);
+/** A VoIP app's device: PushKit token plus its ordinary APNs token. */
+const VOIP_DEVICE = {
+  mx: MX,
+  jid: JID,
+  kind: "apns" as const,
+  app: VOIP_BUNDLE,
+  token: APNS_TOKEN_1,
+  alertToken: ALERT_TOKEN_1,
+};
 const LIFECYCLE: PushEvent[] = ["incoming", "cancelled", "missed"];
 
 /** Pushes `events` of one call (the dispatcher claims one follow-up, so one call each). */
@@ -763,14 +772,7 @@ async function pushSteps(
 Deno.test("lifecycle apns: a VoIP app gets incoming as VoIP, every follow-up on its bundle id", async () => {
   const w = await world();
   try {
-    await w.store.add({
-      mx: MX,
-      jid: JID,
-      kind: "apns",
-      app: VOIP_BUNDLE,
-      token: APNS_TOKEN_1,
-      alertToken: ALERT_TOKEN_1,
-    });
+    await w.store.add(VOIP_DEVICE);
     const d = w.dispatcher();
     const at = Date.now();
     await pushSteps(d, ["incoming", "answered_elsewhere", "missed"], at);
@@ -937,14 +939,7 @@ Deno.test("lifecycle: an expired push is not sent; pushRingTimeout sets the expi
 Deno.test("lifecycle: observer gets sent with latency, failed and pruned per app and event", async () => {
   const w = await world();
   try {
-    await w.store.add({
-      mx: MX,
-      jid: JID,
-      kind: "apns",
-      app: VOIP_BUNDLE,
-      token: APNS_TOKEN_1,
-      alertToken: ALERT_TOKEN_1,
-    });
+    await w.store.add(VOIP_DEVICE);
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     w.prod.script(ALERT_TOKEN_1, { status: 400, body: { reason: "BadDeviceToken" } });
     w.fcm.script(FCM_TOKEN_1, { status: 200 }, fcmError(400, "INVALID_ARGUMENT", undefined, "x"));
