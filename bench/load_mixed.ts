@@ -19,7 +19,7 @@
  *
  * ```sh
  * deno run -A --unstable-kv bench/load_mixed.ts [--minutes=3] [--contacts-clients=4] [--sse=300]
- *   [--logins-per-min=30] [--callers=2] [--incoming-ms=1000] [--report=30] [--server=lean|deno]
+ *   [--logins-per-min=30] [--callers=2] [--incoming-ms=1000] [--report=30]
  * ```
  *
  * The server (MX simulator + MXFlex, `serve_for_bench.ts`) runs in a child process, so the RSS

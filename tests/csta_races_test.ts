@@ -8,7 +8,7 @@ import { encodeFrame, EVENT_INVOKE_ID, FrameDecoder } from "../lib/csta/frame.ts
 import { parseXml, type XmlElement } from "../lib/csta/xml.ts";
 import { CstaConnection } from "../lib/csta/connection.ts";
 import { CstaClient } from "../lib/csta/client.ts";
-import { fetchAddressBook } from "../lib/csta/operations.ts";
+import { fetchAddressBook } from "../lib/csta/commands/mod.ts";
 
 type Reply = Array<[number, string]>;
 type Handler = (msg: XmlElement, id: number) => Reply | Promise<Reply>;

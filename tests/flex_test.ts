@@ -4,7 +4,14 @@
 import assert from "node:assert/strict";
 import { decodeJwt, SignJWT } from "jose";
 import { EventSource } from "eventsource";
-import { DMITRY, flexLogin, SseReader, startHarness, withHarness } from "./helpers/harness.ts";
+import {
+  CERT,
+  DMITRY,
+  flexLogin,
+  SseReader,
+  startHarness,
+  withHarness,
+} from "./helpers/harness.ts";
 
 function auth(token: string): HeadersInit {
   return { authorization: `Bearer ${token}` };
@@ -133,7 +140,13 @@ Deno.test("flex: missing, tampered, alg:none and foreign-key tokens are 401", as
     for (const bad of [tampered, none, foreign, t.slice(0, -5), "garbage"]) {
       res = await fetch(`${h.url}/api/contacts`, { headers: auth(bad) });
       assert.equal(res.status, 401, bad);
-      assert.ok((await res.json()).error);
+      // The RFC 6750 challenge for a rejected token, and the issuer's short reason.
+      assert.equal(
+        res.headers.get("www-authenticate"),
+        'Bearer realm="MXFlex", error="invalid_token"',
+        bad,
+      );
+      assert.deepEqual(await res.json(), { error: "invalid token" });
     }
   });
 });
@@ -473,12 +486,30 @@ Deno.test("flex: contacts ETags differ between server instances", async () => {
   }
 });
 
-Deno.test("flex: login and live events also work through Deno.serve (the TLS-mode server)", async () => {
-  await withHarness(async (h) => {
-    const t = await flexLogin(h.url);
-    const sse = await openEvents(h.url, t);
-    const callId = h.sim.incomingCall({ from: "3044", to: "3095" });
-    assert.equal(JSON.parse((await sse.next()).data).callId, callId);
-    await sse.cancel();
-  }, { lean: false });
+Deno.test("flex: login and live events over HTTPS with HTTP/2 (ALPN h2, no HTTP/1.1 fallback)", async () => {
+  // http1: false makes any non-h2 negotiation a request failure.
+  const client = Deno.createHttpClient({ caCerts: [CERT], http1: false, http2: true });
+  try {
+    await withHarness(async (h) => {
+      assert.match(h.url, /^https:/);
+      const login = await fetch(`${h.url}/api/login`, {
+        method: "POST",
+        body: new URLSearchParams({ login: DMITRY.login, password: DMITRY.password }),
+        client,
+      });
+      assert.equal(login.status, 200);
+      const t = (await login.json()).access_token;
+      const res = await fetch(`${h.url}/api/events?access_token=${t}`, {
+        headers: { accept: "text/event-stream" },
+        client,
+      });
+      assert.equal(res.status, 200);
+      const sse = new SseReader(res);
+      const callId = h.sim.incomingCall({ from: "3044", to: "3095" });
+      assert.equal(JSON.parse((await sse.next()).data).callId, callId);
+      await sse.cancel();
+    }, { tls: true });
+  } finally {
+    client.close();
+  }
 });

@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { type CallEvent, pushPayload } from "../csta/events.ts";
+import { type CallEvent, pushPayload } from "../csta/mod.ts";
 import type { PushEvent } from "../push/types.ts";
 
 /** One lifecycle step for the users of one extension. */

@@ -54,7 +54,7 @@ export class PushMonitors {
 
   /** Watches an MX: restores monitors on every (re)connect and dispatches pushes. */
   attach(mx: MxSession): void {
-    mx.client.onState((s) => {
+    mx.onState((s) => {
       if (s === "connected") void this.#restore(mx);
     });
     if (mx.state === "connected") void this.#restore(mx);
