@@ -253,19 +253,25 @@ Deno.test("faults: Logout from the MX -> reconnect, SSE keeps working", async ()
   });
 });
 
+/** A plain-TCP connection to a fake MX that records the names of the bad messages it skips. */
+async function connectRecording(mx: FakeMx): Promise<{ conn: CstaConnection; bad: string[] }> {
+  const bad: string[] = [];
+  const conn = await CstaConnection.connect({
+    hostname: "127.0.0.1",
+    port: mx.port,
+    tls: false,
+    onBadMessage: (e) => bad.push(e.name),
+  });
+  return { conn, bad };
+}
+
 Deno.test("faults: oversize and bad-XML frames from the MX", async () => {
   // A frame header announcing more than 65 535 bytes: the session ends with a protocol error.
   {
     const header = new Uint8Array([0, 1, 0, 0, 0x39, 0x39, 0x39, 0x39]);
     // In answer to the client's next frame, so the login reply is not in the same read.
     const mx = new FakeMx(() => [header]);
-    const bad: string[] = [];
-    const conn = await CstaConnection.connect({
-      hostname: "127.0.0.1",
-      port: mx.port,
-      tls: false,
-      onBadMessage: (e) => bad.push(e.name),
-    });
+    const { conn, bad } = await connectRecording(mx);
     try {
       await conn.login({ type: "Server", userName: "s", password: "p" });
       await assert.rejects(conn.request("<Anything/>"), { name: "ConnectionClosedError" });
@@ -281,13 +287,7 @@ Deno.test("faults: oversize and bad-XML frames from the MX", async () => {
   {
     const junk = "<a>" + "x".repeat(65_535 - 8 - 3);
     const mx = new FakeMx(undefined, { afterLogin: [[9999, junk], [9999, '<Ping n="1"/>']] });
-    const bad: string[] = [];
-    const conn = await CstaConnection.connect({
-      hostname: "127.0.0.1",
-      port: mx.port,
-      tls: false,
-      onBadMessage: (e) => bad.push(e.name),
-    });
+    const { conn, bad } = await connectRecording(mx);
     try {
       const got = new Promise<string>((r) => conn.onMessage((m) => r(m.name)));
       await conn.login({ type: "Server", userName: "s", password: "p" });

@@ -8,8 +8,11 @@
 
 /** Options of {@link waitUntil}. */
 export interface WaitOptions {
-  /** What is awaited, for the timeout error ("timed out after 5000 ms waiting for <what>"). */
-  what: string;
+  /**
+   * What is awaited, for the timeout error ("timed out after 5000 ms waiting for <what>"); a
+   * function is called only then (e.g. to append a child process's log).
+   */
+  what: string | (() => string);
   /** Bound against hangs, default 5000 ms. */
   timeoutMs?: number;
   /** Poll period, default 10 ms. */
@@ -36,7 +39,8 @@ export async function waitUntil(
   for (;;) {
     if (await pred()) return;
     if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what}`);
+      const what = typeof opts.what === "function" ? opts.what() : opts.what;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     }
     await sleep(opts.intervalMs ?? 10);
   }
