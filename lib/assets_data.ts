@@ -1469,10 +1469,21 @@ security:
   },
   "static/app.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "9760026976ba88325ce63b27",
-    text: `/**
- * MXFlex built-in web client: login, live calls over Server-Sent Events, contacts with
- * presence, click-to-call and call control. Plain ES module, no build step, no framework.
+    etag: "05d5fda7cfcd44b23893e9d9",
+    text: `// @ts-check
+/**
+ * MXFlex built-in web client, entry module: login, live calls over Server-Sent Events,
+ * contacts with presence, click-to-call and call control. Native ES modules, no build
+ * step, no framework:
+ *
+ * - \`lib/\` holds what has no DOM of its own: the API client (\`api.js\`), the event stream
+ *   (\`event_stream.js\`), the pure call state machine (\`calls.js\`), contact helpers,
+ *   storage, a tiny store, formats and DOM helpers;
+ * - \`views/\` holds one module per part of the page (login, session bar, calls, contacts);
+ * - \`session.js\` runs one signed-in session and mounts the views.
+ *
+ * This module switches between the login form and a session. When everything has loaded
+ * it sets \`data-app="ready"\` on \`<html>\` (the browser test waits for it).
  *
  * Test hooks (stable): #login-form, #login-error, #login-notice, #contacts,
  * [data-testid=contact-<ext>], #dial-input, #dial-button, [data-testid=call-<callId>] with
@@ -1482,931 +1493,73 @@ security:
  *
  * @module
  */
+import { logout, SESSION_EXPIRED } from "./lib/api.js";
+import { byId } from "./lib/dom.js";
+import { clearToken, loadToken, saveToken } from "./lib/storage.js";
+import { startSession } from "./session.js";
+import { loginView } from "./views/login.js";
 
-const TOKEN_KEY = "mxflex.token";
-const EXPIRES_KEY = "mxflex.expires";
-const LAST_EVENT_KEY = "mxflex.lastEventId";
-/** How long a cleared call stays visible (ms) before it is removed. */
-const CLEARED_LINGER_MS = 4000;
-/** Contacts are re-read this often (ms) to refresh presence. */
-const CONTACTS_REFRESH_MS = 60_000;
-/** Every call event the server may send. */
-const CALL_EVENTS = [
-  "OriginatedEvent",
-  "DivertedEvent",
-  "DeliveredEvent",
-  "EstablishedEvent",
-  "ConnectionClearedEvent",
-  "HeldEvent",
-  "RetrievedEvent",
-  "TransferredEvent",
-  "FailedEvent",
-  "NetworkReachedEvent",
-  "ServiceInitiatedEvent",
-  "RecordingStateEvent",
-];
-const STATE_LABELS = {
-  originated: "Dialling…",
-  delivered: "Ringing…",
-  ringing: "Incoming call",
-  established: "Connected",
-  held: "On hold",
-  "remote-held": "Held by other party",
-  cleared: "Call ended",
-  failed: "Call failed",
-};
-const SESSION_EXPIRED = "Your session has expired, please log in again.";
+const appView = byId("app-view");
+/** @type {import("./session.js").Session | undefined} */
+let session;
 
-/** @param {string} id */
-const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
-
-const ui = {
-  loginView: $("login-view"),
-  loginForm: /** @type {HTMLFormElement} */ ($("login-form")),
-  loginInput: /** @type {HTMLInputElement} */ ($("login-input")),
-  passwordInput: /** @type {HTMLInputElement} */ ($("password-input")),
-  loginButton: /** @type {HTMLButtonElement} */ ($("login-button")),
-  loginError: $("login-error"),
-  loginNotice: $("login-notice"),
-  appView: $("app-view"),
-  sessionInfo: $("session-info"),
-  connStatus: $("conn-status"),
-  me: $("me"),
-  logoutButton: $("logout-button"),
-  dialForm: /** @type {HTMLFormElement} */ ($("dial-form")),
-  dialInput: /** @type {HTMLInputElement} */ ($("dial-input")),
-  dialButton: /** @type {HTMLButtonElement} */ ($("dial-button")),
-  actionError: $("action-error"),
-  calls: $("calls"),
-  callsEmpty: $("calls-empty"),
-  contacts: $("contacts"),
-  contactsEmpty: $("contacts-empty"),
-  contactsCount: $("contacts-count"),
-  search: /** @type {HTMLInputElement} */ ($("contact-search")),
-};
-
-/**
- * @typedef {{jid: string, status?: string, note?: string, firstName: string, lastName: string,
- *   ext: string, homePhone?: string, cellPhone?: string, email?: string, did?: string}} Contact
- * @typedef {{id: number, state: string, history: string[], direction: "in" | "out",
- *   remote: string, remoteName: string, since: number, connectedAt: number, note: string,
- *   el?: HTMLLIElement, removeTimer?: number}} Call
- */
-
-const session = {
-  /** @type {string} */ token: "",
-  /** @type {string} */ ext: "",
-  /** @type {number} */ expiresAt: 0,
-  /** @type {number | undefined} */ expiryTimer: undefined,
-  /** @type {EventSource | undefined} */ events: undefined,
-  /** @type {number | undefined} */ reconnectTimer: undefined,
-  reconnectDelay: 1000,
-  /** @type {number | undefined} */ contactsTimer: undefined,
-  /** @type {number | undefined} */ clockTimer: undefined,
-  /** Bumped on every login / logout so stale async work can tell it is stale. */
-  epoch: 0,
-};
-
-/** @type {Contact[]} */
-let contacts = [];
-/** @type {Map<string, Contact>} */
-const contactsByExt = new Map();
-/** @type {Map<number, Call>} */
-const calls = new Map();
-/** Calls that ended (so a late reply or replayed event does not resurrect them). */
-const ended = new Set();
-
-// ---------------------------------------------------------------------------------------
-// HTTP
-
-/** An HTTP error with the server's \`{"error": "..."}\` text. */
-class ApiError extends Error {
-  /**
-   * @param {number} status
-   * @param {string} message
-   * @param {Response} [res]
-   */
-  constructor(status, message, res) {
-    super(message);
-    this.status = status;
-    this.res = res;
-  }
-}
-
-/**
- * Calls the Flex API with the session token. A 401 ends the session.
- * @param {string} method
- * @param {string} path
- * @param {Record<string, unknown>} [body]
- * @returns {Promise<any>} parsed JSON, or null for an empty reply
- */
-async function api(method, path, body) {
-  const epoch = session.epoch;
-  /** @type {Record<string, string>} */
-  const headers = { Accept: "application/json", Authorization: \`Bearer \${session.token}\` };
-  if (body) headers["Content-Type"] = "application/json";
-  let res;
-  try {
-    res = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  } catch {
-    throw new ApiError(0, "Cannot reach the server.");
-  }
-  if (res.status === 401 && epoch === session.epoch && session.token) {
-    sessionExpired();
-    throw new ApiError(401, SESSION_EXPIRED, res);
-  }
-  if (!res.ok) throw new ApiError(res.status, await errorText(res), res);
-  if (res.status === 204) return null;
-  const text = await res.text();
-  return text ? JSON.parse(text) : null;
-}
-
-/**
- * The error message of a failed reply.
- * @param {Response} res
- */
-async function errorText(res) {
-  try {
-    const j = await res.json();
-    if (j && typeof j.error === "string" && j.error) return j.error;
-  } catch {
-    // not JSON
-  }
-  return \`\${res.status} \${res.statusText || "error"}\`.trim();
-}
-
-// ---------------------------------------------------------------------------------------
-// Session
-
-/**
- * Payload of a JWT (no verification: the server does that).
- * @param {string} token
- * @returns {{ext?: string, exp?: number, sub?: string}}
- */
-function jwtPayload(token) {
-  try {
-    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    const pad = part + "===".slice((part.length + 3) % 4);
-    return JSON.parse(atob(pad));
-  } catch {
-    return {};
-  }
-}
-
-/** Reads a stored session; true when one is there and not yet expired. */
-function restoreSession() {
-  const token = sessionStorage.getItem(TOKEN_KEY) ?? "";
-  const expiresAt = Number(sessionStorage.getItem(EXPIRES_KEY) ?? "0");
-  if (!token) return false;
-  if (expiresAt && expiresAt <= Date.now()) {
-    clearStoredSession();
-    showLogin(SESSION_EXPIRED);
-    return false;
-  }
-  session.token = token;
-  session.expiresAt = expiresAt;
-  return true;
-}
-
-function clearStoredSession() {
-  sessionStorage.removeItem(TOKEN_KEY);
-  sessionStorage.removeItem(EXPIRES_KEY);
-  sessionStorage.removeItem(LAST_EVENT_KEY);
-}
-
-/**
- * Login form submit.
- * @param {SubmitEvent} e
- */
-async function onLogin(e) {
-  e.preventDefault();
-  const login = ui.loginInput.value.trim();
-  const password = ui.passwordInput.value;
-  hide(ui.loginError);
-  if (!login) {
-    showText(ui.loginError, "Enter your login.");
-    ui.loginInput.focus();
-    return;
-  }
-  ui.loginButton.disabled = true;
-  ui.loginButton.textContent = "Signing in…";
-  try {
-    let res;
-    try {
-      res = await fetch("/api/login", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ login, password }),
-      });
-    } catch {
-      throw new Error("Cannot reach the server.");
-    }
-    if (!res.ok) throw new Error(await loginErrorText(res));
-    const body = await res.json();
-    const token = String(body.access_token ?? "");
-    if (!token) throw new Error("The server sent no token.");
-    const expiresIn = Number(body.expires_in) || 3600;
-    clearStoredSession();
-    sessionStorage.setItem(TOKEN_KEY, token);
-    sessionStorage.setItem(EXPIRES_KEY, String(Date.now() + expiresIn * 1000));
-    ui.passwordInput.value = "";
-    hide(ui.loginNotice);
-    session.token = token;
-    session.expiresAt = Date.now() + expiresIn * 1000;
-    await enterApp();
-  } catch (err) {
-    showText(ui.loginError, err instanceof Error ? err.message : String(err));
-  } finally {
-    ui.loginButton.disabled = false;
-    ui.loginButton.textContent = "Sign in";
-  }
-}
-
-/** @param {Response} res */
-async function loginErrorText(res) {
-  const msg = await errorText(res);
-  switch (res.status) {
-    case 401:
-      return \`Wrong login or password (\${msg}).\`;
-    case 429: {
-      const after = res.headers.get("Retry-After");
-      return \`Too many attempts; try again \${after ? \`in \${after} s\` : "later"}.\`;
-    }
-    case 503:
-    case 504:
-      return \`The phone system is not available right now (\${msg}). Try again later.\`;
-    default:
-      return msg;
-  }
-}
-
-/** Shows the main view and starts contacts, events and timers. */
-async function enterApp() {
-  session.epoch++;
-  const epoch = session.epoch;
-  const claims = jwtPayload(session.token);
-  session.ext = String(claims.ext ?? "");
-  if (claims.exp) {
-    const fromClaim = claims.exp * 1000;
-    if (!session.expiresAt || fromClaim < session.expiresAt) session.expiresAt = fromClaim;
-  }
-  ui.me.textContent = session.ext ? \`Ext \${session.ext}\` : "";
-  ui.loginView.hidden = true;
-  ui.appView.hidden = false;
-  ui.sessionInfo.hidden = false;
-  armExpiryTimer();
-  setConn("connecting", "Connecting…");
-  try {
-    await loadContacts();
-  } catch (err) {
-    if (epoch !== session.epoch) return;
-    if (err instanceof ApiError && err.status !== 401) showActionError(err.message);
-  }
-  if (epoch !== session.epoch) return;
-  openEvents();
-  session.contactsTimer = setInterval(() => {
-    loadContacts().catch(() => {});
-  }, CONTACTS_REFRESH_MS);
-  session.clockTimer = setInterval(tickDurations, 1000);
-}
-
-function armExpiryTimer() {
-  clearTimeout(session.expiryTimer);
-  if (!session.expiresAt) return;
-  // setTimeout's limit is ~24.8 days; tokens live far less.
-  const ms = Math.max(0, Math.min(session.expiresAt - Date.now(), 2 ** 31 - 1));
-  session.expiryTimer = setTimeout(sessionExpired, ms);
-}
-
-/** Token expired or refused: back to the login form with a notice. */
-function sessionExpired() {
-  leaveApp();
-  clearStoredSession();
-  showLogin(SESSION_EXPIRED);
-}
-
-/** The user logs out. */
-async function onLogout() {
-  const token = session.token;
-  leaveApp();
-  clearStoredSession();
-  showLogin("");
-  try {
-    await fetch("/api/logout", { headers: { Authorization: \`Bearer \${token}\` } });
-  } catch {
-    // the token is gone locally either way
-  }
-}
-
-/** Stops everything that belongs to the current session. */
-function leaveApp() {
-  session.epoch++;
-  session.token = "";
-  session.ext = "";
-  session.expiresAt = 0;
-  clearTimeout(session.expiryTimer);
-  clearTimeout(session.reconnectTimer);
-  clearInterval(session.contactsTimer);
-  clearInterval(session.clockTimer);
-  session.events?.close();
-  session.events = undefined;
-  session.reconnectDelay = 1000;
-  for (const c of calls.values()) clearTimeout(c.removeTimer);
-  calls.clear();
-  ended.clear();
-  ui.calls.replaceChildren();
-  updateCallsEmpty();
-  setConn("offline", "Offline");
-}
-
-/** @param {string} notice */
-function showLogin(notice) {
-  ui.appView.hidden = true;
-  ui.sessionInfo.hidden = true;
-  ui.loginView.hidden = false;
-  hide(ui.loginError);
-  if (notice) showText(ui.loginNotice, notice);
-  else hide(ui.loginNotice);
-  ui.loginInput.focus();
-}
-
-// ---------------------------------------------------------------------------------------
-// Events (SSE)
-
-function openEvents() {
-  clearTimeout(session.reconnectTimer);
-  session.events?.close();
-  const params = new URLSearchParams({ access_token: session.token });
-  const last = sessionStorage.getItem(LAST_EVENT_KEY);
-  if (last) params.set("lastEventId", last);
-  const es = new EventSource(\`/api/events?\${params}\`);
-  session.events = es;
-  const epoch = session.epoch;
-  es.onopen = () => {
-    if (es !== session.events) return;
-    session.reconnectDelay = 1000;
-    setConn("live", "Live");
-  };
-  es.onerror = () => {
-    if (es !== session.events || epoch !== session.epoch) return;
-    setConn("reconnecting", "Reconnecting…");
-    probeAfterError(es, epoch);
-  };
-  for (const name of CALL_EVENTS) {
-    es.addEventListener(name, (e) => {
-      if (es !== session.events) return;
-      const me = /** @type {MessageEvent} */ (e);
-      if (me.lastEventId) sessionStorage.setItem(LAST_EVENT_KEY, me.lastEventId);
-      let data;
-      try {
-        data = JSON.parse(me.data);
-      } catch {
-        return;
-      }
-      onCallEvent(name, data);
-    });
-  }
-}
-
-/**
- * The stream failed. EventSource retries by itself after network errors, but not after an
- * HTTP error status; and after a server restart the token is no longer valid, which it
- * cannot tell us. So ask the API: a 401 ends the session; otherwise reopen the stream if
- * the browser gave up.
- * @param {EventSource} es
- * @param {number} epoch
- */
-async function probeAfterError(es, epoch) {
-  try {
-    await loadContacts();
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 401) return; // sessionExpired() ran
-  }
-  if (epoch !== session.epoch || es !== session.events) return;
-  if (es.readyState === EventSource.CLOSED) {
-    const delay = session.reconnectDelay;
-    session.reconnectDelay = Math.min(delay * 2, 30_000);
-    clearTimeout(session.reconnectTimer);
-    session.reconnectTimer = setTimeout(() => {
-      if (epoch === session.epoch) openEvents();
-    }, delay);
-  }
-}
-
-/**
- * @param {"idle" | "connecting" | "live" | "reconnecting" | "offline"} state
- * @param {string} text
- */
-function setConn(state, text) {
-  ui.connStatus.dataset.state = state;
-  ui.connStatus.textContent = text;
-}
-
-// ---------------------------------------------------------------------------------------
-// Calls
-
-/**
- * Applies one call event.
- * @param {string} name
- * @param {Record<string, any>} d
- */
-function onCallEvent(name, d) {
-  const id = Number(d.callId);
-  if (!Number.isFinite(id)) return;
-  if (d.deviceId && session.ext && String(d.deviceId) !== session.ext) return;
-  const me = session.ext;
-  let c = calls.get(id);
-  const isEnd = name === "ConnectionClearedEvent" || name === "FailedEvent" ||
-    (name === "TransferredEvent" && d.transferringDevice === me);
-  if (!c) {
-    if (isEnd || ended.has(id)) return;
-    c = newCall(id);
-  }
-  if (c.state === "cleared" || c.state === "failed") return;
-
-  switch (name) {
-    case "OriginatedEvent":
-      c.direction = "out";
-      setRemote(c, d.calledDevice);
-      setState(c, "originated");
-      break;
-    case "DivertedEvent":
-      if (d.newDestination && d.newDestination !== me) {
-        c.note = \`Forwarded to \${d.newDestination}\`;
-        if (c.direction === "out") setRemote(c, d.newDestination);
-      }
-      break;
-    case "DeliveredEvent": {
-      const incoming = d.alertingDevice === me ||
-        (d.calledDevice === me && d.callingDevice !== me);
-      if (incoming && c.state !== "originated") {
-        c.direction = "in";
-        setRemote(c, d.callingDevice);
-        setState(c, "ringing");
-      } else {
-        c.direction = "out";
-        setRemote(c, d.alertingDevice || d.calledDevice);
-        setState(c, "delivered");
-      }
-      break;
-    }
-    case "EstablishedEvent":
-      if (c.history.length === 0) c.direction = d.callingDevice === me ? "out" : "in";
-      if (c.direction === "out") {
-        setRemote(c, d.answeringDevice || d.calledDevice, d.answeringDisplayName);
-      } else {
-        setRemote(c, d.callingDevice, d.callingDisplayName);
-      }
-      if (!c.connectedAt) c.connectedAt = Date.now();
-      setState(c, "established");
-      break;
-    case "HeldEvent":
-      setState(c, d.holdingDevice && d.holdingDevice !== me ? "remote-held" : "held");
-      break;
-    case "RetrievedEvent":
-      if (!c.connectedAt) c.connectedAt = Date.now();
-      setState(c, "established");
-      break;
-    case "TransferredEvent":
-      if (d.transferringDevice === me) {
-        c.note = d.transferredToDevice ? \`Transferred to \${d.transferredToDevice}\` : "Transferred";
-        endCall(c, "cleared");
-        return;
-      }
-      if (d.transferredToDevice && d.transferredToDevice !== me) {
-        setRemote(c, d.transferredToDevice);
-      }
-      break;
-    case "ServiceInitiatedEvent":
-      c.direction = "out";
-      if (!c.state) setState(c, "originated");
-      break;
-    case "NetworkReachedEvent":
-      if (!c.note) c.note = "Outside line";
-      break;
-    case "RecordingStateEvent":
-      c.note = d.recIsActive ? "Recording" : c.note === "Recording" ? "" : c.note;
-      break;
-    case "ConnectionClearedEvent":
-      endCall(c, "cleared");
-      return;
-    case "FailedEvent":
-      if (d.cause) c.note = \`Failed: \${d.cause}\`;
-      endCall(c, "failed");
-      return;
-  }
-  // An event that says nothing about the state of a call we never saw (e.g. a replayed
-  // RecordingStateEvent): nothing to show.
-  if (!c.state) {
-    calls.delete(id);
-    return;
-  }
-  render(c);
-}
-
-/** @param {number} id */
-function newCall(id) {
-  /** @type {Call} */
-  const c = {
-    id,
-    state: "",
-    history: [],
-    direction: "out",
-    remote: "",
-    remoteName: "",
-    since: Date.now(),
-    connectedAt: 0,
-    note: "",
-  };
-  calls.set(id, c);
-  return c;
-}
-
-/**
- * @param {Call} c
- * @param {string} state
- */
-function setState(c, state) {
-  c.state = state;
-  if (c.history[c.history.length - 1] !== state) c.history.push(state);
-}
-
-/**
- * @param {Call} c
- * @param {string | undefined} number
- * @param {string} [displayName]
- */
-function setRemote(c, number, displayName) {
-  if (number) c.remote = String(number);
-  const known = contactName(c.remote);
-  if (known) c.remoteName = known;
-  else if (displayName && displayName !== c.remote) c.remoteName = String(displayName);
-}
-
-/**
- * @param {Call} c
- * @param {"cleared" | "failed"} state
- */
-function endCall(c, state) {
-  setState(c, state);
-  ended.add(c.id);
-  render(c);
-  c.el?.classList.add("ending");
-  c.removeTimer = setTimeout(() => {
-    calls.delete(c.id);
-    c.el?.remove();
-    updateCallsEmpty();
-  }, CLEARED_LINGER_MS);
-}
-
-/** @param {Call} c */
-function render(c) {
-  if (!c.el) {
-    const li = document.createElement("li");
-    li.className = "call";
-    li.dataset.testid = \`call-\${c.id}\`;
-    li.dataset.callId = String(c.id);
-    li.innerHTML = \`
-      <div class="call-main">
-        <span class="call-dir" aria-hidden="true"></span>
-        <div class="call-who">
-          <div class="call-name"></div>
-          <div class="call-number"></div>
-        </div>
-        <div class="call-status">
-          <span class="call-state"></span>
-          <span class="call-time"></span>
-        </div>
-      </div>
-      <div class="call-note"></div>
-      <div class="call-actions"></div>\`;
-    li.querySelector(".call-actions")?.addEventListener("click", onCallAction);
-    c.el = li;
-    ui.calls.prepend(li);
-  }
-  const li = c.el;
-  li.dataset.state = c.state;
-  li.dataset.direction = c.direction;
-  li.dataset.history = c.history.join(" ");
-  li.dataset.remote = c.remote;
-  setText(li, ".call-dir", c.direction === "in" ? "↙" : "↗");
-  setText(li, ".call-name", c.remoteName || c.remote || "Unknown");
-  setText(li, ".call-number", c.remoteName ? c.remote : "");
-  setText(li, ".call-state", STATE_LABELS[/** @type {keyof STATE_LABELS} */ (c.state)] ?? c.state);
-  setText(li, ".call-note", c.note);
-  updateDuration(c);
-
-  const actions = /** @type {HTMLElement} */ (li.querySelector(".call-actions"));
-  const want = actionsFor(c);
-  const have = [...actions.querySelectorAll("button")].map((b) => b.dataset.action).join(",");
-  if (have !== want.join(",")) {
-    actions.replaceChildren(...want.map((a) => actionButton(a, c)));
-  }
-  updateCallsEmpty();
-}
-
-/**
- * Buttons for a call in its state.
- * @param {Call} c
- * @returns {string[]}
- */
-function actionsFor(c) {
-  switch (c.state) {
-    case "ringing":
-      return ["answer", "hangup"];
-    case "originated":
-    case "delivered":
-    case "remote-held":
-      return ["hangup"];
-    case "established":
-      return ["hold", "transfer", "hangup"];
-    case "held":
-      return ["retrieve", "transfer", "hangup"];
-    default:
-      return [];
-  }
-}
-
-const ACTION_LABELS = {
-  answer: "Answer",
-  hold: "Hold",
-  retrieve: "Resume",
-  transfer: "Transfer",
-  hangup: "Hang up",
-};
-
-/**
- * @param {string} action
- * @param {Call} c
- */
-function actionButton(action, c) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.dataset.action = action;
-  b.className = \`act act-\${action}\`;
-  b.textContent = ACTION_LABELS[/** @type {keyof ACTION_LABELS} */ (action)] ?? action;
-  b.setAttribute("aria-label", \`\${b.textContent} call \${c.remoteName || c.remote}\`);
-  return b;
-}
-
-/** @param {Event} e */
-async function onCallAction(e) {
-  const b = /** @type {HTMLElement} */ (e.target).closest("button");
-  if (!b) return;
-  const li = /** @type {HTMLElement} */ (b.closest("li"));
-  const id = Number(li.dataset.callId);
-  const action = b.dataset.action ?? "";
-  /** @type {Record<string, unknown> | undefined} */
-  let body;
-  let method = "POST";
-  let path = \`/api/calls/\${id}/\${action}\`;
-  if (action === "hangup") {
-    method = "DELETE";
-    path = \`/api/calls/\${id}\`;
-  } else if (action === "transfer") {
-    const to = globalThis.prompt("Transfer the call to which number?", "")?.trim();
-    if (!to) return;
-    body = { to };
-  }
-  hide(ui.actionError);
-  /** @type {HTMLButtonElement} */ (b).disabled = true;
-  try {
-    await api(method, path, body);
-  } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) {
-      showActionError(
-        \`\${ACTION_LABELS[/** @type {keyof ACTION_LABELS} */ (action)]} failed: \${
-          err instanceof Error ? err.message : err
-        }\`,
-      );
-    }
-  } finally {
-    /** @type {HTMLButtonElement} */ (b).disabled = false;
-  }
-}
-
-/**
- * Places a call from the user's extension.
- * @param {string} to
- * @param {string} [name]
- */
-async function placeCall(to, name) {
-  to = to.trim();
-  if (!to) return;
-  hide(ui.actionError);
-  ui.dialButton.disabled = true;
-  try {
-    const res = await api("POST", "/api/call", { to });
-    const id = Number(res?.call?.callId);
-    // Events normally arrive first; if not, show the call at once.
-    if (Number.isFinite(id) && !calls.has(id) && !ended.has(id)) {
-      const c = newCall(id);
-      c.direction = "out";
-      setRemote(c, to);
-      if (name && !c.remoteName) c.remoteName = name;
-      setState(c, "originated");
-      render(c);
-    }
-    ui.dialInput.value = "";
-  } catch (err) {
-    if (!(err instanceof ApiError && err.status === 401)) {
-      showActionError(\`Call failed: \${err instanceof Error ? err.message : err}\`);
-    }
-  } finally {
-    ui.dialButton.disabled = false;
-  }
-}
-
-function tickDurations() {
-  for (const c of calls.values()) updateDuration(c);
-}
-
-/** @param {Call} c */
-function updateDuration(c) {
-  if (!c.el) return;
-  const live = c.connectedAt && (c.state === "established" || c.state === "held" ||
-    c.state === "remote-held");
-  setText(c.el, ".call-time", live ? clock(Date.now() - c.connectedAt) : "");
-}
-
-/** @param {number} ms */
-function clock(ms) {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  const m = Math.floor(s / 60);
-  const h = Math.floor(m / 60);
-  const mm = String(m % 60).padStart(h ? 2 : 1, "0");
-  const ss = String(s % 60).padStart(2, "0");
-  return h ? \`\${h}:\${mm}:\${ss}\` : \`\${mm}:\${ss}\`;
-}
-
-function updateCallsEmpty() {
-  ui.callsEmpty.hidden = calls.size > 0;
-}
-
-// ---------------------------------------------------------------------------------------
-// Contacts
-
-async function loadContacts() {
-  const body = await api("GET", "/api/contacts");
-  const list = Array.isArray(body?.contacts) ? body.contacts : [];
-  contacts = list;
-  contactsByExt.clear();
-  for (const c of list) if (c.ext) contactsByExt.set(String(c.ext), c);
-  renderContacts();
-  // Names may now resolve for calls that arrived first.
-  for (const c of calls.values()) {
-    const n = contactName(c.remote);
-    if (n && n !== c.remoteName) {
-      c.remoteName = n;
-      render(c);
-    }
-  }
-}
-
-/** @param {string} number */
-function contactName(number) {
-  const c = contactsByExt.get(number);
-  return c ? fullName(c) : "";
-}
-
-/** @param {Contact} c */
-function fullName(c) {
-  return [c.firstName, c.lastName].filter(Boolean).join(" ") || c.ext;
-}
-
-/** @param {string | undefined} status */
-function presenceClass(status) {
-  const s = (status ?? "").toLowerCase();
-  if (s === "available" || s === "online") return "on";
-  if (!s || s === "loggedout" || s === "offline") return "off";
-  return "busy";
-}
-
-function renderContacts() {
-  const q = ui.search.value.trim().toLowerCase();
-  const shown = contacts.filter((c) => !q || matches(c, q));
-  const items = shown.map((c) => contactItem(c));
-  ui.contacts.replaceChildren(...items);
-  ui.contactsEmpty.hidden = shown.length > 0 || contacts.length === 0;
-  ui.contactsCount.textContent = q ? \`\${shown.length} / \${contacts.length}\` : \`\${contacts.length}\`;
-}
-
-/**
- * @param {Contact} c
- * @param {string} q lower-case query
- */
-function matches(c, q) {
-  const digits = q.replace(/[^\\d]/g, "");
-  const hay = [fullName(c), c.ext, c.email, c.note, c.status].join(" ").toLowerCase();
-  if (hay.includes(q)) return true;
-  if (!digits) return false;
-  return [c.ext, c.cellPhone, c.homePhone, c.did].some((p) =>
-    (p ?? "").replace(/[^\\d]/g, "").includes(digits)
-  );
-}
-
-/** @param {Contact} c */
-function contactItem(c) {
-  const li = document.createElement("li");
-  li.className = "contact";
-  li.dataset.testid = \`contact-\${c.ext}\`;
-  li.dataset.ext = c.ext;
-  const self = c.ext === session.ext;
-  li.innerHTML = \`
-    <span class="dot" aria-hidden="true"></span>
-    <div class="contact-who">
-      <div class="contact-name"></div>
-      <div class="contact-meta"></div>
-    </div>
-    <div class="contact-actions"></div>\`;
-  const dot = /** @type {HTMLElement} */ (li.querySelector(".dot"));
-  dot.classList.add(presenceClass(c.status));
-  dot.title = c.status ?? "Unknown";
-  li.dataset.presence = c.status ?? "";
-  setText(li, ".contact-name", fullName(c) + (self ? " (you)" : ""));
-  const meta = [\`Ext \${c.ext}\`];
-  if (c.cellPhone) meta.push(c.cellPhone);
-  if (c.note) meta.push(c.note);
-  else if (c.status && presenceClass(c.status) !== "off") meta.push(c.status);
-  setText(li, ".contact-meta", meta.join(" · "));
-  const actions = /** @type {HTMLElement} */ (li.querySelector(".contact-actions"));
-  if (!self) {
-    const call = document.createElement("button");
-    call.type = "button";
-    call.className = "act act-call";
-    call.dataset.action = "call";
-    call.textContent = "Call";
-    call.setAttribute("aria-label", \`Call \${fullName(c)} (\${c.ext})\`);
-    call.addEventListener("click", () => placeCall(c.ext, fullName(c)));
-    actions.append(call);
-    if (c.cellPhone) {
-      const cell = document.createElement("button");
-      cell.type = "button";
-      cell.className = "act act-call-cell";
-      cell.dataset.action = "call-cell";
-      cell.textContent = "Mobile";
-      cell.title = \`Call \${c.cellPhone}\`;
-      cell.setAttribute("aria-label", \`Call \${fullName(c)} on mobile \${c.cellPhone}\`);
-      cell.addEventListener("click", () => placeCall(String(c.cellPhone), fullName(c)));
-      actions.append(cell);
-    }
-  }
-  return li;
-}
-
-// ---------------------------------------------------------------------------------------
-// Helpers
-
-/**
- * @param {ParentNode} root
- * @param {string} sel
- * @param {string} text
- */
-function setText(root, sel, text) {
-  const el = root.querySelector(sel);
-  if (el && el.textContent !== text) el.textContent = text;
-}
-
-/**
- * @param {HTMLElement} el
- * @param {string} text
- */
-function showText(el, text) {
-  el.textContent = text;
-  el.hidden = false;
-}
-
-/** @param {HTMLElement} el */
-function hide(el) {
-  el.hidden = true;
-  el.textContent = "";
-}
-
-/** @param {string} text */
-function showActionError(text) {
-  showText(ui.actionError, text);
-}
-
-// ---------------------------------------------------------------------------------------
-// Start
-
-ui.loginForm.addEventListener("submit", onLogin);
-ui.logoutButton.addEventListener("click", onLogout);
-ui.dialForm.addEventListener("submit", (e) => {
-  e.preventDefault();
-  placeCall(ui.dialInput.value);
+const login = loginView({
+  onToken(token, expiresIn) {
+    const expiresAt = Date.now() + expiresIn * 1000;
+    saveToken(token, expiresAt);
+    enter(token, expiresAt);
+  },
 });
-ui.search.addEventListener("input", renderContacts);
-globalThis.addEventListener("pagehide", () => session.events?.close());
+
+/**
+ * @param {string} token
+ * @param {number} expiresAt
+ */
+function enter(token, expiresAt) {
+  session?.stop("");
+  login.hide();
+  appView.hidden = false;
+  const s = startSession({
+    token,
+    expiresAt,
+    onEnd(notice) {
+      if (session === s) session = undefined;
+      clearToken();
+      appView.hidden = true;
+      login.show(notice);
+      // Logging out (no notice) also ends the token on the server.
+      if (!notice) logout(token);
+    },
+  });
+  session = s;
+}
+
+globalThis.addEventListener("pagehide", () => session?.pause());
 globalThis.addEventListener("pageshow", (e) => {
   // Back/forward cache: the stream was closed on pagehide.
-  if (/** @type {PageTransitionEvent} */ (e).persisted && session.token) openEvents();
+  if (e.persisted) session?.resume();
 });
 
-if (restoreSession()) {
-  enterApp();
-} else if (ui.loginNotice.hidden) {
-  showLogin("");
+const stored = loadToken();
+if (!stored.token) {
+  login.show("");
+} else if (stored.expiresAt && stored.expiresAt <= Date.now()) {
+  clearToken();
+  login.show(SESSION_EXPIRED);
+} else {
+  enter(stored.token, stored.expiresAt);
+}
+document.documentElement.dataset.app = "ready";
+`,
+  },
+  "static/deno.json": {
+    type: "application/json; charset=utf-8",
+    etag: "66f1856e73f56515ddff6f8c",
+    text: `{
+  "compilerOptions": {
+    "checkJs": true,
+    "lib": ["dom", "dom.iterable", "dom.asynciterable", "esnext"]
+  }
 }
 `,
   },
@@ -2424,7 +1577,7 @@ if (restoreSession()) {
   },
   "static/index.html": {
     type: "text/html; charset=utf-8",
-    etag: "9ad7617c0991231e05f94fb6",
+    etag: "d31a328206947ca68ea2a89d",
     text: `<!doctype html>
 <html lang="en">
   <head>
@@ -2435,6 +1588,22 @@ if (restoreSession()) {
     <link rel="icon" href="/favicon.svg" type="image/svg+xml">
     <link rel="stylesheet" href="/style.css">
     <script type="module" src="/app.js"></script>
+    <!-- Every module app.js imports, fetched at once instead of one import level at a time
+    (tests/web_client_test.ts keeps this list equal to static/**/*.js). -->
+    <link rel="modulepreload" href="/session.js">
+    <link rel="modulepreload" href="/lib/api.js">
+    <link rel="modulepreload" href="/lib/calls.js">
+    <link rel="modulepreload" href="/lib/contacts.js">
+    <link rel="modulepreload" href="/lib/dom.js">
+    <link rel="modulepreload" href="/lib/event_stream.js">
+    <link rel="modulepreload" href="/lib/format.js">
+    <link rel="modulepreload" href="/lib/jwt.js">
+    <link rel="modulepreload" href="/lib/storage.js">
+    <link rel="modulepreload" href="/lib/store.js">
+    <link rel="modulepreload" href="/views/calls.js">
+    <link rel="modulepreload" href="/views/contacts.js">
+    <link rel="modulepreload" href="/views/login.js">
+    <link rel="modulepreload" href="/views/session_bar.js">
   </head>
   <body>
     <header class="topbar">
@@ -2514,8 +1683,1290 @@ if (restoreSession()) {
         </section>
       </section>
     </main>
+
+    <template id="call-template">
+      <li class="call">
+        <div class="call-main">
+          <span class="call-dir" aria-hidden="true"></span>
+          <div class="call-who">
+            <div class="call-name"></div>
+            <div class="call-number"></div>
+          </div>
+          <div class="call-status">
+            <span class="call-state"></span>
+            <span class="call-time" role="timer"></span>
+          </div>
+        </div>
+        <div class="call-note"></div>
+        <div class="call-actions"></div>
+      </li>
+    </template>
+
+    <template id="contact-template">
+      <li class="contact">
+        <span class="dot" aria-hidden="true"></span>
+        <div class="contact-who">
+          <div class="contact-name"></div>
+          <div class="contact-meta"></div>
+        </div>
+        <div class="contact-actions"></div>
+      </li>
+    </template>
   </body>
 </html>
+`,
+  },
+  "static/lib/api.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "575016dd08e3ab4ce18791bf",
+    text: `// @ts-check
+/**
+ * The Flex API over \`fetch\`: login and logout, and a client bound to one token for the
+ * calls a signed-in page makes. Every failure is an {@link ApiError} whose message is the
+ * server's \`{"error": "..."}\` text (or a plain sentence when the server cannot be reached).
+ *
+ * @example
+ * \`\`\`js
+ * const { token } = await login("dmitry", "secret");
+ * const api = createApi(token, () => console.log("session over"));
+ * const { contacts } = await api.contacts();
+ * await api.call("3099");
+ * \`\`\`
+ *
+ * @module
+ */
+
+/**
+ * A contact of the address book as \`GET /api/contacts\` sends it.
+ * @typedef {{jid: string, status?: string, note?: string, firstName: string, lastName: string,
+ *   ext: string, homePhone?: string, cellPhone?: string, email?: string, did?: string}} Contact
+ */
+
+/** Shown when the token is refused or runs out. */
+export const SESSION_EXPIRED = "Your session has expired, please log in again.";
+
+/** An HTTP error with the server's text; \`status\` 0 when the server could not be reached. */
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   */
+  constructor(status, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+/**
+ * The error text of a failed reply: the JSON \`error\` field, else the status line.
+ * @param {Response} res
+ * @returns {Promise<string>}
+ */
+export async function errorText(res) {
+  try {
+    const j = await res.json();
+    if (j && typeof j.error === "string" && j.error) return j.error;
+  } catch {
+    // not JSON
+  }
+  return \`\${res.status} \${res.statusText || "error"}\`.trim();
+}
+
+/**
+ * @param {string} path
+ * @param {RequestInit} init
+ */
+async function send(path, init) {
+  try {
+    return await fetch(path, init);
+  } catch {
+    throw new ApiError(0, "Cannot reach the server.");
+  }
+}
+
+/**
+ * Logs in; the message of a refusal is written for the login form.
+ * @param {string} user
+ * @param {string} password
+ * @returns {Promise<{token: string, expiresIn: number}>} \`expiresIn\` in seconds
+ */
+export async function login(user, password) {
+  const res = await send("/api/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify({ login: user, password }),
+  });
+  if (!res.ok) throw new ApiError(res.status, await loginErrorText(res));
+  const body = await res.json();
+  const token = String(body?.access_token ?? "");
+  if (!token) throw new ApiError(res.status, "The server sent no token.");
+  return { token, expiresIn: Number(body.expires_in) || 3600 };
+}
+
+/** @param {Response} res */
+async function loginErrorText(res) {
+  const msg = await errorText(res);
+  switch (res.status) {
+    case 401:
+      return \`Wrong login or password (\${msg}).\`;
+    case 429: {
+      const after = res.headers.get("Retry-After");
+      return \`Too many attempts; try again \${after ? \`in \${after} s\` : "later"}.\`;
+    }
+    case 503:
+    case 504:
+      return \`The phone system is not available right now (\${msg}). Try again later.\`;
+    default:
+      return msg;
+  }
+}
+
+/**
+ * Ends the token on the server; errors are ignored (the token is dropped locally anyway).
+ * @param {string} token
+ */
+export async function logout(token) {
+  try {
+    const res = await fetch("/api/logout", { headers: { Authorization: \`Bearer \${token}\` } });
+    await res.body?.cancel();
+  } catch {
+    // offline: nothing more to do
+  }
+}
+
+/**
+ * @typedef {object} FlexApi
+ * @property {() => Promise<{contacts: Contact[]}>} contacts the address book
+ * @property {(to: string) => Promise<{call?: {callId?: number}}>} call places a call from
+ *   the user's extension
+ * @property {(callId: number) => Promise<void>} answer
+ * @property {(callId: number) => Promise<void>} hold
+ * @property {(callId: number) => Promise<void>} retrieve
+ * @property {(callId: number, to: string) => Promise<void>} transfer
+ * @property {(callId: number) => Promise<void>} hangup
+ * @property {() => void} close stops reporting 401s (the session ended)
+ */
+
+/**
+ * A client for one token. A 401 calls \`onUnauthorized\` once (unless closed) and rejects
+ * with {@link SESSION_EXPIRED}.
+ * @param {string} token
+ * @param {() => void} onUnauthorized
+ * @returns {FlexApi}
+ */
+export function createApi(token, onUnauthorized) {
+  let open = true;
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {Record<string, unknown>} [body]
+   * @returns {Promise<any>} parsed JSON, or null for an empty reply
+   */
+  const request = async (method, path, body) => {
+    /** @type {Record<string, string>} */
+    const headers = { Accept: "application/json", Authorization: \`Bearer \${token}\` };
+    if (body) headers["Content-Type"] = "application/json";
+    const res = await send(path, {
+      method,
+      headers,
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    if (res.status === 401) {
+      await res.body?.cancel();
+      if (open) {
+        open = false;
+        onUnauthorized();
+      }
+      throw new ApiError(401, SESSION_EXPIRED);
+    }
+    if (!res.ok) throw new ApiError(res.status, await errorText(res));
+    const text = await res.text();
+    return text ? JSON.parse(text) : null;
+  };
+  /** @param {number} id */
+  const callPath = (id) => \`/api/calls/\${encodeURIComponent(id)}\`;
+  return {
+    contacts: () => request("GET", "/api/contacts"),
+    call: (to) => request("POST", "/api/call", { to }),
+    answer: (id) => request("POST", \`\${callPath(id)}/answer\`),
+    hold: (id) => request("POST", \`\${callPath(id)}/hold\`),
+    retrieve: (id) => request("POST", \`\${callPath(id)}/retrieve\`),
+    transfer: (id, to) => request("POST", \`\${callPath(id)}/transfer\`, { to }),
+    hangup: (id) => request("DELETE", callPath(id)),
+    close() {
+      open = false;
+    },
+  };
+}
+`,
+  },
+  "static/lib/calls.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "5a809cec40d047bb76a9532b",
+    text: `// @ts-check
+/**
+ * The call state machine of the web client: a pure function from the calls seen so far,
+ * one call event from the server (\`/api/events\`) and the user's extension to the calls
+ * after it. No DOM, no globals, no clock (the event carries the time it arrived), so it
+ * runs unchanged in the browser and in \`deno test\` (tests/web_calls_test.ts).
+ *
+ * Calls are never mutated: a change returns a new map holding new call objects, and an
+ * event that changes nothing returns the very map it was given (so \`next === calls\` means
+ * "nothing to render"). Ended calls stay in the map with state \`cleared\` or \`failed\` as
+ * tombstones, so a late reply or a replayed event cannot bring them back; the oldest are
+ * dropped beyond {@link MAX_ENDED}.
+ *
+ * @example
+ * \`\`\`js
+ * import { applyCallEvent, NO_CALLS } from "./calls.js";
+ * let calls = NO_CALLS;
+ * calls = applyCallEvent(calls, {
+ *   name: "DeliveredEvent",
+ *   data: { callId: 7, deviceId: "3095", alertingDevice: "3095", callingDevice: "3044" },
+ *   at: Date.now(),
+ * }, "3095");
+ * calls.get(7)?.state; // "ringing"
+ * \`\`\`
+ *
+ * @module
+ */
+
+/**
+ * @typedef {"originated" | "delivered" | "ringing" | "established" | "held" | "remote-held"
+ *   | "cleared" | "failed"} CallState
+ */
+
+/**
+ * One call as the user sees it (their own leg of it).
+ * @typedef {object} Call
+ * @property {number} id MX call id
+ * @property {CallState} state
+ * @property {readonly CallState[]} history states in order, without repeats in a row
+ * @property {"in" | "out"} direction
+ * @property {string} remote number of the other party ("" while unknown)
+ * @property {string} remoteName display name the MX or the dialler gave ("" when none)
+ * @property {string} note a line of extra information (forwarded, transferred, failed…)
+ * @property {number} since when the call was first seen (ms since the epoch)
+ * @property {number} connectedAt when it was first established (ms), 0 before
+ * @property {number} endedAt when it was cleared or failed (ms), 0 while it lasts
+ */
+
+/** @typedef {ReadonlyMap<number, Readonly<Call>>} Calls */
+
+/**
+ * One event from the server's stream.
+ * @typedef {object} CallEvent
+ * @property {string} name SSE event name, e.g. \`DeliveredEvent\`
+ * @property {Readonly<Record<string, unknown>>} data the event's JSON
+ * @property {number} at when it arrived (ms since the epoch)
+ */
+
+/** Every call event the server may send (the SSE event names). */
+export const CALL_EVENTS = Object.freeze([
+  "OriginatedEvent",
+  "DivertedEvent",
+  "DeliveredEvent",
+  "EstablishedEvent",
+  "ConnectionClearedEvent",
+  "HeldEvent",
+  "RetrievedEvent",
+  "TransferredEvent",
+  "FailedEvent",
+  "NetworkReachedEvent",
+  "ServiceInitiatedEvent",
+  "RecordingStateEvent",
+]);
+
+/** Ended calls kept as tombstones; older ones are forgotten. */
+export const MAX_ENDED = 200;
+
+/** No calls: the start of every session. @type {Calls} */
+export const NO_CALLS = new Map();
+
+/** @param {Readonly<Call>} c */
+export function isEnded(c) {
+  return c.state === "cleared" || c.state === "failed";
+}
+
+/** @param {unknown} v */
+function str(v) {
+  return typeof v === "string" ? v : typeof v === "number" ? String(v) : "";
+}
+
+/**
+ * A draft of a call: a mutable copy that starts out as a new call when \`c\` is undefined.
+ * @param {Readonly<Call> | undefined} c
+ * @param {number} id
+ * @param {number} at
+ * @returns {Omit<Call, "state" | "history"> & {state: CallState | "", history: CallState[]}}
+ */
+function draft(c, id, at) {
+  if (c) return { ...c, history: [...c.history] };
+  return {
+    id,
+    state: "",
+    history: [],
+    direction: "out",
+    remote: "",
+    remoteName: "",
+    note: "",
+    since: at,
+    connectedAt: 0,
+    endedAt: 0,
+  };
+}
+
+/** @typedef {ReturnType<typeof draft>} Draft */
+
+/**
+ * @param {Draft} c
+ * @param {CallState} state
+ */
+function setState(c, state) {
+  c.state = state;
+  if (c.history[c.history.length - 1] !== state) c.history.push(state);
+}
+
+/**
+ * The other party changes (or is confirmed); a new number forgets the old display name.
+ * @param {Draft} c
+ * @param {string} number
+ * @param {string} [displayName]
+ */
+function setRemote(c, number, displayName = "") {
+  if (number && number !== c.remote) {
+    c.remote = number;
+    c.remoteName = "";
+  }
+  if (displayName && displayName !== c.remote) c.remoteName = displayName;
+}
+
+/**
+ * @param {Draft} c
+ * @param {"cleared" | "failed"} state
+ * @param {number} at
+ */
+function end(c, state, at) {
+  setState(c, state);
+  c.endedAt = at;
+}
+
+/**
+ * Applies one call event.
+ *
+ * Events of another device (\`deviceId\` set and not \`me\`), without a numeric \`callId\`, of
+ * an unknown name, for a call that already ended, or that end a call never seen return
+ * \`calls\` itself. So does an event that says nothing about the state of a call not seen
+ * before (e.g. a replayed \`RecordingStateEvent\`).
+ *
+ * @param {Calls} calls
+ * @param {CallEvent} event
+ * @param {string} me the user's extension
+ * @returns {Calls}
+ */
+export function applyCallEvent(calls, event, me) {
+  const d = event.data;
+  const id = typeof d.callId === "number" ? d.callId : Number(str(d.callId) || NaN);
+  if (!Number.isSafeInteger(id)) return calls;
+  const device = str(d.deviceId);
+  if (device && me && device !== me) return calls;
+  const old = calls.get(id);
+  if (old && isEnded(old)) return calls;
+  const c = draft(old, id, event.at);
+  const at = event.at;
+
+  switch (event.name) {
+    case "OriginatedEvent":
+      c.direction = "out";
+      setRemote(c, str(d.calledDevice));
+      setState(c, "originated");
+      break;
+    case "ServiceInitiatedEvent":
+      c.direction = "out";
+      if (!c.state) setState(c, "originated");
+      break;
+    case "DivertedEvent": {
+      const to = str(d.newDestination);
+      if (!to || to === me) break;
+      if (str(d.divertingDevice) === me && c.direction === "in" && c.state === "ringing") {
+        // It stopped ringing here: forwarded, deflected or picked up by someone else.
+        c.note = \`Forwarded to \${to}\`;
+        end(c, "cleared", at);
+        break;
+      }
+      c.note = \`Forwarded to \${to}\`;
+      if (c.direction === "out") setRemote(c, to);
+      break;
+    }
+    case "DeliveredEvent": {
+      const alerting = str(d.alertingDevice), calling = str(d.callingDevice);
+      const called = str(d.calledDevice);
+      const incoming = alerting === me || (called === me && calling !== me);
+      if (incoming && c.state !== "originated") {
+        c.direction = "in";
+        setRemote(c, calling);
+        setState(c, "ringing");
+      } else {
+        c.direction = "out";
+        setRemote(c, alerting || called);
+        setState(c, "delivered");
+      }
+      break;
+    }
+    case "EstablishedEvent": {
+      const answering = str(d.answeringDevice);
+      if (c.history.length === 0) c.direction = str(d.callingDevice) === me ? "out" : "in";
+      if (c.direction === "in" && c.state === "ringing" && answering && answering !== me) {
+        // Rang here, answered on another phone (pickup, hunt group).
+        c.note = \`Answered by \${str(d.answeringDisplayName) || answering}\`;
+        end(c, "cleared", at);
+        break;
+      }
+      if (c.direction === "out") {
+        setRemote(c, answering || str(d.calledDevice), str(d.answeringDisplayName));
+      } else {
+        setRemote(c, str(d.callingDevice), str(d.callingDisplayName));
+      }
+      if (!c.connectedAt) c.connectedAt = at;
+      setState(c, "established");
+      break;
+    }
+    case "HeldEvent": {
+      const holding = str(d.holdingDevice);
+      setState(c, holding && holding !== me ? "remote-held" : "held");
+      break;
+    }
+    case "RetrievedEvent":
+      if (!c.connectedAt) c.connectedAt = at;
+      setState(c, "established");
+      break;
+    case "TransferredEvent": {
+      const to = str(d.transferredToDevice);
+      if (str(d.transferringDevice) === me) {
+        if (!old) return calls;
+        c.note = to ? \`Transferred to \${to}\` : "Transferred";
+        end(c, "cleared", at);
+      } else if (to && to !== me) {
+        setRemote(c, to);
+      }
+      break;
+    }
+    case "NetworkReachedEvent":
+      if (!c.note) c.note = "Outside line";
+      break;
+    case "RecordingStateEvent":
+      if (d.recIsActive === true) c.note = "Recording";
+      else if (c.note === "Recording") c.note = "";
+      break;
+    case "ConnectionClearedEvent":
+      if (!old) return calls;
+      end(c, "cleared", at);
+      break;
+    case "FailedEvent": {
+      if (!old) return calls;
+      const cause = str(d.cause);
+      if (cause) c.note = \`Failed: \${cause}\`;
+      end(c, "failed", at);
+      break;
+    }
+    default:
+      return calls;
+  }
+  if (!c.state) return calls;
+  const next = /** @type {Call} */ (c);
+  if (old && sameCall(old, next)) return calls;
+  return withCall(calls, next);
+}
+
+/**
+ * A call the user just placed (\`POST /api/call\` answered with its id). Events usually come
+ * first; when they have not, the call shows at once as \`originated\`. A call already known
+ * (or already ended) is left alone.
+ *
+ * @example
+ * \`\`\`js
+ * calls = addPlacedCall(calls, { callId: 12, to: "3099", name: "Maxim", at: Date.now() });
+ * \`\`\`
+ * @param {Calls} calls
+ * @param {{callId: number, to: string, name?: string, at: number}} placed
+ * @returns {Calls}
+ */
+export function addPlacedCall(calls, placed) {
+  const { callId, to, name = "", at } = placed;
+  if (!Number.isSafeInteger(callId) || calls.has(callId)) return calls;
+  const c = draft(undefined, callId, at);
+  c.direction = "out";
+  setRemote(c, to, name);
+  setState(c, "originated");
+  return withCall(calls, /** @type {Call} */ (c));
+}
+
+/**
+ * @param {Readonly<Call>} a
+ * @param {Readonly<Call>} b
+ */
+function sameCall(a, b) {
+  return a.state === b.state && a.history.length === b.history.length &&
+    a.direction === b.direction && a.remote === b.remote && a.remoteName === b.remoteName &&
+    a.note === b.note && a.connectedAt === b.connectedAt && a.endedAt === b.endedAt;
+}
+
+/**
+ * A copy of \`calls\` with \`c\` set, at its old place (or last), without the oldest tombstones
+ * beyond {@link MAX_ENDED}.
+ * @param {Calls} calls
+ * @param {Call} c
+ * @returns {Calls}
+ */
+function withCall(calls, c) {
+  const next = new Map(calls);
+  next.set(c.id, Object.freeze({ ...c, history: Object.freeze([...c.history]) }));
+  let ended = 0;
+  for (const x of next.values()) if (isEnded(x)) ended++;
+  for (const [id, x] of next) {
+    if (ended <= MAX_ENDED) break;
+    if (isEnded(x)) {
+      next.delete(id);
+      ended--;
+    }
+  }
+  return next;
+}
+
+/** @typedef {"answer" | "hold" | "retrieve" | "transfer" | "hangup"} CallAction */
+
+/** @type {Readonly<Record<CallState, readonly CallAction[]>>} */
+const ACTIONS = {
+  ringing: ["answer", "hangup"],
+  originated: ["hangup"],
+  delivered: ["hangup"],
+  "remote-held": ["hangup"],
+  established: ["hold", "transfer", "hangup"],
+  held: ["retrieve", "transfer", "hangup"],
+  cleared: [],
+  failed: [],
+};
+
+/**
+ * What the user can do with a call in its state, in button order.
+ * @param {Readonly<Call>} c
+ * @returns {readonly CallAction[]}
+ */
+export function callActions(c) {
+  return ACTIONS[c.state];
+}
+`,
+  },
+  "static/lib/contacts.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "565f2f9ee22f42f6e5aaaf1b",
+    text: `// @ts-check
+/**
+ * Pure helpers for the address book: display names, presence classes, search and lookup
+ * of a number's name.
+ *
+ * @example
+ * \`\`\`js
+ * const byExt = indexByExt(contacts);
+ * nameOf(byExt, "3099"); // "Maxim Donchenko"
+ * contacts.filter((c) => matchesQuery(c, "donch"));
+ * \`\`\`
+ *
+ * @module
+ */
+
+/** @typedef {import("./api.js").Contact} Contact */
+
+/**
+ * First and last name, or the extension when both are empty.
+ * @param {Contact} c
+ */
+export function fullName(c) {
+  return [c.firstName, c.lastName].filter(Boolean).join(" ") || c.ext;
+}
+
+/**
+ * The dot colour for a presence status: \`on\`, \`off\` or \`busy\`.
+ * @param {string | undefined} status
+ * @returns {"on" | "off" | "busy"}
+ */
+export function presenceClass(status) {
+  const s = (status ?? "").toLowerCase();
+  if (s === "available" || s === "online") return "on";
+  if (!s || s === "loggedout" || s === "offline") return "off";
+  return "busy";
+}
+
+/** @param {string | undefined} s */
+const digitsOf = (s) => (s ?? "").replace(/[^\\d]/g, "");
+
+/**
+ * Whether a contact matches a search: the text anywhere in name, extension, e-mail, note
+ * or status, or its digits anywhere in one of the numbers.
+ * @param {Contact} c
+ * @param {string} query
+ */
+export function matchesQuery(c, query) {
+  const q = query.trim().toLowerCase();
+  if (!q) return true;
+  const hay = [fullName(c), c.ext, c.email, c.note, c.status].join(" ").toLowerCase();
+  if (hay.includes(q)) return true;
+  const digits = digitsOf(q);
+  if (!digits) return false;
+  return [c.ext, c.cellPhone, c.homePhone, c.did].some((p) => digitsOf(p).includes(digits));
+}
+
+/**
+ * Contacts by extension.
+ * @param {readonly Contact[]} contacts
+ * @returns {ReadonlyMap<string, Contact>}
+ */
+export function indexByExt(contacts) {
+  /** @type {Map<string, Contact>} */
+  const m = new Map();
+  for (const c of contacts) if (c.ext) m.set(String(c.ext), c);
+  return m;
+}
+
+/**
+ * The name of the contact with extension \`number\`, "" when there is none.
+ * @param {ReadonlyMap<string, Contact>} byExt
+ * @param {string} number
+ */
+export function nameOf(byExt, number) {
+  const c = byExt.get(number);
+  return c ? fullName(c) : "";
+}
+`,
+  },
+  "static/lib/dom.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "1ecdd31cc134c162a6cdd57a",
+    text: `// @ts-check
+/**
+ * Small DOM helpers shared by the views.
+ *
+ * @example
+ * \`\`\`js
+ * const input = byId("dial-input", HTMLInputElement);
+ * showText(byId("action-error"), "Call failed");
+ * const li = cloneTemplate("call-template");
+ * \`\`\`
+ *
+ * @module
+ */
+
+/**
+ * The element with \`id\`, checked to be a \`type\` (default \`HTMLElement\`). A missing or
+ * different element is a bug in index.html: it throws.
+ * @template {HTMLElement} [T=HTMLElement]
+ * @param {string} id
+ * @param {{new (): T, prototype: T}} [type]
+ * @returns {T}
+ */
+export function byId(id, type) {
+  const el = document.getElementById(id);
+  const want = type ?? HTMLElement;
+  if (!(el instanceof want)) throw new Error(\`index.html has no #\${id} (\${want.name})\`);
+  return /** @type {T} */ (el);
+}
+
+/**
+ * The first element of a \`<template id=...>\` in index.html, cloned.
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+export function cloneTemplate(id) {
+  const t = byId(id, HTMLTemplateElement);
+  const el = t.content.firstElementChild?.cloneNode(true);
+  if (!(el instanceof HTMLElement)) throw new Error(\`template #\${id} is empty\`);
+  return el;
+}
+
+/**
+ * The element matching \`sel\` inside \`root\`; throws when there is none.
+ * @param {ParentNode} root
+ * @param {string} sel
+ * @returns {HTMLElement}
+ */
+export function part(root, sel) {
+  const el = root.querySelector(sel);
+  if (!(el instanceof HTMLElement)) throw new Error(\`no \${sel} in the template\`);
+  return el;
+}
+
+/**
+ * Sets the text of the element matching \`sel\` inside \`root\`, touching the DOM only when
+ * it changes.
+ * @param {ParentNode} root
+ * @param {string} sel
+ * @param {string} text
+ */
+export function setText(root, sel, text) {
+  const el = root.querySelector(sel);
+  if (el && el.textContent !== text) el.textContent = text;
+}
+
+/**
+ * Shows \`el\` with \`text\`.
+ * @param {HTMLElement} el
+ * @param {string} text
+ */
+export function showText(el, text) {
+  el.textContent = text;
+  el.hidden = false;
+}
+
+/**
+ * Hides \`el\` and empties it.
+ * @param {HTMLElement} el
+ */
+export function hide(el) {
+  el.hidden = true;
+  el.textContent = "";
+}
+
+/**
+ * A \`<button type="button">\` with \`data-action\`, class \`act act-<action>\`, a visible label
+ * and an accessible name.
+ * @param {string} action
+ * @param {string} label
+ * @param {string} ariaLabel
+ */
+export function actionButton(action, label, ariaLabel) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.dataset.action = action;
+  b.className = \`act act-\${action}\`;
+  b.textContent = label;
+  b.setAttribute("aria-label", ariaLabel);
+  return b;
+}
+`,
+  },
+  "static/lib/event_stream.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "f1683d83cb1570bceddec469",
+    text: `// @ts-check
+/**
+ * The live event stream (\`GET /api/events\`, Server-Sent Events) with recovery.
+ *
+ * \`EventSource\` reconnects by itself after network errors and sends \`Last-Event-ID\`, so
+ * the server replays what was missed. It gives up after an HTTP error status, and it
+ * cannot tell why a reconnect failed (after a server restart the token is no longer
+ * valid). So after every error the owner's \`probe\` asks the API (a 401 there ends the
+ * session); if the browser gave up, the stream is reopened with exponential backoff
+ * (1 s doubling to 30 s), passing the last event id as \`lastEventId\`.
+ *
+ * @example
+ * \`\`\`js
+ * const stream = openEventStream({
+ *   token,
+ *   events: ["DeliveredEvent"],
+ *   onEvent: (name, data, at) => console.log(name, data, at),
+ *   onState: (state) => console.log(state),
+ *   probe: async () => {},
+ *   lastEventId: () => "",
+ *   saveLastEventId: () => {},
+ * });
+ * stream.close();
+ * \`\`\`
+ *
+ * @module
+ */
+
+/** @typedef {"live" | "reconnecting"} StreamState */
+
+/**
+ * @typedef {object} StreamOptions
+ * @property {string} token access token (sent as \`access_token\`: EventSource has no headers)
+ * @property {readonly string[]} events SSE event names to listen for
+ * @property {(name: string, data: unknown, at: number) => void} onEvent one parsed event
+ *   and when it arrived (ms); events whose data is not JSON are skipped
+ * @property {(state: StreamState) => void} onState the stream opened or failed
+ * @property {() => Promise<unknown>} probe run after each error, before any reopen
+ * @property {() => string} lastEventId id to resume after ("" for none)
+ * @property {(id: string) => void} saveLastEventId called with each event's id
+ */
+
+/**
+ * @typedef {object} EventStream
+ * @property {() => void} reopen opens a fresh connection now (e.g. back from the
+ *   back/forward cache)
+ * @property {() => void} close stops for good (until {@link EventStream.reopen})
+ */
+
+const FIRST_DELAY_MS = 1000;
+const MAX_DELAY_MS = 30_000;
+
+/**
+ * Opens the stream.
+ * @param {StreamOptions} o
+ * @returns {EventStream}
+ */
+export function openEventStream(o) {
+  /** @type {EventSource | undefined} */
+  let es;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  let delay = FIRST_DELAY_MS;
+
+  const close = () => {
+    clearTimeout(timer);
+    es?.close();
+    es = undefined;
+  };
+
+  const open = () => {
+    close();
+    const params = new URLSearchParams({ access_token: o.token });
+    const last = o.lastEventId();
+    if (last) params.set("lastEventId", last);
+    const source = new EventSource(\`/api/events?\${params}\`);
+    es = source;
+    source.onopen = () => {
+      if (source !== es) return;
+      delay = FIRST_DELAY_MS;
+      o.onState("live");
+    };
+    source.onerror = () => {
+      if (source !== es) return;
+      o.onState("reconnecting");
+      afterError(source);
+    };
+    for (const name of o.events) {
+      source.addEventListener(name, (e) => {
+        if (source !== es) return;
+        const m = /** @type {MessageEvent<string>} */ (e);
+        if (m.lastEventId) o.saveLastEventId(m.lastEventId);
+        let data;
+        try {
+          data = JSON.parse(m.data);
+        } catch {
+          return;
+        }
+        o.onEvent(name, data, Date.now());
+      });
+    }
+  };
+
+  /** @param {EventSource} source */
+  const afterError = async (source) => {
+    try {
+      await o.probe();
+    } catch {
+      // the probe reports what it must itself
+    }
+    if (source !== es || source.readyState !== EventSource.CLOSED) return;
+    const wait = delay;
+    delay = Math.min(delay * 2, MAX_DELAY_MS);
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (source === es) open();
+    }, wait);
+  };
+
+  open();
+  return { reopen: open, close };
+}
+`,
+  },
+  "static/lib/format.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "e936499e4f8ee5e45d25a8ff",
+    text: `// @ts-check
+/**
+ * Text formats shown by the views.
+ *
+ * @example
+ * \`\`\`js
+ * clock(75_000); // "1:15"
+ * clock(3_725_000); // "1:02:05"
+ * \`\`\`
+ *
+ * @module
+ */
+
+/**
+ * A duration as \`m:ss\`, or \`h:mm:ss\` from one hour on.
+ * @param {number} ms
+ */
+export function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const m = Math.floor(s / 60);
+  const h = Math.floor(m / 60);
+  const mm = String(m % 60).padStart(h ? 2 : 1, "0");
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? \`\${h}:\${mm}:\${ss}\` : \`\${mm}:\${ss}\`;
+}
+`,
+  },
+  "static/lib/jwt.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "db87962296c3df6ec4fde9e7",
+    text: `// @ts-check
+/**
+ * Reads the claims of a JWT without verifying it (the server does that): the page needs
+ * the user's extension and the expiry time.
+ *
+ * @example
+ * \`\`\`js
+ * jwtClaims(token).ext; // "3095"
+ * \`\`\`
+ *
+ * @module
+ */
+
+/**
+ * The payload of \`token\`; an empty object when it is not a readable JWT.
+ * @param {string} token
+ * @returns {{ext?: string, exp?: number, sub?: string}}
+ */
+export function jwtClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const pad = part + "===".slice((part.length + 3) % 4);
+    const bytes = Uint8Array.from(atob(pad), (ch) => ch.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims && typeof claims === "object" ? claims : {};
+  } catch {
+    return {};
+  }
+}
+`,
+  },
+  "static/lib/storage.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "534dcd565fc9f5c53d676c72",
+    text: `// @ts-check
+/**
+ * What the page keeps in \`sessionStorage\` (per tab, gone when the tab closes): the token,
+ * when it expires, and the id of the last event received (for \`Last-Event-ID\` replay
+ * after a reload).
+ *
+ * @example
+ * \`\`\`js
+ * saveToken(token, Date.now() + 3600_000);
+ * loadToken(); // {token, expiresAt}
+ * \`\`\`
+ *
+ * @module
+ */
+
+const TOKEN_KEY = "mxflex.token";
+const EXPIRES_KEY = "mxflex.expires";
+const LAST_EVENT_KEY = "mxflex.lastEventId";
+
+/**
+ * The stored token and its expiry (ms since the epoch, 0 when unknown); token "" when none.
+ * @returns {{token: string, expiresAt: number}}
+ */
+export function loadToken() {
+  return {
+    token: sessionStorage.getItem(TOKEN_KEY) ?? "",
+    expiresAt: Number(sessionStorage.getItem(EXPIRES_KEY) ?? "0") || 0,
+  };
+}
+
+/**
+ * Stores a new token; the last event id of an earlier token is dropped.
+ * @param {string} token
+ * @param {number} expiresAt ms since the epoch
+ */
+export function saveToken(token, expiresAt) {
+  clearToken();
+  sessionStorage.setItem(TOKEN_KEY, token);
+  sessionStorage.setItem(EXPIRES_KEY, String(expiresAt));
+}
+
+/** Forgets the token, its expiry and the last event id. */
+export function clearToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(EXPIRES_KEY);
+  sessionStorage.removeItem(LAST_EVENT_KEY);
+}
+
+/** The id of the last event received, "" when none. */
+export function lastEventId() {
+  return sessionStorage.getItem(LAST_EVENT_KEY) ?? "";
+}
+
+/** @param {string} id */
+export function saveLastEventId(id) {
+  sessionStorage.setItem(LAST_EVENT_KEY, id);
+}
+`,
+  },
+  "static/lib/store.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "be06b56116c2c2f202cdb845",
+    text: `// @ts-check
+/**
+ * A minimal observable state container: one immutable state object, replaced by
+ * {@link Store.update}, with listeners told of every change. Views subscribe and compare
+ * the parts they show with the previous state by identity.
+ *
+ * @example
+ * \`\`\`js
+ * const store = createStore({ count: 0 });
+ * const stop = store.subscribe((now, before) => console.log(before.count, "->", now.count));
+ * store.update((s) => ({ ...s, count: s.count + 1 })); // logs "0 -> 1"
+ * stop();
+ * \`\`\`
+ *
+ * @module
+ */
+
+/**
+ * @template S
+ * @typedef {object} Store
+ * @property {() => S} get the current state
+ * @property {(change: (state: S) => S) => void} update replaces the state with
+ *   \`change(state)\`; listeners run only when the result is a different object
+ * @property {(listener: (state: S, previous: S) => void) => () => void} subscribe adds a
+ *   listener; returns the function that removes it
+ */
+
+/**
+ * @template S
+ * @param {S} initial
+ * @returns {Store<S>}
+ */
+export function createStore(initial) {
+  let state = initial;
+  /** @type {Set<(state: S, previous: S) => void>} */
+  const listeners = new Set();
+  return {
+    get: () => state,
+    update(change) {
+      const previous = state;
+      const next = change(previous);
+      if (next === previous) return;
+      state = next;
+      for (const l of [...listeners]) l(next, previous);
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
+`,
+  },
+  "static/session.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "13e30e3f4a6a4193f0f8f094",
+    text: `// @ts-check
+/**
+ * One signed-in session: the API client for its token, the state the views show (a
+ * {@link Store} of {@link SessionState}), the live event stream feeding the call state
+ * machine, the contacts refresh, the expiry timer, and the views.
+ *
+ * A view is a module exporting a {@link ViewFactory}: it is given the {@link ViewContext}
+ * when the session starts, subscribes to the store, wires its part of index.html, and
+ * undoes all of it in \`stop()\`. Adding a view means adding its module, its markup in
+ * index.html and its factory to {@link VIEWS}.
+ *
+ * @example
+ * \`\`\`js
+ * const session = startSession({ token, expiresAt, onEnd: (notice) => showLogin(notice) });
+ * session.stop(""); // logs out locally
+ * \`\`\`
+ *
+ * @module
+ */
+import { ApiError, createApi, SESSION_EXPIRED } from "./lib/api.js";
+import { addPlacedCall, applyCallEvent, CALL_EVENTS, NO_CALLS } from "./lib/calls.js";
+import { indexByExt } from "./lib/contacts.js";
+import { byId, hide, showText } from "./lib/dom.js";
+import { openEventStream } from "./lib/event_stream.js";
+import { jwtClaims } from "./lib/jwt.js";
+import { lastEventId, saveLastEventId } from "./lib/storage.js";
+import { createStore } from "./lib/store.js";
+import { sessionBarView } from "./views/session_bar.js";
+import { callsView } from "./views/calls.js";
+import { contactsView } from "./views/contacts.js";
+
+/** @typedef {import("./lib/api.js").Contact} Contact */
+/** @typedef {import("./lib/api.js").FlexApi} FlexApi */
+/** @typedef {import("./lib/calls.js").Calls} Calls */
+/** @typedef {"connecting" | "live" | "reconnecting"} ConnState */
+
+/**
+ * What the views show.
+ * @typedef {object} SessionState
+ * @property {string} me the user's extension
+ * @property {Calls} calls
+ * @property {readonly Contact[]} contacts
+ * @property {ReadonlyMap<string, Contact>} contactsByExt
+ * @property {ConnState} conn
+ */
+
+/**
+ * What a view gets.
+ * @typedef {object} ViewContext
+ * @property {import("./lib/store.js").Store<SessionState>} store
+ * @property {FlexApi} api
+ * @property {(to: string, name?: string) => Promise<boolean>} placeCall calls \`to\` from
+ *   the user's extension; true when the MX took it (errors are shown by the session)
+ * @property {(text: string) => void} showError shows a failed action
+ * @property {() => void} clearError
+ * @property {() => void} logout
+ */
+
+/** @typedef {{stop: () => void}} View */
+/** @typedef {(ctx: ViewContext) => View} ViewFactory */
+
+/** The views of a session, mounted in this order. @type {readonly ViewFactory[]} */
+export const VIEWS = [sessionBarView, callsView, contactsView];
+
+/** Contacts are re-read this often (ms) to refresh presence. */
+const CONTACTS_REFRESH_MS = 60_000;
+
+/**
+ * @typedef {object} Session
+ * @property {string} token
+ * @property {(notice: string) => void} stop ends the session and calls \`onEnd(notice)\`
+ * @property {() => void} pause closes the event stream (page hidden)
+ * @property {() => void} resume reopens it
+ */
+
+/**
+ * Starts a session for \`token\`.
+ * @param {{token: string, expiresAt: number, onEnd: (notice: string) => void}} o
+ *   \`expiresAt\` in ms (0 = only the token's own \`exp\`); \`onEnd\` runs once, with the notice
+ *   to show on the login form ("" for none)
+ * @returns {Session}
+ */
+export function startSession(o) {
+  const { token } = o;
+  const claims = jwtClaims(token);
+  const me = String(claims.ext ?? "");
+  let expiresAt = o.expiresAt;
+  if (claims.exp && (!expiresAt || claims.exp * 1000 < expiresAt)) expiresAt = claims.exp * 1000;
+
+  let ended = false;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let expiryTimer;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let contactsTimer;
+  /** @type {import("./lib/event_stream.js").EventStream | undefined} */
+  let stream;
+  /** @type {View[]} */
+  let views = [];
+
+  const api = createApi(token, () => stop(SESSION_EXPIRED));
+  const errorLine = byId("action-error");
+  /** @type {import("./lib/store.js").Store<SessionState>} */
+  const store = createStore({
+    me,
+    calls: NO_CALLS,
+    contacts: /** @type {readonly Contact[]} */ ([]),
+    contactsByExt: /** @type {ReadonlyMap<string, Contact>} */ (new Map()),
+    conn: /** @type {ConnState} */ ("connecting"),
+  });
+
+  /** @param {string} notice */
+  function stop(notice) {
+    if (ended) return;
+    ended = true;
+    clearTimeout(expiryTimer);
+    clearInterval(contactsTimer);
+    stream?.close();
+    api.close();
+    for (const v of views.reverse()) v.stop();
+    views = [];
+    hide(errorLine);
+    o.onEnd(notice);
+  }
+
+  async function loadContacts() {
+    const body = await api.contacts();
+    if (ended) return;
+    const list = Array.isArray(body?.contacts) ? body.contacts : [];
+    store.update((s) => ({ ...s, contacts: list, contactsByExt: indexByExt(list) }));
+  }
+
+  /** @param {string} text */
+  const showError = (text) => showText(errorLine, text);
+  /** @param {unknown} err */
+  const message = (err) => (err instanceof Error ? err.message : String(err));
+
+  /** @type {ViewContext} */
+  const ctx = {
+    store,
+    api,
+    async placeCall(to, name) {
+      to = to.trim();
+      if (!to) return false;
+      hide(errorLine);
+      try {
+        const res = await api.call(to);
+        const callId = Number(res?.call?.callId);
+        if (ended) return false;
+        store.update((s) => {
+          const calls = addPlacedCall(s.calls, { callId, to, name, at: Date.now() });
+          return calls === s.calls ? s : { ...s, calls };
+        });
+        return true;
+      } catch (err) {
+        if (!ended) showError(\`Call failed: \${message(err)}\`);
+        return false;
+      }
+    },
+    showError(text) {
+      if (!ended) showError(text);
+    },
+    clearError: () => hide(errorLine),
+    logout: () => stop(""),
+  };
+
+  // setTimeout's limit is ~24.8 days; tokens live far less.
+  if (expiresAt) {
+    const ms = Math.max(0, Math.min(expiresAt - Date.now(), 2 ** 31 - 1));
+    expiryTimer = setTimeout(() => stop(SESSION_EXPIRED), ms);
+  }
+  views = VIEWS.map((view) => view(ctx));
+
+  const openStream = () =>
+    openEventStream({
+      token,
+      events: CALL_EVENTS,
+      onEvent(name, data, at) {
+        if (!data || typeof data !== "object") return;
+        const event = { name, data: /** @type {Record<string, unknown>} */ (data), at };
+        store.update((s) => {
+          const calls = applyCallEvent(s.calls, event, s.me);
+          return calls === s.calls ? s : { ...s, calls };
+        });
+      },
+      onState: (conn) => store.update((s) => (s.conn === conn ? s : { ...s, conn })),
+      // A 401 here ends the session (createApi's callback); other errors change nothing.
+      probe: loadContacts,
+      lastEventId,
+      saveLastEventId,
+    });
+
+  loadContacts()
+    .catch((err) => {
+      if (!ended && !(err instanceof ApiError && err.status === 401)) showError(message(err));
+    })
+    .finally(() => {
+      if (ended) return;
+      stream = openStream();
+      contactsTimer = setInterval(() => loadContacts().catch(() => {}), CONTACTS_REFRESH_MS);
+    });
+
+  return {
+    token,
+    stop,
+    pause: () => stream?.close(),
+    resume: () => {
+      if (!ended) stream?.reopen();
+    },
+  };
+}
 `,
   },
   "static/style.css": {
@@ -3047,6 +3498,460 @@ main {
   .login {
     margin-top: 4vh;
   }
+}
+`,
+  },
+  "static/views/calls.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "100741a2ae1e1788698f83b0",
+    text: `// @ts-check
+/**
+ * The calls card: the dial box and the list of the user's calls with their state, the
+ * other party, a running clock and the buttons of {@link callActions}. Ended calls stay
+ * for {@link CLEARED_LINGER_MS}, fading, then leave the list (the state machine keeps
+ * them as tombstones).
+ *
+ * Test hooks: \`#dial-input\`, \`#dial-button\`, \`[data-testid=call-<callId>]\` with
+ * \`data-state\`, \`data-history\`, \`data-direction\`, \`data-remote\`, \`data-call-id\`, and
+ * buttons \`[data-action=answer|hold|retrieve|transfer|hangup]\`.
+ *
+ * @module
+ */
+import { ApiError } from "../lib/api.js";
+import { callActions, isEnded } from "../lib/calls.js";
+import { nameOf } from "../lib/contacts.js";
+import { actionButton, byId, cloneTemplate, part, setText } from "../lib/dom.js";
+import { clock } from "../lib/format.js";
+
+/** @typedef {import("../lib/calls.js").Call} Call */
+/** @typedef {import("../lib/calls.js").CallAction} CallAction */
+/** @typedef {import("../session.js").SessionState} SessionState */
+
+/** How long an ended call stays visible (ms). */
+export const CLEARED_LINGER_MS = 4000;
+
+/** @type {Record<import("../lib/calls.js").CallState, string>} */
+const STATE_LABELS = {
+  originated: "Dialling…",
+  delivered: "Ringing…",
+  ringing: "Incoming call",
+  established: "Connected",
+  held: "On hold",
+  "remote-held": "Held by other party",
+  cleared: "Call ended",
+  failed: "Call failed",
+};
+
+/** @type {Record<CallAction, string>} */
+const ACTION_LABELS = {
+  answer: "Answer",
+  hold: "Hold",
+  retrieve: "Resume",
+  transfer: "Transfer",
+  hangup: "Hang up",
+};
+
+/** @param {string} a */
+const isAction = (a) => Object.hasOwn(ACTION_LABELS, a);
+
+/**
+ * @typedef {object} Shown a call in the list
+ * @property {Readonly<Call>} call as last rendered
+ * @property {HTMLElement} el
+ * @property {string} [actionsKey] the buttons shown and the name they are labelled with
+ * @property {ReturnType<typeof setTimeout>} [removeTimer]
+ */
+
+/** @type {import("../session.js").ViewFactory} */
+export function callsView(ctx) {
+  const list = byId("calls");
+  const empty = byId("calls-empty");
+  const dialForm = byId("dial-form", HTMLFormElement);
+  const dialInput = byId("dial-input", HTMLInputElement);
+  const dialButton = byId("dial-button", HTMLButtonElement);
+  const wiring = new AbortController();
+  /** @type {Map<number, Shown>} */
+  const shown = new Map();
+
+  /**
+   * @param {SessionState} s
+   * @param {boolean} all also calls that did not change (names may have)
+   */
+  const render = (s, all) => {
+    const now = Date.now();
+    for (const call of s.calls.values()) {
+      const item = shown.get(call.id);
+      if (item) {
+        if (all || item.call !== call) renderCall(item, call, s);
+      } else if (!isEnded(call) || now - call.endedAt < CLEARED_LINGER_MS) {
+        renderCall(undefined, call, s);
+      }
+    }
+    empty.hidden = shown.size > 0;
+  };
+
+  /**
+   * @param {Shown | undefined} item
+   * @param {Readonly<Call>} call
+   * @param {SessionState} s
+   */
+  const renderCall = (item, call, s) => {
+    if (!item) {
+      const el = cloneTemplate("call-template");
+      el.dataset.testid = \`call-\${call.id}\`;
+      el.dataset.callId = String(call.id);
+      list.prepend(el);
+      item = { call, el };
+      shown.set(call.id, item);
+    }
+    item.call = call;
+    const { el } = item;
+    const name = nameOf(s.contactsByExt, call.remote) || call.remoteName;
+    el.dataset.state = call.state;
+    el.dataset.direction = call.direction;
+    el.dataset.history = call.history.join(" ");
+    el.dataset.remote = call.remote;
+    setText(el, ".call-dir", call.direction === "in" ? "↙" : "↗");
+    setText(el, ".call-name", name || call.remote || "Unknown");
+    setText(el, ".call-number", name ? call.remote : "");
+    setText(el, ".call-state", STATE_LABELS[call.state]);
+    setText(el, ".call-note", call.note);
+    updateClock(item);
+
+    const want = callActions(call);
+    const who = name || call.remote;
+    const actionsKey = \`\${want.join(",")} \${who}\`;
+    if (item.actionsKey !== actionsKey) {
+      item.actionsKey = actionsKey;
+      part(el, ".call-actions").replaceChildren(
+        ...want.map((a) => actionButton(a, ACTION_LABELS[a], \`\${ACTION_LABELS[a]} call \${who}\`)),
+      );
+    }
+    if (isEnded(call) && item.removeTimer === undefined) {
+      el.classList.add("ending");
+      const left = Math.max(0, call.endedAt + CLEARED_LINGER_MS - Date.now());
+      item.removeTimer = setTimeout(() => {
+        el.remove();
+        shown.delete(call.id);
+        empty.hidden = shown.size > 0;
+      }, left);
+    }
+  };
+
+  /** @param {Shown} item */
+  const updateClock = ({ call, el }) => {
+    const live = call.connectedAt && (call.state === "established" || call.state === "held" ||
+      call.state === "remote-held");
+    setText(el, ".call-time", live ? clock(Date.now() - call.connectedAt) : "");
+  };
+
+  /**
+   * @param {CallAction} action
+   * @param {number} id
+   */
+  const act = (action, id) => {
+    switch (action) {
+      case "answer":
+        return ctx.api.answer(id);
+      case "hold":
+        return ctx.api.hold(id);
+      case "retrieve":
+        return ctx.api.retrieve(id);
+      case "hangup":
+        return ctx.api.hangup(id);
+      case "transfer": {
+        const to = globalThis.prompt("Transfer the call to which number?", "")?.trim();
+        return to ? ctx.api.transfer(id, to) : undefined;
+      }
+    }
+  };
+
+  list.addEventListener("click", async (e) => {
+    const b = e.target instanceof Element ? e.target.closest("button[data-action]") : null;
+    const li = b?.closest("li[data-call-id]");
+    if (!(b instanceof HTMLButtonElement) || !(li instanceof HTMLElement)) return;
+    const action = b.dataset.action ?? "";
+    if (!isAction(action)) return;
+    const name = ACTION_LABELS[/** @type {CallAction} */ (action)];
+    ctx.clearError();
+    b.disabled = true;
+    try {
+      await act(/** @type {CallAction} */ (action), Number(li.dataset.callId));
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 401)) {
+        ctx.showError(\`\${name} failed: \${err instanceof Error ? err.message : err}\`);
+      }
+    } finally {
+      b.disabled = false;
+    }
+  }, { signal: wiring.signal });
+
+  dialForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    dialButton.disabled = true;
+    try {
+      if (await ctx.placeCall(dialInput.value)) dialInput.value = "";
+    } finally {
+      dialButton.disabled = false;
+    }
+  }, { signal: wiring.signal });
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    const names = s.contactsByExt !== before.contactsByExt;
+    if (s.calls !== before.calls || names) render(s, names);
+  });
+  const clockTimer = setInterval(() => {
+    for (const item of shown.values()) updateClock(item);
+  }, 1000);
+  render(ctx.store.get(), true);
+
+  return {
+    stop() {
+      unsubscribe();
+      wiring.abort();
+      clearInterval(clockTimer);
+      for (const item of shown.values()) clearTimeout(item.removeTimer);
+      shown.clear();
+      list.replaceChildren();
+      empty.hidden = false;
+      dialInput.value = "";
+    },
+  };
+}
+`,
+  },
+  "static/views/contacts.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "e9cabbfd4cdc4afcd9d97964",
+    text: `// @ts-check
+/**
+ * The contacts card: the address book with presence, a search box, and click-to-call
+ * buttons (extension, and mobile when the contact has one).
+ *
+ * Test hooks: \`#contacts\`, \`[data-testid=contact-<ext>]\` with \`data-presence\`, buttons
+ * \`[data-action=call|call-cell]\`.
+ *
+ * @module
+ */
+import { fullName, matchesQuery, presenceClass } from "../lib/contacts.js";
+import { actionButton, byId, cloneTemplate, part, setText } from "../lib/dom.js";
+
+/** @typedef {import("../lib/api.js").Contact} Contact */
+
+/** @type {import("../session.js").ViewFactory} */
+export function contactsView(ctx) {
+  const list = byId("contacts");
+  const empty = byId("contacts-empty");
+  const count = byId("contacts-count");
+  const search = byId("contact-search", HTMLInputElement);
+  const wiring = new AbortController();
+  /** The contact each list item shows. @type {WeakMap<Element, Contact>} */
+  const contactOf = new WeakMap();
+
+  const render = () => {
+    const { contacts, me } = ctx.store.get();
+    const q = search.value.trim();
+    const shown = q ? contacts.filter((c) => matchesQuery(c, q)) : contacts;
+    list.replaceChildren(...shown.map((c) => item(c, c.ext === me)));
+    empty.hidden = shown.length > 0 || contacts.length === 0;
+    count.textContent = q ? \`\${shown.length} / \${contacts.length}\` : \`\${contacts.length}\`;
+  };
+
+  /**
+   * @param {Contact} c
+   * @param {boolean} self
+   */
+  const item = (c, self) => {
+    const li = cloneTemplate("contact-template");
+    li.dataset.testid = \`contact-\${c.ext}\`;
+    li.dataset.ext = c.ext;
+    li.dataset.presence = c.status ?? "";
+    contactOf.set(li, c);
+    const dot = part(li, ".dot");
+    dot.classList.add(presenceClass(c.status));
+    dot.title = c.status ?? "Unknown";
+    const name = fullName(c);
+    setText(li, ".contact-name", name + (self ? " (you)" : ""));
+    const meta = [\`Ext \${c.ext}\`];
+    if (c.cellPhone) meta.push(c.cellPhone);
+    if (c.note) meta.push(c.note);
+    else if (c.status && presenceClass(c.status) !== "off") meta.push(c.status);
+    setText(li, ".contact-meta", meta.join(" · "));
+    if (!self) {
+      const actions = part(li, ".contact-actions");
+      actions.append(actionButton("call", "Call", \`Call \${name} (\${c.ext})\`));
+      if (c.cellPhone) {
+        const cell = actionButton("call-cell", "Mobile", \`Call \${name} on mobile \${c.cellPhone}\`);
+        cell.title = \`Call \${c.cellPhone}\`;
+        actions.append(cell);
+      }
+    }
+    return li;
+  };
+
+  list.addEventListener("click", (e) => {
+    const b = e.target instanceof Element ? e.target.closest("button[data-action]") : null;
+    const c = b && contactOf.get(b.closest("li") ?? b);
+    if (!(b instanceof HTMLElement) || !c) return;
+    if (b.dataset.action === "call") ctx.placeCall(c.ext, fullName(c));
+    else if (b.dataset.action === "call-cell" && c.cellPhone) {
+      ctx.placeCall(c.cellPhone, fullName(c));
+    }
+  }, { signal: wiring.signal });
+  search.addEventListener("input", render, { signal: wiring.signal });
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (s.contacts !== before.contacts || s.me !== before.me) render();
+  });
+  render();
+
+  return {
+    stop() {
+      unsubscribe();
+      wiring.abort();
+      search.value = "";
+      list.replaceChildren();
+      count.textContent = "";
+      empty.hidden = true;
+    },
+  };
+}
+`,
+  },
+  "static/views/login.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "3e07a7dfacbf3fefbaceddf2",
+    text: `// @ts-check
+/**
+ * The sign-in card, shown while there is no session: the form (\`#login-form\`), its error
+ * line (\`#login-error\`) and a notice such as "session expired" (\`#login-notice\`).
+ *
+ * @example
+ * \`\`\`js
+ * const login = loginView({ onToken: (token, expiresIn) => enter(token, expiresIn) });
+ * login.show("Your session has expired, please log in again.");
+ * \`\`\`
+ *
+ * @module
+ */
+import { login } from "../lib/api.js";
+import { byId, hide, showText } from "../lib/dom.js";
+
+/**
+ * @typedef {object} LoginView
+ * @property {(notice: string) => void} show shows the form with a notice ("" for none)
+ * @property {() => void} hide
+ */
+
+/**
+ * Wires the form; \`onToken\` gets each token the server issues (expiry in seconds).
+ * @param {{onToken: (token: string, expiresIn: number) => void | Promise<void>}} o
+ * @returns {LoginView}
+ */
+export function loginView(o) {
+  const view = byId("login-view");
+  const form = byId("login-form", HTMLFormElement);
+  const user = byId("login-input", HTMLInputElement);
+  const password = byId("password-input", HTMLInputElement);
+  const button = byId("login-button", HTMLButtonElement);
+  const error = byId("login-error");
+  const notice = byId("login-notice");
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const name = user.value.trim();
+    hide(error);
+    if (!name) {
+      showText(error, "Enter your login.");
+      user.focus();
+      return;
+    }
+    button.disabled = true;
+    button.textContent = "Signing in…";
+    try {
+      const { token, expiresIn } = await login(name, password.value);
+      password.value = "";
+      hide(notice);
+      await o.onToken(token, expiresIn);
+    } catch (err) {
+      showText(error, err instanceof Error ? err.message : String(err));
+    } finally {
+      button.disabled = false;
+      button.textContent = "Sign in";
+    }
+  });
+
+  return {
+    show(text) {
+      view.hidden = false;
+      hide(error);
+      if (text) showText(notice, text);
+      else hide(notice);
+      user.focus();
+    },
+    hide() {
+      view.hidden = true;
+    },
+  };
+}
+`,
+  },
+  "static/views/session_bar.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "8ce0a0d82513a1e79205756e",
+    text: `// @ts-check
+/**
+ * The right side of the top bar while signed in: connection state (\`#conn-status\` with
+ * \`data-state\` connecting | live | reconnecting | offline), the user's extension and the
+ * log-out button.
+ *
+ * @module
+ */
+import { byId } from "../lib/dom.js";
+
+/** @type {Record<import("../session.js").ConnState | "offline", string>} */
+const LABELS = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  offline: "Offline",
+};
+
+/** @type {import("../session.js").ViewFactory} */
+export function sessionBarView(ctx) {
+  const bar = byId("session-info");
+  const status = byId("conn-status");
+  const me = byId("me");
+  const logout = byId("logout-button", HTMLButtonElement);
+  const wiring = new AbortController();
+
+  /** @param {keyof LABELS} state */
+  const setConn = (state) => {
+    status.dataset.state = state;
+    status.textContent = LABELS[state];
+  };
+  /** @param {import("../session.js").SessionState} s */
+  const render = (s) => {
+    me.textContent = s.me ? \`Ext \${s.me}\` : "";
+    setConn(s.conn);
+  };
+
+  logout.addEventListener("click", () => ctx.logout(), { signal: wiring.signal });
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (s.conn !== before.conn || s.me !== before.me) render(s);
+  });
+  render(ctx.store.get());
+  bar.hidden = false;
+
+  return {
+    stop() {
+      unsubscribe();
+      wiring.abort();
+      setConn("offline");
+      me.textContent = "";
+      bar.hidden = true;
+    },
+  };
 }
 `,
   },

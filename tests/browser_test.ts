@@ -4,14 +4,16 @@
  * password), contacts with search and presence, click-to-call with the call's states,
  * an incoming call rung, answered, held, retrieved and hung up, transfer, the dial box,
  * a phone-sized layout, an expired session, and a server restart that invalidates the
- * token (the page must ask to log in again).
+ * token (the page must ask to log in again). First of all: the client's ES module graph
+ * (every .js file under static/) loads completely, as JavaScript, with no console errors.
  *
  * Screenshots go to test-output/screenshots/. Skipped when /usr/bin/chromium is absent.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import type { BrowserContext, Locator, Page } from "playwright-core";
+import type { BrowserContext, ConsoleMessage, Locator, Page, Response } from "playwright-core";
 import { DMITRY, flexLogin, type Harness, startHarness } from "./helpers/harness.ts";
+import { staticModules } from "./helpers/static_modules.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SHOTS = new URL("../test-output/screenshots/", import.meta.url).pathname;
@@ -117,12 +119,51 @@ Deno.test({
       page.setDefaultTimeout(WAIT);
       page.on("pageerror", (e) => pageErrors.push(String(e)));
 
-      await t.step("login form; wrong password shows an error", async () => {
-        await page.goto(h.url);
+      await t.step("the module graph loads: every .js file of static/, as JavaScript", async () => {
+        const consoleErrors: string[] = [];
+        const onConsole = (m: ConsoleMessage) => {
+          if (m.type() === "error") consoleErrors.push(`${m.text()} (${m.location().url})`);
+        };
+        const loaded = new Map<string, string>();
+        const onResponse = (r: Response) => {
+          const path = new URL(r.url()).pathname;
+          if (path.endsWith(".js")) {
+            loaded.set(path, `${r.status()} ${r.headers()["content-type"] ?? ""}`);
+          }
+        };
+        page.on("console", onConsole);
+        page.on("response", onResponse);
+        try {
+          await page.goto(h.url);
+          // app.js sets it once all its imports ran: the whole graph resolved and evaluated.
+          await page.locator('html[data-app="ready"]').waitFor({ state: "attached" })
+            .catch((err) => assert.fail(`${err}\nconsole: ${consoleErrors.join("\n")}`));
+          const modules = await staticModules();
+          assert.ok(modules.length > 5, modules.join(" "));
+          assert.deepEqual([...loaded.keys()].sort(), modules, "every module, nothing else");
+          for (const [path, how] of loaded) {
+            assert.match(how, /^200 text\/javascript/, path);
+          }
+          assert.deepEqual(consoleErrors, [], "no console errors");
+          assert.deepEqual(pageErrors, []);
+        } finally {
+          page.off("console", onConsole);
+          page.off("response", onResponse);
+        }
+      });
+
+      await t.step("login form (by keyboard); wrong password shows an error", async () => {
         await page.locator("#login-form").waitFor();
         assert.equal(await page.locator("#app-view").isVisible(), false);
+        // Labelled fields; the login field has the focus; Tab and Enter submit.
+        assert.equal(await page.getByLabel("Login").count(), 1);
+        assert.equal(await page.getByLabel("Password").count(), 1);
+        assert.equal(await page.evaluate("document.activeElement?.id"), "login-input");
         await shot(page, "01-login");
-        await login(page, DMITRY.login, "wrong");
+        await page.keyboard.type(DMITRY.login);
+        await page.keyboard.press("Tab");
+        await page.keyboard.type("wrong");
+        await page.keyboard.press("Enter");
         await page.locator("#login-error").waitFor({ state: "visible" });
         assert.match(await page.locator("#login-error").innerText(), /wrong login or password/i);
         assert.equal(
@@ -194,6 +235,9 @@ Deno.test({
         const call = page.locator(`[data-testid="call-${id}"]`);
         assert.match(await call.innerText(), /\+14155550123/);
         assert.equal(await call.getAttribute("data-direction"), "in");
+        // Buttons are named for screen readers.
+        const answer = page.getByRole("button", { name: "Answer call +14155550123" });
+        assert.equal(await answer.count(), 1);
         assert.equal(await call.locator('[data-action="answer"]').count(), 1);
         await shot(page, "05-incoming-ringing");
 

@@ -131,6 +131,31 @@ Deno.test("bundle: static routes fall back to embedded files after the directori
   }
 });
 
+Deno.test("bundle: web client modules are served as JavaScript, from disk and embedded", async () => {
+  // Browsers refuse `<script type="module">` and imports without a JavaScript MIME type.
+  const empty = await Deno.makeTempDir({ prefix: "mxflex-static-" });
+  try {
+    const modules = embeddedAssetPaths().filter((p) =>
+      p.startsWith("static/") && p.endsWith(".js")
+    );
+    assert.ok(modules.includes("static/app.js") && modules.includes("static/lib/calls.js"));
+    const disk = statics({ dirs: [`${REPO}/static`], embedded: false });
+    const embedded = statics({ dirs: [empty] });
+    for (const p of modules) {
+      const url = p.slice("static".length);
+      for (const [how, app] of [["disk", disk], ["embedded", embedded]] as const) {
+        const res = await app.request(url);
+        assert.equal(res.status, 200, `${how} ${url}`);
+        assert.equal(res.headers.get("content-type"), "text/javascript; charset=utf-8", url);
+        assert.equal(res.headers.get("x-content-type-options"), "nosniff");
+        assert.deepEqual(new Uint8Array(await res.arrayBuffer()), embeddedAsset(p)!.body);
+      }
+    }
+  } finally {
+    await Deno.remove(empty, { recursive: true });
+  }
+});
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
