@@ -64,6 +64,13 @@ Deno.test("push: an incoming call reaches every registered device once", async (
     const res = await register(h, "apns/com.example.mxflex", "short");
     assert.equal(res.status, 400);
     assert.deepEqual(await res.json(), { error: "bad push token" });
+    const badAlert = await fetch(`${h.url}/mx/test/token/apns/com.example.mxflex`, {
+      method: "POST",
+      headers: { authorization: basic(), "content-type": "application/json" },
+      body: JSON.stringify({ token: APNS_TOKEN, alertToken: "has white space in it, too short" }),
+    });
+    assert.equal(badAlert.status, 400);
+    assert.deepEqual(await badAlert.json(), { error: "bad alert token" });
     // The user's extension is now monitored on the server session.
     await h.sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
 
