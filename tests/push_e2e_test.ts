@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { basic, CERT, DMITRY, type Harness, KEY, startHarness } from "./helpers/harness.ts";
-import { MOCK_TLS_CERT_PATH, MockApns, MockFcm } from "./helpers/mock_push.ts";
+import { MockApns, mockEndpoints, MockFcm } from "./helpers/mock_push.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 const FIXTURES = new URL("./fixtures/push/", import.meta.url).pathname;
@@ -19,13 +19,7 @@ function pushConfig(apns: MockApns, fcm: MockFcm): Record<string, unknown> {
   return {
     apns: { [`${FIXTURES}apns-both.p12`]: "mxflex-test" },
     fcm: { "app-name": `${FIXTURES}service-account.json` },
-    pushEndpoints: {
-      apnsProduction: apns.url,
-      apnsSandbox: apns.url,
-      fcm: fcm.url,
-      fcmOauth: fcm.oauthUrl,
-      caFile: MOCK_TLS_CERT_PATH,
-    },
+    pushEndpoints: mockEndpoints(apns, fcm),
   };
 }
 
@@ -35,6 +29,12 @@ async function register(h: Harness, path: string, token: string): Promise<Respon
     headers: { authorization: basic(), "content-type": "application/json" },
     body: JSON.stringify({ token }),
   });
+}
+
+/** Waits until the instance's server session has its monitor on `ext` confirmed. */
+async function waitMonitoring(h: Harness, ext: string): Promise<void> {
+  const mx = h.server.sessions.get("test")!;
+  await waitUntil(() => mx.client.isMonitoring(ext), { what: `monitor on ${ext}` });
 }
 
 /** Counts the `name` events of `ext` an instance has routed (to its push monitors too). */
@@ -71,8 +71,9 @@ Deno.test("push: an incoming call reaches every registered device once", async (
     });
     assert.equal(badAlert.status, 400);
     assert.deepEqual(await badAlert.json(), { error: "bad alert token" });
-    // The user's extension is now monitored on the server session.
-    await h.sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
+    // The user's extension is now monitored on the server session (the monitor confirmed, so
+    // the call's events are routed to it).
+    await waitMonitoring(h, DMITRY.ext);
 
     const callId = h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
     await waitUntil(
@@ -194,7 +195,8 @@ Deno.test("push: two MXFlex instances sharing one KV send one push per device", 
     // Instance b learns about the token from the shared store when it restores monitors;
     // registering through b as well is the realistic path for a load-balanced pair.
     assert.equal((await register(b, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
-    await sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
+    await waitMonitoring(a, DMITRY.ext);
+    await waitMonitoring(b, DMITRY.ext);
     const seenA = countDelivered(a, DMITRY.ext), seenB = countDelivered(b, DMITRY.ext);
     const answeredA = countDelivered(a, DMITRY.ext, "EstablishedEvent");
     const answeredB = countDelivered(b, DMITRY.ext, "EstablishedEvent");
@@ -279,7 +281,7 @@ Deno.test("push: a token re-registered by another user moves; DELETE answers 204
   const maxim = basic("maxim", "secret");
   try {
     assert.equal((await register(h, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
-    await h.sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
+    await waitMonitoring(h, DMITRY.ext);
     const mark = h.sim.mark();
     // The same device now logs in as Maxim (3099) and registers the token again.
     const res = await fetch(`${h.url}/mx/test/token/apns/com.example.mxflex`, {

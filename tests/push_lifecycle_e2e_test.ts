@@ -21,12 +21,7 @@ import {
   KEY,
   startHarness,
 } from "./helpers/harness.ts";
-import {
-  MOCK_TLS_CERT_PATH,
-  MockApns,
-  MockFcm,
-  type RecordedRequest,
-} from "./helpers/mock_push.ts";
+import { MockApns, mockEndpoints, MockFcm, type RecordedRequest } from "./helpers/mock_push.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 const FIXTURES = new URL("./fixtures/push/", import.meta.url).pathname;
@@ -53,13 +48,7 @@ function pushConfig(apns: MockApns, fcm: MockFcm): Record<string, unknown> {
       voip: true,
     }],
     fcm: { "app-name": `${FIXTURES}service-account.json` },
-    pushEndpoints: {
-      apnsProduction: apns.url,
-      apnsSandbox: apns.url,
-      fcm: fcm.url,
-      fcmOauth: fcm.oauthUrl,
-      caFile: MOCK_TLS_CERT_PATH,
-    },
+    pushEndpoints: mockEndpoints(apns, fcm),
   };
 }
 
@@ -241,39 +230,74 @@ async function world() {
   };
 }
 
-Deno.test("push lifecycle: answered on this device (Flex API answer)", async () => {
+type World = Awaited<ReturnType<typeof world>>;
+
+/** Runs `fn` in a fresh world and always closes it. */
+async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
   const w = await world();
   try {
-    const { id, gcid } = await w.ring();
-    const token = await flexLogin(w.h.url);
-    const res = await fetch(`${w.h.url}/api/calls/${id}/answer`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}` },
-    });
-    assert.equal(res.status, 204);
-    await w.settle(6);
-    // The MX does not say which of the user's devices answered: all get `answered`.
-    assert.deepEqual(w.seen(), lifecycleFor(id, gcid, "answered"));
+    await fn(w);
   } finally {
     await w.close();
   }
-});
+}
 
-Deno.test("push lifecycle: answered on the desk phone", async () => {
-  const w = await world();
-  try {
-    const { id, gcid } = await w.ring();
-    assert.ok(w.h.sim.answer(id));
-    await w.settle(6);
-    assert.deepEqual(w.seen(), lifecycleFor(id, gcid, "answered"));
-  } finally {
-    await w.close();
-  }
-});
+/**
+ * One scenario on Dmitry's devices: the call rings, `act` does what a phone or a person does,
+ * and every device must have received exactly `incoming`, then `event` (with `reason`).
+ */
+function scenario(
+  name: string,
+  act: (w: World, callId: number) => Promise<unknown> | unknown,
+  event: string,
+  reason?: string,
+): void {
+  Deno.test(`push lifecycle: ${name}`, () =>
+    withWorld(async (w) => {
+      const { id, gcid } = await w.ring();
+      await act(w, id);
+      await w.settle(6);
+      assert.deepEqual(w.seen(), lifecycleFor(id, gcid, event, reason));
+    }));
+}
 
-Deno.test("push lifecycle: transferred to a colleague who answers", async () => {
-  const w = await world();
-  try {
+// The MX does not say which of the user's devices answered: every device gets `answered`.
+scenario("answered on this device (Flex API answer)", async (w, id) => {
+  const token = await flexLogin(w.h.url);
+  const res = await fetch(`${w.h.url}/api/calls/${id}/answer`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(res.status, 204);
+}, "answered");
+
+scenario("answered on the desk phone", (w, id) => assert.ok(w.h.sim.answer(id)), "answered");
+
+// Maxim took a call that never rang for him: nothing for his phone.
+scenario(
+  "picked up by a colleague",
+  (w, id) => assert.ok(w.h.sim.pickup(id, MAXIM.ext)),
+  "answered_elsewhere",
+  "picked_up",
+);
+
+scenario(
+  "the caller hangs up while it rings",
+  (w, id) => assert.ok(w.h.sim.hangup(id, CALLER)),
+  "cancelled",
+  "caller_hung_up",
+);
+
+// The MX's ring timeout fires: the call goes to voicemail.
+scenario(
+  "no answer, diverted to voicemail",
+  (w, id) => assert.ok(w.h.sim.sendToVoicemail(id)),
+  "missed",
+  "no_answer",
+);
+
+Deno.test("push lifecycle: transferred to a colleague who answers", () =>
+  withWorld(async (w) => {
     const { id, gcid } = await w.ring();
     // Dmitry's desk phone hands the ringing call to Maxim, who answers it.
     const next = w.h.sim.transfer(id, DMITRY.ext, MAXIM.ext);
@@ -292,57 +316,28 @@ Deno.test("push lifecycle: transferred to a colleague who answers", async () => 
         { event: "answered", callId: next, transport: "high", collapse: nextGcid, lifetime: 30 },
       ],
     });
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("push lifecycle: picked up by a colleague", async () => {
-  const w = await world();
-  try {
-    const { id, gcid } = await w.ring();
-    assert.ok(w.h.sim.pickup(id, MAXIM.ext));
-    await w.settle(6);
-    // Maxim took a call that never rang for him: nothing for his phone.
-    assert.deepEqual(w.seen(), lifecycleFor(id, gcid, "answered_elsewhere", "picked_up"));
-  } finally {
-    await w.close();
-  }
-});
-
-Deno.test("push lifecycle: the caller hangs up while it rings", async () => {
-  const w = await world();
-  try {
-    const { id, gcid } = await w.ring();
-    assert.ok(w.h.sim.hangup(id, CALLER));
-    await w.settle(6);
-    assert.deepEqual(w.seen(), lifecycleFor(id, gcid, "cancelled", "caller_hung_up"));
-  } finally {
-    await w.close();
-  }
-});
-
-Deno.test("push lifecycle: no answer, diverted to voicemail: a missed-call alert", async () => {
-  const w = await world();
-  try {
-    const { id, gcid } = await w.ring();
-    // The MX's ring timeout fires: the call goes to voicemail.
+Deno.test("push lifecycle: the missed-call alert is localisable and reads in English", () =>
+  withWorld(async (w) => {
+    const { id } = await w.ring();
     assert.ok(w.h.sim.sendToVoicemail(id));
     await w.settle(6);
-    assert.deepEqual(w.seen(), lifecycleFor(id, gcid, "missed", "no_answer"));
     const alert = JSON.parse(w.apns.requestsFor(IPHONE_ALERT)[0].body).aps.alert;
-    assert.equal(alert["loc-key"], "Missed call from %@");
-    assert.deepEqual(alert["loc-args"], [CALLER]);
-    assert.equal(alert.body, `Missed call from ${CALLER}`);
-    const fcmMissed = JSON.parse(w.fcm.requests.at(-1)!.body).message;
-    assert.deepEqual(fcmMissed.notification, {
+    assert.deepEqual(alert, {
+      title: "Missed call",
+      body: `Missed call from ${CALLER}`,
+      "title-loc-key": "Missed call",
+      "loc-key": "Missed call from %@",
+      "loc-args": [CALLER],
+    });
+    const missed = JSON.parse(w.fcm.requests.at(-1)!.body).message;
+    assert.deepEqual(missed.notification, {
       title: "Missed call",
       body: `Missed call from ${CALLER}`,
     });
-  } finally {
-    await w.close();
-  }
-});
+    assert.deepEqual(missed.android.notification.body_loc_args, [CALLER]);
+  }));
 
 Deno.test("push lifecycle: two processes on one KV send each push once with one provider token", async () => {
   const apns = MockApns.start();

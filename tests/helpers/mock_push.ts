@@ -204,6 +204,20 @@ export class MockFcm {
   }
 }
 
+/**
+ * `pushEndpoints` pointing every push service at the mocks (one APNs mock for production
+ * and sandbox), with the fixture certificate as `caFile`.
+ */
+export function mockEndpoints(apns: MockApns, fcm: MockFcm): Record<string, string> {
+  return {
+    apnsProduction: apns.url,
+    apnsSandbox: apns.url,
+    fcm: fcm.url,
+    fcmOauth: fcm.oauthUrl,
+    caFile: MOCK_TLS_CERT_PATH,
+  };
+}
+
 /** An FCM error body as Google sends it. */
 export function fcmError(
   code: number,
