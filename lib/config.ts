@@ -57,7 +57,10 @@ export interface AppConfig {
   acme: { email?: string; directoryUrl?: string; cacheDir?: string };
   /** Bearer token that opens `/metrics` to non-loopback clients; "" = loopback only. */
   metricsToken: string;
-  /** Raw push section (`apns`, `gfcm`, `fcm`, `apnsKeys`, `pushEndpoints`) for lib/push. */
+  /**
+   * Raw push section (`apns`, `gfcm`, `fcm`, `apnsKeys`, `pushEndpoints`, `pushRingTimeout`)
+   * for lib/push.
+   */
   push: Record<string, unknown>;
   /** Directory of the config file: relative paths in it are resolved from here. */
   baseDir: string;
@@ -210,7 +213,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   const acmeRaw = raw.acme ?? {};
   if (!isObject(acmeRaw)) throw new ConfigError("acme must be an object");
   const push: Record<string, unknown> = {};
-  for (const k of ["apns", "gfcm", "fcm", "apnsKeys", "pushEndpoints"]) {
+  for (const k of ["apns", "gfcm", "fcm", "apnsKeys", "pushEndpoints", "pushRingTimeout"]) {
     if (raw[k] !== undefined) push[k] = raw[k];
   }
   return {
