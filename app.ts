@@ -21,6 +21,7 @@ import { SseHub } from "./lib/sse/hub.ts";
 import { KvTrustStore } from "./lib/store/trust.ts";
 import { TokenStore } from "./lib/store/tokens.ts";
 import { PushDedupe } from "./lib/store/dedupe.ts";
+import { ProviderTokenStore } from "./lib/store/provider_tokens.ts";
 import { PushDispatcher } from "./lib/push/dispatcher.ts";
 import { loadPushConfig } from "./lib/push/config.ts";
 import type { WireLogger } from "./lib/csta/wire_log.ts";
@@ -114,7 +115,6 @@ export class MxFlexServer {
           state: s.state,
           reconnects: s.client.reconnects,
         })),
-      push: () => dispatcher?.stats(),
     });
     for (const m of config.mx) {
       let caPem: string | undefined;
@@ -136,7 +136,9 @@ export class MxFlexServer {
     const hub = new SseHub({ heartbeatMs: o.sseHeartbeatMs });
     const issuer = new TokenIssuer({ ttlSeconds: config.tokenTtl });
 
-    const pushCfg = await loadPushConfig(config.push, config.baseDir);
+    const pushCfg = await loadPushConfig(config.push, config.baseDir, {
+      providerTokens: new ProviderTokenStore(kv),
+    });
     for (const w of pushCfg.warnings) log.warn(w);
     const store = new TokenStore(kv);
     const dispatcher = pushCfg.apps.size
@@ -144,6 +146,8 @@ export class MxFlexServer {
         store,
         dedupe: new PushDedupe(kv),
         apps: pushCfg.apps,
+        ringTimeoutMs: pushCfg.ringTimeoutMs,
+        observer: metrics.push,
         log: (m) => log.info(m),
       })
       : undefined;

@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "528766b17e5a7f486d0fa45c",
+    etag: "0734144ef1582e1855436bdb",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -822,10 +822,14 @@ paths:
     post:
       tags: [Proxy]
       operationId: proxyTokenRegister
-      summary: Register a device token for incoming-call pushes (Регистрация токена)
+      summary: Register a device token for call pushes (Регистрация токена)
       description: |
-        Stores the token and starts monitoring the user's extension; incoming calls are
-        pushed to every registered device (payload: \`IncomingCallPush\`).
+        Stores the token and starts monitoring the user's extension; calls that ring there
+        are pushed to every registered device: \`incoming\`, then one of \`answered\`,
+        \`answered_elsewhere\`, \`cancelled\`, \`missed\` (payload: \`CallPush\`). A token
+        registered by another user before moves to this one. A VoIP (PushKit) app sends its
+        ordinary APNs token as \`alertToken\`: only \`incoming\` goes to the VoIP token, the
+        follow-ups go to the alert token.
       security:
         - basic: []
       requestBody: { $ref: "#/components/requestBodies/PushToken" }
@@ -848,11 +852,12 @@ paths:
       tags: [Proxy]
       operationId: proxyTokenUnregister
       summary: Remove a device token
+      description: Answers 204 whether or not the token was registered (for this user).
       security:
         - basic: []
       requestBody: { $ref: "#/components/requestBodies/PushToken" }
       responses:
-        "204": { description: Removed. }
+        "204": { description: Removed, or was not registered. }
         "400": { $ref: "#/components/responses/BadPushToken" }
         "401": { $ref: "#/components/responses/BasicUnauthorized" }
         "404":
@@ -940,7 +945,14 @@ components:
                 type: string
                 minLength: 20
                 maxLength: 4096
-                description: The device's push token (no whitespace).
+                description: The device's push token (no whitespace); for a VoIP app, the PushKit token.
+              alertToken:
+                type: string
+                minLength: 20
+                maxLength: 256
+                description: |
+                  VoIP apps only: the device's ordinary APNs token, which receives the
+                  follow-ups (answered, cancelled, missed…). Ignored by DELETE.
           example: { token: 7C179108B7BF759A2E6C81D2B0F34E200E46387E7D713917E0F3E09 }
 
   responses:
@@ -1436,11 +1448,26 @@ components:
             recIsActive: { type: boolean }
       example: { callId: 39, deviceId: "3095", recIsAvailable: true, recIsActive: false }
 
-    IncomingCallPush:
+    CallPush:
       type: object
-      description: Payload pushed to registered devices when a call rings (mx-protocol §4.8).
+      description: |
+        Payload pushed to a user's registered devices for a call that rings at their
+        extension (APNs body keys, FCM \`data\` values as strings): the seed's incoming fields
+        (mx-protocol §4.8), \`event\`, and \`reason\` on some follow-ups. Every device gets
+        \`incoming\`, then at most one of the other events, each once; \`time\` is when that
+        event happened. See README "Pushes" for the transport of each event.
       required:
-        [callId, deviceId, globalCallId, alertingDevice, callingDevice, calledDevice, cause]
+        [
+          callId,
+          deviceId,
+          globalCallId,
+          alertingDevice,
+          callingDevice,
+          calledDevice,
+          cause,
+          time,
+          event,
+        ]
       properties:
         callId: { type: integer }
         deviceId: { type: string }
@@ -1452,7 +1479,25 @@ components:
         localConnectionInfo: { type: string }
         cause: { type: string }
         callTypeFlags: { type: integer }
-        time: { type: integer, description: Unix seconds }
+        time: { type: integer, description: Unix seconds of this event }
+        event:
+          type: string
+          enum: [incoming, answered, answered_elsewhere, cancelled, missed]
+        reason:
+          type: string
+          description: |
+            \`answered_elsewhere\`: picked_up, redirected, transferred; \`cancelled\`:
+            caller_hung_up, declined; \`missed\`: no_answer, busy, forwarded.
+          enum: [
+            picked_up,
+            redirected,
+            transferred,
+            caller_hung_up,
+            declined,
+            no_answer,
+            busy,
+            forwarded,
+          ]
       example:
         callId: 21
         deviceId: "3095"
@@ -1464,7 +1509,9 @@ components:
         localConnectionInfo: alerting
         cause: normal
         callTypeFlags: 170917889
-        time: 1501101426
+        time: 1501101452
+        event: missed
+        reason: no_answer
 
 security:
   - bearer: []

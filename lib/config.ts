@@ -67,7 +67,10 @@ export interface AppConfig {
   trustedProxies: string[];
   /** Login failure limits and event-stream caps. */
   rateLimits: RateLimits;
-  /** Raw push section (`apns`, `gfcm`, `fcm`, `apnsKeys`, `pushEndpoints`) for lib/push. */
+  /**
+   * Raw push section (`apns`, `gfcm`, `fcm`, `apnsKeys`, `pushEndpoints`, `pushRingTimeout`)
+   * for lib/push.
+   */
   push: Record<string, unknown>;
   /** Directory of the config file: relative paths in it are resolved from here. */
   baseDir: string;
@@ -287,7 +290,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   const acmeRaw = raw.acme ?? {};
   if (!isObject(acmeRaw)) throw new ConfigError("acme must be an object");
   const push: Record<string, unknown> = {};
-  for (const k of ["apns", "gfcm", "fcm", "apnsKeys", "pushEndpoints"]) {
+  for (const k of ["apns", "gfcm", "fcm", "apnsKeys", "pushEndpoints", "pushRingTimeout"]) {
     if (raw[k] !== undefined) push[k] = raw[k];
   }
   return {

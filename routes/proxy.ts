@@ -341,18 +341,27 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     const u = await identify(c);
     const f = await readFields(c.req.raw);
     const token = stringField(f, "token") ?? "";
-    if (token.length < 20 || token.length > 4096 || /\s/.test(token)) {
-      throw new HttpError(400, "bad push token");
+    if (!isPushToken(token)) throw new HttpError(400, "bad push token");
+    // VoIP apps: the device's ordinary APNs token, for the pushes after `incoming`.
+    const alertToken = remove ? undefined : stringField(f, "alertToken");
+    if (alertToken !== undefined && !isPushToken(alertToken)) {
+      throw new HttpError(400, "bad alert token");
     }
     const mx = c.get("mx");
+    // Unregistering answers 204 whether or not the token was registered.
     if (remove) await d.push.unregister(mx, u.jid, u.ext, app, token);
-    else await d.push.register(mx, u.jid, u.ext, app, token);
+    else await d.push.register(mx, u.jid, u.ext, app, token, alertToken);
     return c.body(null, 204);
   };
   app.post("/mx/:name/token/:kind/:bundle", (c) => tokenRoute(c, false));
   app.delete("/mx/:name/token/:kind/:bundle", (c) => tokenRoute(c, true));
 
   return app;
+}
+
+/** Device tokens are 20–4096 characters without whitespace. */
+function isPushToken(t: string): boolean {
+  return t.length >= 20 && t.length <= 4096 && !/\s/.test(t);
 }
 
 function mailId(c: Context<Env>): string {
