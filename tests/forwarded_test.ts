@@ -96,14 +96,26 @@ Deno.test("trusted proxies: addresses and CIDR ranges, IPv4, IPv6 and mapped", (
     "::ffff:192.168.0.0/112",
   ]);
   assert.equal(t.size, 5);
-  for (const ip of ["127.0.0.1", "10.255.0.3", "::ffff:10.1.1.1", "fd12::9", "::1", "192.168.4.4"]) {
+  for (
+    const ip of ["127.0.0.1", "10.255.0.3", "::ffff:10.1.1.1", "fd12::9", "::1", "192.168.4.4"]
+  ) {
     assert.ok(t.has(ip), ip);
   }
   for (const ip of ["127.0.0.2", "11.0.0.1", "fe80::1", "::2", "192.169.0.1", "unknown", ""]) {
     assert.ok(!t.has(ip), ip);
   }
   assert.equal(TrustedProxies.NONE.has("127.0.0.1"), false);
-  for (const bad of ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/8x", "127.1", "host", "1.2.3.4/-1"]) {
+  for (
+    const bad of [
+      "10.0.0.0/33",
+      "::/129",
+      "10.0.0.0/",
+      "10.0.0.0/8x",
+      "127.1",
+      "host",
+      "1.2.3.4/-1",
+    ]
+  ) {
     assert.throws(() => TrustedProxies.parse([bad]), RangeError, bad);
   }
   assert.equal(canonicalIp("::FFFF:127.0.0.1"), "127.0.0.1");
@@ -170,6 +182,7 @@ Deno.test("config: trustedProxies from the file and MXFLEX_TRUSTED_PROXIES, vali
         normalizeConfig(base, "."),
         (k) => k === "MXFLEX_TRUSTED_PROXIES" ? "nginx" : undefined,
       ),
-    (e: Error) => e instanceof ConfigError && /MXFLEX_TRUSTED_PROXIES: not an address/.test(e.message),
+    (e: Error) =>
+      e instanceof ConfigError && /MXFLEX_TRUSTED_PROXIES: not an address/.test(e.message),
   );
 });

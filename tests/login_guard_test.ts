@@ -106,7 +106,8 @@ Deno.test("kv rate limiter: reads of one turn go to KV as one getMany", async ()
   const { kv: counted, calls } = countingKv(await Deno.openKv(":memory:"));
   try {
     const reader = new KvReader(counted);
-    const mk = (p: string) => new RateLimiterKv({ storeClient: reader, keyPrefix: p, points: 1, duration: 9 });
+    const mk = (p: string) =>
+      new RateLimiterKv({ storeClient: reader, keyPrefix: p, points: 1, duration: 9 });
     const limiters = ["a", "b", "c", "d"].map(mk);
     await Promise.all(limiters.map((l) => l.get("x")));
     assert.equal(calls.get("getMany"), 1);
@@ -154,7 +155,10 @@ Deno.test("login guard: IPv6 clients count per /64; very long logins are keyed b
     await fail(g, "dmitry", "2001:db8:1:2::1");
     await fail(g, "dmitry", "2001:db8:1:2::2");
     await fail(g, "dmitry", "2001:db8:1:2:ffff::3");
-    assert.equal((await g.begin("mx", "dmitry", "2001:db8:1:2::99")).refused?.limit, "login-address");
+    assert.equal(
+      (await g.begin("mx", "dmitry", "2001:db8:1:2::99")).refused?.limit,
+      "login-address",
+    );
     assert.equal((await g.begin("mx", "dmitry", "2001:db8:1:3::1")).refused, undefined);
     const long = "x".repeat(5000);
     for (let i = 0; i < 3; i++) await fail(g, long, "192.0.2.9");
