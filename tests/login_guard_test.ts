@@ -13,6 +13,7 @@ import {
   LoginGuard,
   type LoginLimits,
 } from "../lib/auth/login_guard.ts";
+import { withKv } from "./helpers/kv.ts";
 
 function clock(start = 1_700_000_000_000) {
   let t = start;
@@ -65,8 +66,7 @@ async function succeed(g: LoginGuard, login: string, ip: string) {
 }
 
 Deno.test("kv rate limiter: atomic increments under concurrency, expiry, block and delete", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
+  await withKv(async (kv) => {
     const c = clock();
     const rl = new RateLimiterKv({
       storeClient: new KvReader(kv),
@@ -97,9 +97,7 @@ Deno.test("kv rate limiter: atomic increments under concurrency, expiry, block a
     assert.equal(await rl.delete("b"), true);
     assert.equal(await rl.delete("b"), false);
     assert.equal(await rl.get("b"), null);
-  } finally {
-    kv.close();
-  }
+  });
 });
 
 Deno.test("kv rate limiter: reads of one turn go to KV as one getMany", async () => {
@@ -121,8 +119,7 @@ Deno.test("kv rate limiter: reads of one turn go to KV as one getMany", async ()
 });
 
 Deno.test("login guard: failures per (login, address) block that pair only; a success clears them", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
+  await withKv(async (kv) => {
     const c = clock();
     const address = { failures: 100, windowSeconds: 3600, blockSeconds: 1 }; // not in the way
     const g = new LoginGuard(kv, { ...LIMITS, address }, { now: c.now });
@@ -140,9 +137,7 @@ Deno.test("login guard: failures per (login, address) block that pair only; a su
     assert.equal((await g.begin("other-mx", "dmitry", "192.0.2.1")).refused, undefined);
     c.advance(900_000);
     await succeed(g, "dmitry", "192.0.2.1");
-  } finally {
-    kv.close();
-  }
+  });
 });
 
 Deno.test("login guard: IPv6 clients count per /64; very long logins are keyed by hash", async () => {
@@ -170,8 +165,7 @@ Deno.test("login guard: IPv6 clients count per /64; very long logins are keyed b
 });
 
 Deno.test("login guard: spraying names from one address blocks new logins there, not known ones", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
+  await withKv(async (kv) => {
     const c = clock();
     const g = new LoginGuard(kv, LIMITS, { now: c.now });
     await succeed(g, "dmitry", "198.51.100.1"); // dmitry works from the office
@@ -187,14 +181,11 @@ Deno.test("login guard: spraying names from one address blocks new logins there,
     c.advance(31 * 86_400_000);
     for (let i = 0; i < 5; i++) await fail(g, `later${i}`, "198.51.100.1");
     assert.equal((await g.begin("mx", "dmitry", "198.51.100.1")).refused?.limit, "address");
-  } finally {
-    kv.close();
-  }
+  });
 });
 
 Deno.test("login guard: the per-login ceiling delays unknown addresses with a growing wait", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
+  await withKv(async (kv) => {
     const c = clock();
     const g = new LoginGuard(kv, LIMITS, { now: c.now });
     await succeed(g, "dmitry", "192.0.2.1"); // the user's own address
@@ -217,14 +208,11 @@ Deno.test("login guard: the per-login ceiling delays unknown addresses with a gr
     assert.deepEqual(delays, [120, 240, 300, 300]);
     // Other logins are not affected.
     await succeed(g, "maxim", `203.0.113.${ip++}`);
-  } finally {
-    kv.close();
-  }
+  });
 });
 
 Deno.test("login guard: attempts in flight count towards the pair limit; abandon releases", async () => {
-  const kv = await Deno.openKv(":memory:");
-  try {
+  await withKv(async (kv) => {
     const g = new LoginGuard(kv, LIMITS);
     const a = await Promise.all([1, 2, 3].map(() => g.begin("mx", "dmitry", "192.0.2.1")));
     assert.ok(a.every((x) => !x.refused));
@@ -238,9 +226,7 @@ Deno.test("login guard: attempts in flight count towards the pair limit; abandon
     assert.equal(again.refused, undefined);
     await Promise.all([again.failed(), a[1].failed(), a[2].failed()]);
     assert.equal((await g.begin("mx", "dmitry", "192.0.2.1")).refused?.limit, "login-address");
-  } finally {
-    kv.close();
-  }
+  });
 });
 
 Deno.test("login guard: two instances on one KV share the counters", async () => {
