@@ -131,8 +131,7 @@ function seconds(ms: number): number {
  */
 export class LoginGuard {
   readonly limits: LoginLimits;
-  /** The batching reader (its `batches` count is what a check cost). */
-  readonly reader: KvReader;
+  #reader: KvReader;
   #la: RateLimiterKv;
   #addr: RateLimiterKv;
   #login: RateLimiterKv;
@@ -150,10 +149,10 @@ export class LoginGuard {
     o: LoginGuardOptions = {},
   ) {
     this.limits = limits;
-    this.reader = new KvReader(kv);
+    this.#reader = new KvReader(kv);
     this.#now = o.now ?? Date.now;
     const mk = (keyPrefix: string, points: number, duration: number) =>
-      new RateLimiterKv({ storeClient: this.reader, keyPrefix, points, duration, now: this.#now });
+      new RateLimiterKv({ storeClient: this.#reader, keyPrefix, points, duration, now: this.#now });
     this.#la = mk("login-address", limits.loginAddress.failures, limits.loginAddress.windowSeconds);
     this.#addr = mk("address", limits.address.failures, limits.address.windowSeconds);
     this.#login = mk("login", limits.login.failures, limits.login.windowSeconds);
@@ -178,7 +177,7 @@ export class LoginGuard {
       this.#la.get(pair),
       this.#addr.get(addr),
       this.#delay.get(acct),
-      this.reader.get<{ at: number }>(knownKey),
+      this.#reader.get<{ at: number }>(knownKey),
     ]);
     const now = this.#now();
     const knownAt = known.value?.at ?? -Infinity;
@@ -237,7 +236,7 @@ export class LoginGuard {
   /** @internal Clears the pair's failures and remembers the address, in one atomic write. */
   async _succeeded(k: AttemptKeys): Promise<void> {
     if (k.laUsed === 0 && k.knownFresh) return;
-    const op = this.reader.kv.atomic();
+    const op = this.#reader.kv.atomic();
     if (k.laUsed > 0) op.delete(this.#la.kvKey(k.pair));
     if (!k.knownFresh) {
       op.set(k.knownKey, { at: this.#now() }, {

@@ -64,8 +64,6 @@ export class KvReader {
   /** The underlying KV. */
   readonly kv: Deno.Kv;
   #pending: PendingGet[] = [];
-  /** `getMany` calls made (diagnostics and tests). */
-  batches = 0;
 
   /** @param kv the KV to read from */
   constructor(kv: Deno.Kv) {
@@ -89,7 +87,6 @@ export class KvReader {
     this.#pending = [];
     for (let i = 0; i < all.length; i += MAX_BATCH) {
       const part = all.slice(i, i + MAX_BATCH);
-      this.batches++;
       this.kv.getMany(part.map((p) => p.key)).then(
         (entries) => part.forEach((p, j) => p.resolve(entries[j])),
         (err) => part.forEach((p) => p.reject(err)),
