@@ -15,7 +15,8 @@ import { TokenMonitors } from "./lib/mx/token_monitors.ts";
 import { publishFlexEvents } from "./lib/mx/flex_events.ts";
 import { TokenIssuer } from "./lib/auth/jwt.ts";
 import { VerifiedCache } from "./lib/auth/basic.ts";
-import { RateLimiter } from "./lib/auth/rate_limit.ts";
+import { LoginGuard } from "./lib/auth/login_guard.ts";
+import { TrustedProxies } from "./lib/http/trusted_proxies.ts";
 import { SseHub } from "./lib/sse/hub.ts";
 import { KvTrustStore } from "./lib/store/trust.ts";
 import { TokenStore } from "./lib/store/tokens.ts";
@@ -32,7 +33,7 @@ import { buildApp } from "./routes/mod.ts";
 export interface ServerOptions {
   config: AppConfig;
   log: Logger;
-  /** Deno KV (device tokens, push dedupe, certificate trust). */
+  /** Deno KV (device tokens, push dedupe, certificate trust, login-limit counters). */
   kv: Deno.Kv;
   wireLog?: WireLogger;
   /** Static directories, searched in order; default `[config.staticDir, <built-in static/>]`. */
@@ -174,11 +175,9 @@ export class MxFlexServer {
       issuer,
       hub,
       push,
-      limits: {
-        login: new RateLimiter({ limit: 10, windowMs: 60_000 }),
-        loginIp: new RateLimiter({ limit: 60, windowMs: 60_000 }),
-        proxyFail: new RateLimiter({ limit: 20, windowMs: 60_000 }),
-      },
+      guard: new LoginGuard(kv, config.rateLimits),
+      streamLimits: config.rateLimits.streams,
+      trustedProxies: TrustedProxies.parse(config.trustedProxies),
       authCache: new VerifiedCache({ ttlMs: 5 * 60_000 }),
       metricsToken: o.metricsToken ?? (config.metricsToken || undefined),
       staticDirs: o.staticDirs ?? [config.staticDir, BUILTIN_STATIC],

@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "0734144ef1582e1855436bdb",
+    etag: "b469b4583c05d6c7a8f830c3",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -47,7 +47,8 @@ info:
     original Go services. Every error is \`{"error": "..."}\` with a fitting status:
     \`400\` bad input, \`401\` missing or wrong credentials, \`403\` forbidden, \`404\` unknown
     path or MX, \`413\` body too large, \`415\` unsupported body type, \`422\` the MX refused the
-    command, \`429\` rate limited (with \`Retry-After\`), \`503\` MX unavailable, \`504\` MX timeout.
+    command, \`429\` too many failed logins or open event streams (with \`Retry-After\`), \`503\` MX
+    unavailable, \`504\` MX timeout.
 
     Request bodies may be JSON (\`application/json\`), URL-encoded forms or
     \`multipart/form-data\`; the field names are the same.
@@ -154,7 +155,10 @@ paths:
         stream ends when the token is revoked (\`/api/logout\`) or expires; after a server
         restart the old token is refused with \`401\`.
 
-        One HTTP/2 connection carries at most about 200 concurrent streams.
+        One HTTP/2 connection carries at most about 200 concurrent streams. Streams open at
+        once are capped per token and per user (config \`rateLimits.streams\`, default 10 and
+        50): beyond, \`429\` with \`Retry-After\`. \`HEAD\` answers the stream's headers and opens
+        nothing.
       security:
         - queryToken: []
         - bearer: []
@@ -217,6 +221,15 @@ paths:
             application/json:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: only sse support }
+        "429":
+          description: Too many event streams open for this token or user; retry after the given seconds.
+          headers:
+            Retry-After:
+              schema: { type: integer, example: 30 }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+              example: { error: too many event streams for this token }
 
   /api/contacts:
     get:
@@ -1023,7 +1036,10 @@ components:
           schema: { $ref: "#/components/schemas/Error" }
           example: { error: invalid call id }
     RateLimited:
-      description: Too many (failed) attempts; retry after the given seconds.
+      description: |
+        Too many failed logins (per login and client address, per client address, or a login
+        guessed from many addresses); retry after the given seconds. Successful logins never
+        count. The attempt was not verified.
       headers:
         Retry-After:
           schema: { type: integer, example: 42 }

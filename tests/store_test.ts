@@ -1,21 +1,13 @@
 import assert from "node:assert/strict";
 import { TokenStore } from "../lib/store/tokens.ts";
 import { PushDedupe } from "../lib/store/dedupe.ts";
+import { withKv } from "./helpers/kv.ts";
 
 const MX = "63022";
 const ALICE = "43884851147406145";
 const BOB = "43884850646482261";
 const TOKEN_A = "7C179108B7BF759AA0A1A2A3A4A5A6A7A8A9B0B1B2B3B4B5B6B7B8B9C0C1C2C3";
 const TOKEN_B = "fcm-token-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-async function withKv(fn: (kv: Deno.Kv) => Promise<void>): Promise<void> {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await fn(kv);
-  } finally {
-    kv.close();
-  }
-}
 
 Deno.test("TokenStore: add and list a user's tokens", () =>
   withKv(async (kv) => {
