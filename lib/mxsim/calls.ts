@@ -2,12 +2,15 @@
  * Call state machine of the simulated MX: creates calls, diverts them to `forwardTo`,
  * answers and clears them on timers, handles hold / retrieve / transfer / deflect, and emits
  * the CSTA events of each step to the monitors of the internal devices involved. Completed
- * calls leave call-log records for both internal parties.
+ * calls leave call-log records for both internal parties. Also the handlers of the call
+ * commands (`MakeCall` and call control, mx-protocol §3.4, §3.11).
  *
  * @module
  */
+import { escapeXml, intAt, textAt, type XmlElement } from "../csta/xml.ts";
 import type { CallLogStore } from "./calllog.ts";
 import * as ev from "./events.ts";
+import type { SimSession } from "./session.ts";
 import { displayName, type UserDirectory } from "./users.ts";
 
 /** Delivers one event body to the monitors of the given extensions. */
@@ -43,6 +46,8 @@ export interface SimCall extends ev.CallView {
   answerTimer?: TimerHandle;
   /** Pending auto-hangup timer. */
   hangupTimer?: TimerHandle;
+  /** Pending no-answer timer (diverts to voicemail). */
+  noAnswerTimer?: TimerHandle;
 }
 
 /** Engine settings. */
@@ -53,6 +58,10 @@ export interface CallEngineOptions {
   answerAfterMs: number;
   /** Auto-clear delay after answer; 0 = never. */
   hangupAfterMs: number;
+  /** An unanswered call to an internal extension goes to voicemail after this; negative = never. */
+  voicemailAfterMs: number;
+  /** The voicemail number calls are diverted to. */
+  voicemail: string;
 }
 
 /** Result of a command that may fail with a CSTA error text. */
@@ -64,9 +73,25 @@ const fail = <T>(error: string): Outcome<T> => ({ ok: false, error });
 /** Maximum forwarding hops followed (guards against forwarding loops). */
 const MAX_DIVERSIONS = 5;
 
+/** The voicemail number of the simulated MX (its mailbox access code). */
+export const SIM_VOICEMAIL = "*86";
+
 /**
  * The call engine. All methods are synchronous and emit their events before returning, so a
  * command reply queued just before them reaches the socket first.
+ *
+ * @example
+ * ```ts
+ * const calls = new CallEngine(users, callLog, monitors.fanout.bind(monitors), timers, {
+ *   sn: "63022",
+ *   answerAfterMs: 50,
+ *   hangupAfterMs: 0,
+ *   voicemailAfterMs: -1,
+ *   voicemail: SIM_VOICEMAIL,
+ * });
+ * const c = calls.start("+15550100", "3095"); // DeliveredEvent to 3095's monitors
+ * calls.clear(c, "3095"); // ConnectionClearedEvent, call-log record
+ * ```
  */
 export class CallEngine {
   #calls = new Map<number, SimCall>();
@@ -118,8 +143,10 @@ export class CallEngine {
     return [...this.#calls.values()];
   }
 
-  /** Changes the auto-answer / auto-hangup delays for calls started from now on. */
-  configure(o: Partial<Pick<CallEngineOptions, "answerAfterMs" | "hangupAfterMs">>): void {
+  /** Changes the auto-answer / auto-hangup / voicemail delays for calls delivered from now on. */
+  configure(
+    o: Partial<Pick<CallEngineOptions, "answerAfterMs" | "hangupAfterMs" | "voicemailAfterMs">>,
+  ): void {
     Object.assign(this.#opts, o);
   }
 
@@ -179,19 +206,31 @@ export class CallEngine {
       this.#divert(c, c.callee, fwd);
     }
     this.#emit("DeliveredEvent", this.#parties(c), (e) => ev.delivered(c, e));
-    this.#timers.clear(c.answerTimer);
-    c.answerTimer = undefined;
+    this.#clearRingTimers(c);
+    const alerting = () => this.#calls.get(c.id) === c && c.state === "alerting";
     if (this.#opts.answerAfterMs >= 0) {
       c.answerTimer = this.#timers.set(() => {
         c.answerTimer = undefined;
-        if (this.#calls.get(c.id) === c && c.state === "alerting") this.answer(c);
+        if (alerting()) this.answer(c);
       }, this.#opts.answerAfterMs);
+    }
+    if (this.#opts.voicemailAfterMs >= 0 && this.#internal(c.callee)) {
+      c.noAnswerTimer = this.#timers.set(() => {
+        c.noAnswerTimer = undefined;
+        if (alerting()) this.toVoicemail(c);
+      }, this.#opts.voicemailAfterMs);
     }
   }
 
-  #divert(c: SimCall, from: string, to: string): void {
+  #clearRingTimers(c: SimCall): void {
+    this.#timers.clear(c.answerTimer);
+    this.#timers.clear(c.noAnswerTimer);
+    c.answerTimer = c.noAnswerTimer = undefined;
+  }
+
+  #divert(c: SimCall, from: string, to: string, cause = "normal"): void {
     const exts = this.#parties(c, from);
-    this.#emit("DivertedEvent", exts, (e) => ev.diverted(c, e, from, to));
+    this.#emit("DivertedEvent", exts, (e) => ev.diverted(c, e, from, to, cause));
     c.lastRedirection = from;
     c.callee = to;
     c.calleeName = this.#name(to);
@@ -199,8 +238,7 @@ export class CallEngine {
 
   /** Answers an alerting call: EstablishedEvent, then the auto-hangup timer. */
   answer(c: SimCall): void {
-    this.#timers.clear(c.answerTimer);
-    c.answerTimer = undefined;
+    this.#clearRingTimers(c);
     c.state = "connected";
     c.connectedAt = Math.floor(Date.now() / 1000);
     this.#emit("EstablishedEvent", this.#parties(c), (e) => ev.established(c, e));
@@ -220,10 +258,27 @@ export class CallEngine {
   }
 
   #drop(c: SimCall): void {
-    this.#timers.clear(c.answerTimer);
+    this.#clearRingTimers(c);
     this.#timers.clear(c.hangupTimer);
-    c.answerTimer = c.hangupTimer = undefined;
+    c.hangupTimer = undefined;
     this.#calls.delete(c.id);
+  }
+
+  /**
+   * The ring timeout fired (or the simulator is told so): the callee's missed-call record,
+   * DivertedEvent (`callForwardNoAnswer`) to the voicemail number, which answers (the
+   * caller's EstablishedEvent).
+   */
+  toVoicemail(c: SimCall): void {
+    this.#record(c, c.callee);
+    this.#divert(c, c.callee, this.#opts.voicemail, "callForwardNoAnswer");
+    this.answer(c);
+  }
+
+  /** A colleague picks the ringing call up: DivertedEvent (`callPickup`), then answered by `by`. */
+  pickup(c: SimCall, by: string): void {
+    this.#divert(c, c.callee, by, "callPickup");
+    this.answer(c);
   }
 
   /** Writes the call-log records of a finished call for its internal parties. */
@@ -315,9 +370,9 @@ export class CallEngine {
     return ok(c);
   }
 
-  /** DeflectCall (after {@link checkAlerting}): DivertedEvent, then delivery to `to`. */
+  /** DeflectCall (after {@link checkAlerting}): DivertedEvent (`redirected`), then delivery to `to`. */
   deflect(c: SimCall, device: string, to: string): void {
-    this.#divert(c, device, to);
+    this.#divert(c, device, to, "redirected");
     this.#deliver(c);
   }
 
@@ -346,5 +401,103 @@ export class CallEngine {
     this.#drop(c);
     this.#record(c, device);
     return this.start(remaining, to, { originate: false });
+  }
+}
+
+/** Command names {@link handleCallControl} answers. */
+export const CALL_CONTROL_COMMANDS = [
+  "ClearConnection",
+  "HoldCall",
+  "RetrieveCall",
+  "AnswerCall",
+  "SingleStepTransferCall",
+  "DeflectCall",
+] as const;
+
+/**
+ * Handles `MakeCall`: a User session may only call from its own extension, a Server session
+ * from any number. After an `iq mode="remote"` the call is a callback via that address. The
+ * reply (with the new call id) is queued before the call's first event.
+ *
+ * @example
+ * ```ts
+ * handleMakeCall(calls, session, 4, parseXml(
+ *   "<MakeCall><callingDevice>3095</callingDevice>" +
+ *     "<calledDirectoryNumber>3099</calledDirectoryNumber></MakeCall>",
+ * ));
+ * ```
+ */
+export function handleMakeCall(
+  calls: CallEngine,
+  s: SimSession,
+  id: number,
+  el: XmlElement,
+): void {
+  const from = textAt(el, "callingDevice");
+  const to = textAt(el, "calledDirectoryNumber");
+  if (!from) return s.error(id, "invalid calling device");
+  if (!to) return s.error(id, "invalid called device");
+  // Server sessions may originate from an outside number (MX dials both ends).
+  if (!s.server && from !== s.user!.ext) return s.error(id, "invalid calling device");
+  const callbackAddress = s.callMode?.mode === "remote" ? s.callMode.address : undefined;
+  s.send(
+    id,
+    `<MakeCallResponse><callingDevice><callID>${calls.peekNextId()}</callID>` +
+      `<deviceID>${escapeXml(from)}</deviceID></callingDevice>` +
+      `<calledDevice>${escapeXml(to)}</calledDevice></MakeCallResponse>`,
+  );
+  calls.start(from, to, { callbackAddress });
+}
+
+/**
+ * Handles one of {@link CALL_CONTROL_COMMANDS} on the call and device named in its first
+ * child element: validates, replies, then runs the engine step (whose events follow the
+ * reply).
+ *
+ * @example
+ * ```ts
+ * handleCallControl(calls, session, 6, parseXml(
+ *   "<HoldCall><callToBeHeld><callID>21</callID><deviceID>3095</deviceID></callToBeHeld></HoldCall>",
+ * ));
+ * ```
+ */
+export function handleCallControl(
+  calls: CallEngine,
+  s: SimSession,
+  id: number,
+  el: XmlElement,
+): void {
+  const container = el.children[0];
+  const callId = intAt(container, "callID");
+  const device = textAt(container, "deviceID");
+  const answer = (r: Outcome<SimCall>, step: (c: SimCall) => void, reply?: string) => {
+    if (!r.ok) return s.error(id, r.error);
+    s.send(id, reply ?? `<${el.name}Response></${el.name}Response>`);
+    step(r.value);
+  };
+  switch (el.name) {
+    case "ClearConnection":
+      return answer(calls.checkClear(callId, device), (c) => calls.clear(c, device));
+    case "HoldCall":
+      return answer(calls.checkHold(callId, device), (c) => calls.hold(c, device));
+    case "RetrieveCall":
+      return answer(calls.checkRetrieve(callId, device), (c) => calls.retrieve(c, device));
+    case "AnswerCall":
+      return answer(calls.checkAlerting(callId, device), (c) => calls.answer(c));
+    case "DeflectCall": {
+      const to = textAt(el, "newDestination");
+      if (!to) return s.error(id, "invalid destination");
+      return answer(calls.checkAlerting(callId, device), (c) => calls.deflect(c, device, to));
+    }
+    case "SingleStepTransferCall": {
+      const to = textAt(el, "transferredTo");
+      return answer(
+        calls.checkTransfer(callId, device, to),
+        (c) => void calls.transfer(c, device, to),
+        `<SingleStepTransferCallResponse><transferredCall><callID>${calls.peekNextId()}` +
+          `</callID><deviceID>${escapeXml(to)}</deviceID></transferredCall>` +
+          `</SingleStepTransferCallResponse>`,
+      );
+    }
   }
 }
