@@ -6,6 +6,7 @@ import { type CertStore, DirCertStore, KvCertStore } from "../lib/listen/cert_st
 import { listen } from "../lib/listen/listen.ts";
 import { freePort, startLoopbackProxy, startPebble } from "./helpers/pebble.ts";
 import { needs } from "./helpers/tools.ts";
+import { sleep, waitUntil } from "./helpers/wait.ts";
 import { startHarness } from "./helpers/harness.ts";
 import { HttpsStatus } from "../lib/listen/https_status.ts";
 
@@ -301,21 +302,12 @@ async function withoutUnhandledRejections(fn: () => Promise<void>): Promise<void
   globalThis.addEventListener("unhandledrejection", listener);
   try {
     await fn();
-    // Let anything dropped on the floor during shutdown surface.
-    await new Promise((r) => setTimeout(r, 0));
+    // One macrotask turn: a rejection dropped during shutdown is reported by then.
+    await sleep(0);
   } finally {
     globalThis.removeEventListener("unhandledrejection", listener);
   }
   assert.deepEqual(seen.map(String), [], "unhandled rejections");
-}
-
-/** Resolves once `pred()` holds (polled; the bound only guards against hangs). */
-async function eventually(pred: () => boolean, what: () => string, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 Deno.test("listen ACME: CA unreachable is one classified line per attempt, retried; port 80 and /readyz say why", async () => {
@@ -345,10 +337,10 @@ Deno.test("listen ACME: CA unreachable is one classified line per attempt, retri
           `CA unreachable: 127\\.0\\.0\\.1:${closed}: ECONNREFUSED; next attempt in [\\d.]+ s`,
       );
       // Retried with backoff: several attempts, each one warning line.
-      await eventually(
-        () => logs.filter((l) => failure.test(l.m)).length >= 3,
-        () => logs.map((l) => l.m).join("\n"),
-      );
+      await waitUntil(() => logs.filter((l) => failure.test(l.m)).length >= 3, {
+        what: () => logs.map((l) => l.m).join("\n"),
+        timeoutMs: 20_000,
+      });
       assert.ok(logs.filter((l) => failure.test(l.m)).every((l) => l.level === "warn"));
       assert.ok(logs.every((l) => !/TypeError|Cannot read properties/.test(l.m)), "no internals");
       assert.deepEqual(
@@ -416,10 +408,10 @@ Deno.test({
       try {
         const failed =
           /^acme: certificate for mxflex\.test failed at validation: challenge failed: .+; next attempt in [\d.]+ s/;
-        await eventually(
-          () => logs.filter((m) => failed.test(m)).length >= 2,
-          () => `${logs.join("\n")}\n${pebble.logs()}`,
-        );
+        await waitUntil(() => logs.filter((m) => failed.test(m)).length >= 2, {
+          what: () => `${logs.join("\n")}\n${pebble.logs()}`,
+          timeoutMs: 20_000,
+        });
         const steps = [
           /^acme: ordering a certificate for mxflex\.test from https:\/\/127\.0\.0\.1:\d+\/dir$/,
           /^acme: account \S+ registered at https:\/\/127\.0\.0\.1:\d+$/,
@@ -504,7 +496,10 @@ Deno.test({
         // The CA goes away while renewal is due: failures are logged and counted, the site stays up.
         await closePebble();
         offset = 45 * 60_000;
-        await eventually(() => https.renewalFailures >= 2, () => logs.join("\n"));
+        await waitUntil(() => https.renewalFailures >= 2, {
+          what: () => logs.join("\n"),
+          timeoutMs: 20_000,
+        });
         assert.ok(
           logs.some((m) =>
             /failed at \w+: CA unreachable: .*; still serving the current one; next attempt/
@@ -580,7 +575,10 @@ Deno.test("listen ACME: a rate-limited CA is 'rate limited', and the next attemp
       },
     });
     try {
-      await eventually(() => https.view()?.lastError !== undefined, () => logs.join("\n"));
+      await waitUntil(() => https.view()?.lastError !== undefined, {
+        what: () => logs.join("\n"),
+        timeoutMs: 20_000,
+      });
       assert.equal(
         https.view()!.lastError,
         "rate limited: too many new registrations (10) from this IP address in the last 3h0m0s",

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Program } from "./helpers/program.ts";
 import { SilentTcp } from "./helpers/silent_tcp.ts";
 import { needs } from "./helpers/tools.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 /** Writes `config` as JSON into a fresh directory; returns its path and a KV path beside it. */
 async function configDir(config: Record<string, unknown>): Promise<{
@@ -48,11 +49,10 @@ Deno.test("main: SIGTERM while the MX says nothing exits 0 and logs stopped", as
       body: new URLSearchParams({ login: "dmitry", password: "secret" }),
     });
     // Positive marker: both connections are waiting on the silent MX right now.
-    const deadline = Date.now() + 20_000;
-    while (silent.accepted < 2) {
-      if (Date.now() > deadline) throw new Error(`no connects:\n${p.output()}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitUntil(() => silent.accepted >= 2, {
+      what: () => `two connects to the silent MX:\n${p.output()}`,
+      timeoutMs: 20_000,
+    });
     p.kill("SIGTERM");
     const res = await login;
     assert.equal(res.status, 503, "the login in flight is answered, not left hanging");

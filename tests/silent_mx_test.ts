@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { basic, DMITRY, flexLogin, startHarness } from "./helpers/harness.ts";
 import { SilentTcp } from "./helpers/silent_tcp.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 /** The test's own bound on every request: far above the 200 ms connect timeout. */
 const TEST_BOUND_MS = 10_000;
@@ -84,11 +85,10 @@ Deno.test("silent MX: after it goes silent, calls are 503 at once, contacts come
     await h.sim.close();
     silent = new SilentTcp(port);
     // Positive marker: a reconnect attempt reached the silent listener and timed out.
-    const deadline = Date.now() + TEST_BOUND_MS;
-    while (!(mx.state !== "connected" && mx.lastError === "MX connect timeout")) {
-      if (Date.now() > deadline) throw new Error(`no connect timeout: ${mx.lastError}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await waitUntil(() => mx.state !== "connected" && mx.lastError === "MX connect timeout", {
+      what: () => `a connect timeout (last error: ${mx.lastError})`,
+      timeoutMs: TEST_BOUND_MS,
+    });
     const made = await call(h.url, "/api/call", {
       method: "POST",
       headers: bearer,
