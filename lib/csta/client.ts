@@ -256,6 +256,12 @@ export class CstaClient {
 
   #wake?: () => void;
 
+  /** `host:port` of the MX, for log lines. */
+  #address(): string {
+    const h = this.#opts.hostname;
+    return `${h.includes(":") ? `[${h}]` : h}:${this.#opts.port}`;
+  }
+
   /** A method, not a field read, so TypeScript does not narrow the state across awaits. */
   #stopped(): boolean {
     return this.#state === "stopped";
@@ -338,7 +344,7 @@ export class CstaClient {
           : "";
         this.#opts.log?.(
           err instanceof LoginFailedError ? "error" : "warn",
-          `MX connect failed: ${msg}${cause}`,
+          `MX connect to ${this.#address()} failed: ${msg}${cause}`,
         );
       }
       const delay = backoffDelay(this.#attempt++, this.#opts.backoff);

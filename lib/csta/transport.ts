@@ -16,6 +16,7 @@ import {
   CertificateError,
   ConnectionClosedError,
   ConnectTimeoutError,
+  NotAnMxError,
   UnreachableError,
 } from "./errors.ts";
 
@@ -84,8 +85,12 @@ function codeOf(err: unknown): string | undefined {
 const CERT_CODES =
   /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|SIGNATURE|UnknownIssuer/i;
 
+// What node:tls reports when the peer's first bytes are not a TLS record.
+const NOT_TLS = /WRONG_VERSION_NUMBER|InvalidContentType|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL/;
+
 /**
- * Wraps a socket error raised before the session was up into a CSTA error: a certificate
+ * Wraps a socket error raised before the session was up into a CSTA error: a peer that does
+ * not speak TLS becomes {@link NotAnMxError}, a certificate
  * verification failure becomes {@link CertificateError}, anything else
  * {@link UnreachableError}; the system code is kept in the message, the error as `cause`.
  *
@@ -95,10 +100,21 @@ const CERT_CODES =
  *   .message; // "MX unreachable: ECONNREFUSED"
  * ```
  */
-export function connectError(err: unknown): CertificateError | UnreachableError {
-  if (err instanceof CertificateError || err instanceof UnreachableError) return err;
+export function connectError(
+  err: unknown,
+): CertificateError | UnreachableError | NotAnMxError {
+  if (
+    err instanceof CertificateError || err instanceof UnreachableError ||
+    err instanceof NotAnMxError
+  ) return err;
   const code = codeOf(err);
   const text = err instanceof Error ? err.message : String(err);
+  // A TLS client hello answered by something that is not TLS (HTTP, an SSH banner, …).
+  if (NOT_TLS.test(code ?? "") || NOT_TLS.test(text)) {
+    return new NotAnMxError(`the far end does not speak TLS (${code ?? "no TLS"})`, {
+      cause: err,
+    });
+  }
   if (CERT_CODES.test(code ?? "") || CERT_CODES.test(text)) {
     return new CertificateError(`MX certificate rejected: ${code ?? "verification failed"}`, {
       cause: err,
