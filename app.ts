@@ -41,6 +41,8 @@ export interface ServerOptions {
   staticDirs?: string[];
   /** Reconnect backoff for MX sessions (tests use small values). */
   backoff?: Backoff;
+  /** Backoff after an MX refused the server account; default 30 s doubling to 10 min. */
+  authBackoff?: Backoff;
   /** SSE heartbeat interval; default 15 s. */
   sseHeartbeatMs?: number;
   /** Bearer token opening `/metrics` beyond loopback; default `config.metricsToken`. */
@@ -144,6 +146,7 @@ export class MxFlexServer {
           connectTimeoutMs: config.connectTimeoutMs,
           wireLog: o.wireLog,
           backoff: o.backoff,
+          authBackoff: o.authBackoff,
           serverLogin: m.name === config.flexMx ? { platform: "iPhone", version: "1.0" } : {},
           observer: metrics.csta,
         }),

@@ -400,7 +400,13 @@ export interface ServerMetricSources {
 }
 
 /** Every state `mx_session_state` reports (one series each, 1 for the current one). */
-export const MX_STATES: readonly string[] = ["connecting", "connected", "disconnected", "stopped"];
+export const MX_STATES: readonly string[] = [
+  "connecting",
+  "connected",
+  "disconnected",
+  "login-failed",
+  "stopped",
+];
 
 /**
  * MXFlex's metrics on one registry, with the hooks the server wires.

@@ -37,8 +37,10 @@ export function opsRoutes(sessions: Map<string, MxSession>, https?: HttpsStatus)
   });
   app.get("/healthz", () => jsonResponse({ status: "ok" }));
   app.get("/readyz", () => {
-    const mx: Record<string, { state: string; sn?: string; reconnects: number; error?: string }> =
-      {};
+    const mx: Record<
+      string,
+      { state: string; sn?: string; reconnects: number; error?: string; nextAttempt?: string }
+    > = {};
     let ready = true;
     for (const [name, s] of sessions) {
       if (s.state !== "connected") ready = false;
@@ -47,6 +49,7 @@ export function opsRoutes(sessions: Map<string, MxSession>, https?: HttpsStatus)
         sn: s.sn,
         reconnects: s.reconnects,
         error: s.lastError || undefined,
+        nextAttempt: s.state === "connected" ? undefined : s.nextAttempt?.toISOString(),
       };
     }
     const tls = https?.view();

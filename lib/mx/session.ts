@@ -62,6 +62,8 @@ export interface MxSessionOptions {
   keepAliveMs?: number;
   wireLog?: WireLogger;
   backoff?: Backoff;
+  /** Backoff after the MX refused the server account; default `AUTH_BACKOFF` (30 s to 10 min). */
+  authBackoff?: Backoff;
   trust?: TrustStore;
   /** PEM text of `tls.ca`, already read by the caller. */
   caPem?: string;
@@ -117,6 +119,8 @@ export class MxSession {
         ...opts.serverLogin,
       },
       backoff: opts.backoff,
+      authBackoff: opts.authBackoff,
+      accountLabel: `the server account (config ${cfg.key}.login)`,
       log: (level, msg) => opts.log[level](`mx ${cfg.name}: ${msg}`),
       onSession: async (conn) => {
         // MonitorStartAb before the fetch, so no change between the two is missed.
@@ -169,6 +173,11 @@ export class MxSession {
   /** Why the server session last failed ("" while it is up). */
   get lastError(): string {
     return this.client.lastError;
+  }
+
+  /** When the server session's next connection attempt is due, while it waits. */
+  get nextAttempt(): Date | undefined {
+    return this.client.nextAttempt;
   }
 
   /**
@@ -246,7 +255,8 @@ export class MxSession {
    * @throws {UnavailableError} when the MX is down (nothing is recorded then)
    */
   async acquire(ext: string, holder: string): Promise<void> {
-    if (this.client.state !== "connected") throw new UnavailableError();
+    // Throws the session's own UnavailableError, which says why ("MX connect timeout", …).
+    if (this.client.state !== "connected") void this.client.connection;
     await this.#hold(ext, holder);
   }
 
