@@ -3,7 +3,7 @@ import { X509Certificate } from "node:crypto";
 import { connect } from "node:tls";
 import { AcmeManager, LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING } from "../lib/listen/acme.ts";
 import { type CertStore, DirCertStore, KvCertStore } from "../lib/listen/cert_store.ts";
-import { listen } from "../lib/listen/listen.ts";
+import { listen, type ListenAcmeOptions, type ListenLog } from "../lib/listen/listen.ts";
 import { freePort, startLoopbackProxy, startPebble } from "./helpers/pebble.ts";
 import { needs } from "./helpers/tools.ts";
 import { sleep, waitUntil } from "./helpers/wait.ts";
@@ -310,24 +310,39 @@ async function withoutUnhandledRejections(fn: () => Promise<void>): Promise<void
   assert.deepEqual(seen.map(String), [], "unhandled rejections");
 }
 
+/**
+ * `listen()` in ACME mode for DOMAIN on loopback, as the failure tests use it: fresh store, any
+ * free ports, brisk retries; `acme` adds or overrides.
+ */
+function listenAcme(
+  handler: (req: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>,
+  https: HttpsStatus,
+  log: ListenLog,
+  acme: Partial<ListenAcmeOptions> & { directoryUrl: string },
+) {
+  return listen(handler, {
+    host: DOMAIN,
+    https,
+    log,
+    acme: {
+      store: new CountingStore(),
+      hostname: "127.0.0.1",
+      httpPort: 0,
+      httpsPort: 0,
+      retry: { initialMs: 20, maxMs: 80 },
+      ...acme,
+    },
+  });
+}
+
 Deno.test("listen ACME: CA unreachable is one classified line per attempt, retried; port 80 and /readyz say why", async () => {
   await withoutUnhandledRejections(async () => {
     const closed = freePort(); // nothing listens: the CA is unreachable
     const https = new HttpsStatus();
     const h = await startHarness({ https });
     const logs: { m: string; level?: string }[] = [];
-    const srv = await listen(h.server.fetch, {
-      host: DOMAIN,
-      https,
-      log: (m, level) => logs.push({ m, level }),
-      acme: {
-        directoryUrl: `https://127.0.0.1:${closed}/dir`,
-        store: new CountingStore(),
-        hostname: "127.0.0.1",
-        httpPort: 0,
-        httpsPort: 0,
-        retry: { initialMs: 20, maxMs: 80 },
-      },
+    const srv = await listenAcme(h.server.fetch, https, (m, level) => logs.push({ m, level }), {
+      directoryUrl: `https://127.0.0.1:${closed}/dir`,
     });
     let servingSettled = false;
     srv.serving.then(() => servingSettled = true, () => servingSettled = true);
@@ -391,19 +406,9 @@ Deno.test({
       const pebble = await startPebble({ httpPort: validationPort, validitySeconds: 3600 });
       const https = new HttpsStatus();
       const logs: string[] = [];
-      const srv = await listen(() => new Response("app"), {
-        host: DOMAIN,
-        https,
-        log: (m) => logs.push(m),
-        acme: {
-          directoryUrl: pebble.directoryUrl,
-          store: new CountingStore(),
-          caCerts: [pebble.apiCert],
-          hostname: "127.0.0.1",
-          httpPort: 0,
-          httpsPort: 0,
-          retry: { initialMs: 20, maxMs: 80 },
-        },
+      const srv = await listenAcme(() => new Response("app"), https, (m) => logs.push(m), {
+        directoryUrl: pebble.directoryUrl,
+        caCerts: [pebble.apiCert],
       });
       try {
         const failed =
@@ -449,21 +454,13 @@ Deno.test({
       const https = new HttpsStatus();
       const h = await startHarness({ https });
       const logs: string[] = [];
-      const srv = await listen(h.server.fetch, {
-        host: DOMAIN,
-        https,
-        log: (m) => logs.push(m),
-        acme: {
-          directoryUrl: pebble.directoryUrl,
-          store: new CountingStore(),
-          caCerts: [pebble.apiCert],
-          hostname: "127.0.0.1",
-          httpPort,
-          httpsPort: 0,
-          checkEveryMs: 50,
-          retry: { initialMs: 20, maxMs: 40 },
-          now: () => Date.now() + offset,
-        },
+      const srv = await listenAcme(h.server.fetch, https, (m) => logs.push(m), {
+        directoryUrl: pebble.directoryUrl,
+        caCerts: [pebble.apiCert],
+        httpPort,
+        checkEveryMs: 50,
+        retry: { initialMs: 20, maxMs: 40 },
+        now: () => Date.now() + offset,
       });
       const metrics = async () =>
         await (await h.server.fetch(
@@ -560,19 +557,9 @@ Deno.test("listen ACME: a rate-limited CA is 'rate limited', and the next attemp
     });
     const https = new HttpsStatus();
     const logs: string[] = [];
-    const srv = await listen(() => new Response("app"), {
-      host: DOMAIN,
-      https,
-      log: (m) => logs.push(m),
-      acme: {
-        directoryUrl: `https://127.0.0.1:${ca.addr.port}/dir`,
-        store: new CountingStore(),
-        caCerts: [cert],
-        hostname: "127.0.0.1",
-        httpPort: 0,
-        httpsPort: 0,
-        retry: { initialMs: 20, maxMs: 80 },
-      },
+    const srv = await listenAcme(() => new Response("app"), https, (m) => logs.push(m), {
+      directoryUrl: `https://127.0.0.1:${ca.addr.port}/dir`,
+      caCerts: [cert],
     });
     try {
       await waitUntil(() => https.view()?.lastError !== undefined, {

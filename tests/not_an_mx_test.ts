@@ -5,15 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { CERT, DMITRY, KEY, startHarness } from "./helpers/harness.ts";
-import type { Logger } from "../lib/log.ts";
+import { recordingLogger } from "./helpers/recording_logger.ts";
 import { waitUntil } from "./helpers/wait.ts";
-
-/** A logger keeping every line. */
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const w = (level: string) => (msg: string) => lines.push(`${level} ${msg}`);
-  return { lines, debug: w("debug"), info: w("info"), warn: w("warn"), error: w("error") };
-}
 
 /** A TCP server that sends `banner` to everyone who connects (an SSH daemon, say). */
 function bannerServer(banner: string): { port: number; close(): Promise<void> } {

@@ -6,15 +6,9 @@
 import assert from "node:assert/strict";
 import { basic, CERT, DMITRY, KEY, startHarness } from "./helpers/harness.ts";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
-import type { Logger } from "../lib/log.ts";
+import { recordingLogger } from "./helpers/recording_logger.ts";
 import { waitUntil } from "./helpers/wait.ts";
 import { AUTH_BACKOFF, backoffDelay } from "../lib/csta/client.ts";
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const w = (level: string) => (msg: string) => lines.push(`${level} ${msg}`);
-  return { lines, debug: w("debug"), info: w("info"), warn: w("warn"), error: w("error") };
-}
 
 Deno.test("server account: a refused password names mx.<name>.login, backs off to minutes, shows in /readyz", async () => {
   const log = recordingLogger();
