@@ -19,6 +19,7 @@ import { RateLimiter } from "./lib/auth/rate_limit.ts";
 import { SseHub } from "./lib/sse/hub.ts";
 import { KvTrustStore } from "./lib/store/trust.ts";
 import { TokenStore } from "./lib/store/tokens.ts";
+import { CredentialVault } from "./lib/store/credentials.ts";
 import { PushDedupe } from "./lib/store/dedupe.ts";
 import { PushDispatcher } from "./lib/push/dispatcher.ts";
 import { loadPushConfig } from "./lib/push/config.ts";
@@ -163,6 +164,10 @@ export class MxFlexServer {
     const flexMx = sessions.get(config.flexMx)!;
     const feed = new FlexFeed(flexMx, hub);
     const tokens = new TokenMonitors(flexMx, log);
+    // Each token's sealed MX credential (its user session) goes with the token: wiped at
+    // logout (the route) and expiry (here); KV expires it too.
+    const vault = new CredentialVault(kv);
+    tokens.onExpired((jti) => vault.wipe(jti));
 
     const lifecycle = { closing: false };
     const app = buildApp({
@@ -172,6 +177,7 @@ export class MxFlexServer {
       flexMx,
       tokens,
       feed,
+      vault,
       issuer,
       push,
       limits: {

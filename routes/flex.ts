@@ -1,6 +1,7 @@
 /**
- * Flex API (`/api/…`, seeds/mxflex-api.md): JWT login against the MX, live call events over
- * SSE, contacts, click-to-call and call control.
+ * Flex API (`/api/…`, seeds/mxflex-api.md): JWT login against the MX, live call events,
+ * presence and address-book changes over SSE, contacts, current calls, click-to-call and call
+ * control, and with the token's user session: own presence, call log and voicemail.
  *
  * @module
  */
@@ -22,7 +23,22 @@ import { type Fields, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import { type CallAction, flexContact } from "../lib/mx/mod.ts";
+import {
+  type CallAction,
+  flexContact,
+  loginSecret,
+  SETTABLE_PRESENCE,
+  type UserSession,
+} from "../lib/mx/mod.ts";
+import { CredentialVault } from "../lib/store/credentials.ts";
+import {
+  callLogJson,
+  mailIdParam,
+  parseTimestamp,
+  voicemailJson,
+  voicemailPatch,
+} from "../lib/http/records.ts";
+import { voicemailResponse } from "../lib/http/voicemail_stream.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** What the Flex router needs. */
@@ -38,7 +54,19 @@ export interface FlexDeps {
   loginLimiter: RateLimiter;
   /** Login limiter keyed by client address. */
   ipLimiter: RateLimiter;
+  /** Sealed MX credentials of the tokens (their user sessions). */
+  vault: CredentialVault;
+  /** Stall limit of voicemail downloads, ms (default in `lib/http/voicemail_stream.ts`). */
+  voicemailIdleMs?: number;
 }
+
+/** loginRequest attributes of the token's user sessions (as the Proxy API's). */
+const USER_ATTRS = { platform: "iPhone", version: "1.0" };
+
+/** The longest presence note accepted. */
+const MAX_NOTE = 200;
+
+const INVALID_TOKEN = { "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"' };
 
 type Env = { Variables: { claims: TokenClaims; fields: Fields } };
 
@@ -56,7 +84,7 @@ export function compareExt(a: string, b: string): number {
  *
  * @example
  * ```ts
- * app.route("/", flexRoutes({ mx, tokens, feed, issuer, log, loginLimiter, ipLimiter }));
+ * app.route("/", flexRoutes({ mx, tokens, feed, issuer, log, loginLimiter, ipLimiter, vault }));
  * ```
  */
 export function flexRoutes(d: FlexDeps): Hono<Env> {
@@ -89,9 +117,17 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     d.loginLimiter.reset(login);
     if (!info.ext) throw new HttpError(403, "account has no extension");
     const sn = d.mx.sn ?? info.sn;
-    const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn });
+    // The key of the token's sealed MX credential travels only inside the token.
+    const ck = CredentialVault.newKey();
+    const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn, ck });
     const { jti, exp } = await d.issuer.verify(token);
     await tokens.add(jti, info.ext, exp);
+    try {
+      await d.vault.seal(jti, ck, { login, secret: await loginSecret(password, info) }, exp);
+    } catch (err) {
+      await tokens.remove(jti);
+      throw err;
+    }
     d.log.info("login", { login, ext: info.ext, ip });
     return jsonResponse({ token_type: "Bearer", access_token: token, expires_in: expiresIn });
   });
@@ -111,19 +147,11 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     try {
       claims = await d.issuer.verify(token);
     } catch (err) {
-      if (err instanceof AuthError) {
-        throw new HttpError(401, err.message, {
-          "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"',
-        });
-      }
+      if (err instanceof AuthError) throw new HttpError(401, err.message, INVALID_TOKEN);
       throw err;
     }
     // Logout and expiry are authoritative here, whatever the revocation list remembers.
-    if (!tokens.has(claims.jti)) {
-      throw new HttpError(401, "token revoked", {
-        "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"',
-      });
-    }
+    if (!tokens.has(claims.jti)) throw new HttpError(401, "token revoked", INVALID_TOKEN);
     c.set("claims", claims);
     await next();
   });
@@ -131,6 +159,8 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   app.get("/api/logout", async (c) => {
     const cl = c.get("claims");
     d.issuer.revoke(cl.jti, cl.exp);
+    // The user session can no longer be opened with this token, even if it leaks later.
+    await d.vault.wipe(cl.jti);
     await tokens.remove(cl.jti);
     return c.body(null, 204);
   });
@@ -205,6 +235,69 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     const to = stringField(c.get("fields"), "to") ?? stringField(c.get("fields"), "destination");
     if (!to) throw new HttpError(400, "destination phone required");
     return jsonResponse({ call: await d.mx.transferCall(callId, deviceId, to) });
+  });
+
+  /**
+   * Runs `fn` on a short session logged in as the token's user, with the credential sealed
+   * for this token at login (closed afterwards unless `keepOpen`, see `MxSession.withUser`).
+   */
+  const asUser = async <T>(
+    c: Context<Env>,
+    fn: (user: UserSession) => Promise<T>,
+    keepOpen = false,
+  ): Promise<T> => {
+    const cl = c.get("claims");
+    const cred = cl.ck ? await d.vault.open(cl.jti, cl.ck) : undefined;
+    if (!cred) throw new HttpError(401, "user session unavailable, log in again", INVALID_TOKEN);
+    return await d.mx.withUser(cred.login, cred.secret, fn, { attrs: USER_ATTRS, keepOpen });
+  };
+
+  app.put("/api/presence", async (c) => {
+    const f = c.get("fields");
+    const status = stringField(f, "status") ?? "";
+    if (!SETTABLE_PRESENCE.includes(status)) throw new HttpError(400, "bad presence status");
+    // An empty or absent note clears it; stringField trims and refuses non-strings.
+    const note = stringField(f, "note") ?? "";
+    // deno-lint-ignore no-control-regex
+    if (note.length > MAX_NOTE || /[\x00-\x1f\x7f]/.test(note)) {
+      throw new HttpError(400, "bad presence note");
+    }
+    await asUser(c, (user) => user.setPresence(status, note));
+    return c.body(null, 204);
+  });
+
+  app.get("/api/calllog", async (c) => {
+    const ts = parseTimestamp(c.req.query("timestamp"));
+    const log = await asUser(c, (user) => user.callLog(ts));
+    return jsonResponse({ calllog: log.map(callLogJson) });
+  });
+
+  app.get("/api/voicemail", async (c) => {
+    const list = await asUser(c, (user) => user.voicemails());
+    return jsonResponse({ voicemails: list.map(voicemailJson) });
+  });
+
+  app.get("/api/voicemail/:id", async (c) => {
+    const id = mailIdParam(c.req.param("id"));
+    const dl = await asUser(c, async (user) => {
+      const dl = await user.downloadVoicemail(id);
+      if (!dl) throw new HttpError(404, "voicemail not found");
+      return dl;
+    }, true);
+    return await voicemailResponse(dl, { id, log: d.log, idleMs: d.voicemailIdleMs });
+  });
+
+  app.patch("/api/voicemail/:id", async (c) => {
+    const id = mailIdParam(c.req.param("id"));
+    const patch = voicemailPatch(c.get("fields"));
+    await asUser(c, (user) => user.updateVoicemail(id, patch));
+    return c.body(null, 204);
+  });
+
+  app.delete("/api/voicemail/:id", async (c) => {
+    const id = mailIdParam(c.req.param("id"));
+    await asUser(c, (user) => user.deleteVoicemail(id));
+    return c.body(null, 204);
   });
 
   return app;

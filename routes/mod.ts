@@ -24,6 +24,7 @@ import type { TokenIssuer } from "../lib/auth/jwt.ts";
 import type { VerifiedCache } from "../lib/auth/basic.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
 import type { FlexFeed } from "../lib/mx/flex_events.ts";
+import type { CredentialVault } from "../lib/store/credentials.ts";
 import type { ServerMetrics } from "../lib/metrics.ts";
 import { HttpError, toErrorResponse } from "../lib/http/errors.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
@@ -50,6 +51,8 @@ export interface AppServices {
   tokens: TokenMonitors;
   /** The Flex API's live feed: event streams, current calls. */
   feed: FlexFeed;
+  /** Sealed MX credentials of Flex tokens (their user sessions). */
+  vault: CredentialVault;
   issuer: TokenIssuer;
   push: PushMonitors;
   limits: {
@@ -108,6 +111,8 @@ export function buildApp(s: AppServices): Hono {
       log: s.log,
       loginLimiter: s.limits.login,
       ipLimiter: s.limits.loginIp,
+      vault: s.vault,
+      voicemailIdleMs: s.voicemailIdleMs,
     }),
   );
   app.route(

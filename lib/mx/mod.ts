@@ -42,7 +42,12 @@ export {
   flexPresence,
   withOptionalFields,
 } from "./contact_json.ts";
-export { type CallbackOptions, UserSession } from "./user_session.ts";
+export {
+  type CallbackOptions,
+  loginSecret,
+  SETTABLE_PRESENCE,
+  UserSession,
+} from "./user_session.ts";
 export { type TokenClaims, TokenMonitors } from "./token_monitors.ts";
 export { PushMonitors, type PushMonitorsOptions } from "./push_monitors.ts";
 export type * from "./types.ts";

@@ -2,11 +2,13 @@
  * A simulated Zultys MX server speaking the real CSTA wire protocol (mx-protocol §1–§4) from
  * the server side: login, monitors, address book with paging and change events, MakeCall and
  * call control with realistic event sequences, call log, voicemail with chunked download,
- * plus observation and fault injection for tests, benchmarks and `deno task demo`.
+ * presence (set by users, on demand, and on calls), plus observation and fault injection for
+ * tests, benchmarks and `deno task demo`.
  *
  * This file accepts connections, dispatches each command to the handler beside the state it
  * touches (`session.ts` login and call mode, `monitors.ts`, `users.ts` address book,
- * `calls.ts`, `calllog.ts`, `voicemail.ts`) and wires the fault injection in between.
+ * `presence.ts`, `calls.ts`, `calllog.ts`, `voicemail.ts`) and wires the fault injection in
+ * between.
  *
  * @example
  * ```ts
@@ -29,6 +31,7 @@ import {
 } from "./calls.ts";
 import { CallLogStore, handleCallLogRequest, type SimCallLogRecord } from "./calllog.ts";
 import { MonitorRegistry } from "./monitors.ts";
+import { handlePresence, PresenceBoard } from "./presence.ts";
 import { ReceivedLog, type SimMessage, type SimMessageWithEl } from "./received.ts";
 import {
   type CallModeRecord,
@@ -75,6 +78,11 @@ export interface SimOptions {
   chunkSize?: number;
   /** Called with every frame payload in and out; passwords are redacted. */
   wireLog?: (dir: "in" | "out", frame: string) => void;
+  /**
+   * Calls change presence: a user with a connected or held call shows `OnThePhone` until the
+   * last one ends (default false, so tests of other things see only call events).
+   */
+  presenceOnCalls?: boolean;
 }
 
 /** A command handler: the session, the frame's invoke id and its parsed root element. */
@@ -118,6 +126,7 @@ export class MxSimulator implements SessionHost {
   #calls: CallEngine;
   #callLog = new CallLogStore();
   #mail: VoicemailStore;
+  #presence: PresenceBoard;
   #received = new ReceivedLog();
   #handlers: Map<string, Handler>;
   #sessions = new Set<SimSession>();
@@ -147,13 +156,25 @@ export class MxSimulator implements SessionHost {
     this.#calls = new CallEngine(
       this.#users,
       this.#callLog,
-      (name, exts, body) => this.#monitors.fanout(name, exts, body),
+      (name, exts, body) => {
+        this.#monitors.fanout(name, exts, body);
+        this.#presence.touch(exts);
+      },
       this.#timers,
       {
         sn: this.sn,
         answerAfterMs: opts.answerAfterMs ?? 50,
         hangupAfterMs: opts.hangupAfterMs ?? 0,
       },
+    );
+    this.#presence = new PresenceBoard(
+      this.#users,
+      () => this.#sessions,
+      (ext) =>
+        this.#calls.all().some((c) =>
+          c.state !== "alerting" && (c.calling === ext || c.callee === ext)
+        ),
+      opts.presenceOnCalls ?? false,
     );
     this.#handlers = this.#commands();
     this.#acceptLoop = this.#accept(listener);
@@ -224,6 +245,22 @@ export class MxSimulator implements SessionHost {
   /** Current users (address-book order), copies. */
   users(): SimUser[] {
     return this.#users.contacts().map((u) => ({ ...u }));
+  }
+
+  /**
+   * Sets a user's presence as if they changed it in their client: announced to every Server
+   * session (`presence from="<jid>"`) and the user's own sessions.
+   * @throws {Error} when `ext` is not a known extension
+   */
+  setPresence(ext: string, status: string, note = ""): void {
+    const u = this.#users.byExt(ext);
+    if (!u) throw new Error(`unknown extension ${ext}`);
+    this.#presence.set(u.jid, status, note);
+  }
+
+  /** Turns presence changes on calls on or off (see {@link SimOptions.presenceOnCalls}). */
+  setPresenceOnCalls(on: boolean): void {
+    this.#presence.onCalls = on;
   }
 
   #abEvent(xml: string): void {
@@ -455,6 +492,7 @@ export class MxSimulator implements SessionHost {
       ["MonitorStopAb", handleAbMonitor],
       ["iq", (s, id, el) => this.#iq(s, id, el)],
       ["MakeCall", (s, id, el) => handleMakeCall(calls, s, id, el)],
+      ["presence", (s, id, el) => handlePresence(this.#presence, s, id, el)],
     ]);
     for (const name of CALL_CONTROL_COMMANDS) {
       h.set(name, (s, id, el) => handleCallControl(calls, s, id, el));
