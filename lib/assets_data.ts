@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "666c6c33b4197bb39a57aa09",
+    etag: "cd0181a7c084c71627d3395c",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -501,8 +501,7 @@ paths:
       description: |
         Connects the held call \`callId\` with the consultation call (\`TransferCall\`) and
         drops the user out of both; \`TransferredEvent\`s follow. \`consultCallId\` defaults to
-        the consultation call this server placed for \`callId\`, else to the user's only
-        other current call.
+        the user's only other current call (\`GET /api/calls\`).
       security:
         - bearer: []
         - queryToken: []
@@ -1492,7 +1491,7 @@ components:
       properties:
         consultCallId:
           type: integer
-          description: The consultation call; default the one placed for this held call.
+          description: The consultation call; default the user's only other current call.
           example: 41
         deviceId: { type: string, description: Own extension only. }
 

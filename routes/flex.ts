@@ -19,7 +19,7 @@ import {
   jsonResponse,
   tooManyRequests,
 } from "../lib/http/errors.ts";
-import { type Fields, readFields, stringField } from "../lib/http/body.ts";
+import { boolField, type Fields, intField, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
@@ -232,9 +232,26 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   app.post("/api/calls/:callId/transfer", async (c) => {
     const cl = c.get("claims");
     const { callId, deviceId } = callTarget(c, cl);
-    const to = stringField(c.get("fields"), "to") ?? stringField(c.get("fields"), "destination");
+    const f = c.get("fields");
+    const to = stringField(f, "to") ?? stringField(f, "destination");
     if (!to) throw new HttpError(400, "destination phone required");
+    if (boolField(f, "consult")) {
+      return jsonResponse(await d.mx.consultTransfer(callId, deviceId, to));
+    }
     return jsonResponse({ call: await d.mx.transferCall(callId, deviceId, to) });
+  });
+  app.post("/api/calls/:callId/complete", async (c) => {
+    const cl = c.get("claims");
+    const { callId, deviceId } = callTarget(c, cl);
+    let consult = intField(c.get("fields"), "consultCallId", 0, 1, 9_999_999_999);
+    if (!consult) {
+      // Default: the user's only other current call (the consultation call).
+      const others = d.feed.currentCalls(cl.ext).filter((k) => k.callId !== callId);
+      if (others.length !== 1) throw new HttpError(400, "consultCallId required");
+      consult = others[0].callId;
+    }
+    await d.mx.completeTransfer(callId, consult, deviceId);
+    return c.body(null, 204);
   });
 
   /**
