@@ -18,7 +18,7 @@ export { abEntryXml, defaultUsers, GENERATED_USERS, passwordHash, type SimUser }
 export { CALLLOG_BLOCK_SIZE, type SimCallLogRecord } from "./calllog.ts";
 export { ON_THE_PHONE } from "./presence.ts";
 export type { CancelRecord, NewVoicemail, SimVoicemail } from "./voicemail.ts";
-export type { CallState, SimCall, TimerHandle } from "./calls.ts";
+export { type CallState, SIM_VOICEMAIL, type SimCall, type TimerHandle } from "./calls.ts";
 export type { CallView } from "./events.ts";
 export type { CallModeRecord, SessionHost, SimMonitor, SimSession } from "./session.ts";
 export type { XmlElement } from "../csta/xml.ts";
