@@ -10,6 +10,7 @@ import { basic, DMITRY, flexLogin, type Harness, withHarness } from "./helpers/h
 import { CredentialVault } from "../lib/store/credentials.ts";
 import { hashPassword } from "../lib/csta/password.ts";
 import { waitUntil } from "./helpers/wait.ts";
+import { seedDemoUser } from "../lib/mxsim/mod.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -202,5 +203,40 @@ Deno.test("user session: expiry wipes the credential", async () => {
     await vault.seal(jti, ck, { login: "x", secret: "y" }, Math.floor(Date.now() / 1000) + 60);
     const later = new CredentialVault(h.kv, () => Date.now() + 61_000);
     assert.equal(await later.open(jti, ck), undefined);
+  });
+});
+
+Deno.test("demo data: the demo user's history and playable voicemail through the Flex API", async () => {
+  await withHarness(async (h) => {
+    seedDemoUser(h.sim, DMITRY.ext);
+    const t = await flexLogin(h.url);
+    const { calllog } = await (await get(h, t, "/api/calllog")).json();
+    assert.equal(calllog.length, 6);
+    assert.deepEqual(
+      calllog.map((r: Json) => [r.direction, r.missed ?? false]),
+      [
+        ["outgoing", false],
+        ["incoming", false],
+        ["incoming", true],
+        ["outgoing", false],
+        ["incoming", true],
+        ["incoming", false],
+      ],
+    );
+    assert.equal(calllog[2].firstName, "Peter", "internal parties have names");
+    const { voicemails } = await (await get(h, t, "/api/voicemail")).json();
+    assert.deepEqual(voicemails.map((v: Json) => [v.duration, v.read ?? false, v.note ?? ""]), [
+      [4, true, "called back"],
+      [3, false, ""],
+      [5, false, ""],
+    ]);
+    const res = await fetch(`${h.url}/api/voicemail/${voicemails[1].id}?access_token=${t}`);
+    const wav = new Uint8Array(await res.arrayBuffer());
+    const head = new TextDecoder().decode(wav.subarray(0, 16));
+    assert.ok(head.startsWith("RIFF") && head.includes("WAVEfmt "), "a WAV file");
+    const v = new DataView(wav.buffer);
+    assert.equal(v.getUint32(24, true), 8000, "8 kHz");
+    assert.equal(v.getUint32(40, true), 3 * 8000 * 2, "3 s of 16-bit samples");
+    assert.equal(wav.length, 44 + 3 * 8000 * 2);
   });
 });
