@@ -33,7 +33,7 @@ export interface BenchServer {
  * ```
  */
 export async function startBenchServer(
-  opts: { bare?: boolean; simOnly?: boolean; sim?: string; tls?: boolean } = {},
+  opts: { bare?: boolean; simOnly?: boolean; sim?: string; tls?: boolean; users?: number } = {},
 ): Promise<BenchServer & { simPort?: number }> {
   const args = [
     "run",
@@ -46,6 +46,7 @@ export async function startBenchServer(
   if (opts.simOnly) args.push("--sim-only");
   if (opts.sim) args.push(`--sim=${opts.sim}`);
   if (opts.tls) args.push("--tls");
+  if (opts.users) args.push(`--users=${opts.users}`);
   const child = new Deno.Command(Deno.execPath(), {
     args,
     stdin: "piped",

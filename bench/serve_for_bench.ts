@@ -15,7 +15,8 @@
  * an idle SSE connection costs in Deno itself. `--sim-only` runs just the simulator (TLS) and prints its
  * port as `simPort`; `--sim=127.0.0.1:<port>` runs just MXFlex against such a simulator, so the
  * server's memory can be measured without the simulator's (`call`/`vm` go to the `--sim-only`
- * process then).
+ * process then). `--users=N` adds N simulator users (logins `b0`…`b<N-1>`, password `pw`,
+ * extensions 10000…) for `load_presence.ts`.
  *
  * Protocol: the first stdout line is `{"url":…,"pid":…}`. Then each stdin line is a command
  * and gets exactly one JSON line back:
@@ -26,6 +27,9 @@
  * | `gc [ms]` | same as `mem`, after a full GC (needs `--expose-gc`); with `ms`, GC, wait that long (finalizers, freed native memory), GC again |
  * | `call <from>` | `{callId, t}`: `t` (ms, wall clock with µs precision) is taken just before `sim.incomingCall({from, to: "3095"})` |
  * | `vm <bytes>` | `{id}`: a voicemail of that many bytes for 3095 |
+ * | `presence <ext> <status> <note>` | `{t}`: the simulator changes that user's presence (`t` taken just before) |
+ * | `busycall <from> <to> <k>` | `{callId, t}`: a call between two users, answered at once, and both parties' presence set to `OnThePhone` with the notes `c<k>a`, `c<k>b` |
+ * | `hangup <callId>` | `{ok}`: the call is cleared |
  * | `fanout` | `{publishes, totalMs, maxMs}`: time spent inside `hub.publish` so far |
  * | `quit` | `{bye: true}`, then the process exits |
  *
@@ -40,7 +44,7 @@ import {
   KEY_FILE,
   startHarness,
 } from "../tests/helpers/harness.ts";
-import { MxSimulator } from "../lib/mxsim/mod.ts";
+import { defaultUsers, MxSimulator, type SimUser } from "../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../lib/config.ts";
 import { silentLogger } from "../lib/log.ts";
 import { MxFlexServer } from "../app.ts";
@@ -56,6 +60,26 @@ export interface ServeHello {
   mode: string;
   /** Simulator TLS port (`--sim-only`). */
   simPort?: number;
+}
+
+/**
+ * `--users=N`: N more simulator users for the presence load (`bench/load_presence.ts`):
+ * logins `b0`… with password `pw`, extensions 10000…
+ */
+export function benchUsers(n: number): SimUser[] {
+  const out: SimUser[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({
+      login: `b${i}`,
+      password: "pw",
+      jid: (43884860000000000n + BigInt(i)).toString(),
+      ext: String(10000 + i),
+      firstName: "Bench",
+      lastName: `User ${i}`,
+      presence: "Available",
+    });
+  }
+  return out;
 }
 
 /** The load scripts open thousands of streams with one token: no stream caps here. */
@@ -162,8 +186,12 @@ async function main(): Promise<void> {
     h = undefined;
     soServer = so.server;
   } else {
+    const extra = Number(Deno.args.find((a) => a.startsWith("--users="))?.slice(8) ?? 0);
     const hh = await startHarness({
-      sim: { answerAfterMs: -1 },
+      sim: {
+        answerAfterMs: -1,
+        users: extra ? [...defaultUsers(), ...benchUsers(extra)] : undefined,
+      },
       tls,
       config: { rateLimits: UNCAPPED_STREAMS },
     });
@@ -205,7 +233,8 @@ async function main(): Promise<void> {
     buf += chunk;
     let nl: number;
     while ((nl = buf.indexOf("\n")) >= 0) {
-      const [cmd, arg] = buf.slice(0, nl).trim().split(/\s+/);
+      const line = buf.slice(0, nl).trim();
+      const [cmd, arg] = line.split(/\s+/);
       buf = buf.slice(nl + 1);
       switch (cmd) {
         case "mem":
@@ -246,6 +275,37 @@ async function main(): Promise<void> {
           reply({ id });
           break;
         }
+        case "presence": {
+          // presence <ext> <status> <note>: the user changes presence in their client.
+          if (!h) {
+            reply({ error: "no simulator in this mode" });
+            break;
+          }
+          const [, ext, status, note] = line.split(/\s+/);
+          const t = wallMs();
+          h.sim.setPresence(ext, status, note ?? "");
+          reply({ t });
+          break;
+        }
+        case "busycall": {
+          // busycall <from> <to> <k>: a call from one user to another, answered at once, and
+          // both parties' presence changed (notes c<k>a, c<k>b).
+          if (!h) {
+            reply({ error: "no simulator in this mode" });
+            break;
+          }
+          const [, from, to, k] = line.split(/\s+/);
+          const t = wallMs();
+          const callId = h.sim.incomingCall({ from, to });
+          h.sim.answer(callId);
+          h.sim.setPresence(from, "OnThePhone", `c${k}a`);
+          h.sim.setPresence(to, "OnThePhone", `c${k}b`);
+          reply({ callId, t });
+          break;
+        }
+        case "hangup":
+          reply({ ok: h?.sim.hangup(Number(arg)) ?? false });
+          break;
         case "fanout":
           reply({ publishes, totalMs: publishMs, maxMs: publishMax });
           break;
