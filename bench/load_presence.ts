@@ -34,9 +34,9 @@ import {
   percentile,
   procCpuMs,
   procMem,
+  RawSseStream,
   sleep,
   startBenchServer,
-  wallMs,
 } from "./load_util.ts";
 
 /** Logins / connects in flight while building up the streams. */
@@ -87,80 +87,23 @@ class Deliveries {
   }
 }
 
-/** One raw-socket SSE stream. */
-class Stream {
-  #conn!: Deno.TcpConn;
-  #buf = new Uint8Array(16384);
-  #dec = new TextDecoder();
-  #carry = "";
-  closed = false;
-  error = "";
-
-  /** Connects and resolves once the response head and the `retry:` frame have arrived. */
-  async open(port: number, token: string, sink: Deliveries): Promise<void> {
-    this.#conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    await this.#conn.write(
-      new TextEncoder().encode(
-        `GET /api/events?access_token=${token} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
-          `Accept: text/event-stream\r\n\r\n`,
-      ),
-    );
-    let head = "";
-    while (!head.includes("retry:")) {
-      const n = await this.#conn.read(this.#buf);
-      if (n === null) throw new Error("closed before the retry frame");
-      head += this.#dec.decode(this.#buf.subarray(0, n), { stream: true });
-      if (head.length > 12 && !head.startsWith("HTTP/1.1 200")) {
-        throw new Error(`bad response: ${head.split("\r\n")[0]}`);
-      }
-    }
-    this.#carry = head.slice(head.indexOf("retry:"));
-    void this.#loop(sink);
-  }
-
-  async #loop(sink: Deliveries): Promise<void> {
-    try {
-      for (;;) {
-        const n = await this.#conn.read(this.#buf);
-        if (n === null) break;
-        const t = wallMs();
-        const text = this.#carry + this.#dec.decode(this.#buf.subarray(0, n), { stream: true });
-        const end = text.lastIndexOf("\n\n");
-        if (end < 0) {
-          this.#carry = text;
-          continue;
-        }
-        this.#carry = text.slice(end + 2);
-        for (const m of text.slice(0, end).matchAll(NOTE_RE)) sink.add(m[1], t);
-      }
-    } catch (err) {
-      if (!this.closed) this.error = (err as Error).message;
-    }
-    this.closed = true;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
-  }
-}
-
 /** Logs in users `b0`…`b<n-1>` and opens one stream each, `BATCH` at a time. */
-async function openStreams(srv: BenchServer, n: number, sink: Deliveries): Promise<Stream[]> {
+async function openStreams(
+  srv: BenchServer,
+  n: number,
+  sink: Deliveries,
+): Promise<RawSseStream[]> {
   const port = Number(new URL(srv.url).port);
-  const streams: Stream[] = [];
+  const streams: RawSseStream[] = [];
   for (let i = 0; i < n; i += BATCH) {
     const batch = [];
     for (let j = i; j < Math.min(n, i + BATCH); j++) {
       batch.push((async () => {
         const token = await login(srv.url, `b${j}`, "pw");
-        const s = new Stream();
-        await s.open(port, encodeURIComponent(token), sink);
+        const s = new RawSseStream((text, t) => {
+          for (const m of text.matchAll(NOTE_RE)) sink.add(m[1], t);
+        });
+        await s.open(port, `/api/events?access_token=${encodeURIComponent(token)}`);
         streams.push(s);
       })());
     }

@@ -138,6 +138,44 @@ export function wallMs(): number {
 
 const enc = new TextEncoder();
 
+/** Commands that drive the simulator (not available in `--bare` and `--sim=` modes). */
+const SIM_COMMANDS = new Set(["call", "vm", "presence", "busycall", "hangup"]);
+
+/** Runs one of {@link SIM_COMMANDS}; returns the reply. */
+function simCommand(sim: MxSimulator, line: string): Record<string, unknown> {
+  const [cmd, ...args] = line.split(/\s+/);
+  const t = wallMs();
+  switch (cmd) {
+    case "call":
+      return { callId: sim.incomingCall({ from: args[0] || "79031744445", to: DMITRY.ext }), t };
+    case "vm": {
+      const n = Number(args[0]);
+      const content = new Uint8Array(n);
+      // Non-trivial content (a 251-byte cycle) so nothing can special-case zeros.
+      for (let i = 0; i < n; i++) content[i] = i % 251;
+      return { id: sim.addVoicemail(DMITRY.ext, { from: "79031744445", content }) };
+    }
+    case "presence": {
+      // presence <ext> <status> <note>: the user changes presence in their client.
+      const [ext, status, note] = args;
+      sim.setPresence(ext, status, note ?? "");
+      return { t };
+    }
+    case "busycall": {
+      // busycall <from> <to> <k>: a call from one user to another, answered at once, and both
+      // parties' presence changed (notes c<k>a, c<k>b).
+      const [from, to, k] = args;
+      const callId = sim.incomingCall({ from, to });
+      sim.answer(callId);
+      sim.setPresence(from, "OnThePhone", `c${k}a`);
+      sim.setPresence(to, "OnThePhone", `c${k}b`);
+      return { callId, t };
+    }
+    default: // hangup
+      return { ok: sim.hangup(Number(args[0])) };
+  }
+}
+
 function reply(o: unknown): void {
   Deno.stdout.writeSync(enc.encode(JSON.stringify(o) + "\n"));
 }
@@ -236,6 +274,10 @@ async function main(): Promise<void> {
       const line = buf.slice(0, nl).trim();
       const [cmd, arg] = line.split(/\s+/);
       buf = buf.slice(nl + 1);
+      if (SIM_COMMANDS.has(cmd)) {
+        reply(h ? simCommand(h.sim, line) : { error: "no simulator in this mode" });
+        continue;
+      }
       switch (cmd) {
         case "mem":
           reply(mem());
@@ -252,60 +294,6 @@ async function main(): Promise<void> {
           reply(mem());
           break;
         }
-        case "call": {
-          if (!h) {
-            reply({ error: "no simulator in this mode" });
-            break;
-          }
-          const t = wallMs();
-          const callId = h.sim.incomingCall({ from: arg || "79031744445", to: DMITRY.ext });
-          reply({ callId, t });
-          break;
-        }
-        case "vm": {
-          if (!h) {
-            reply({ error: "no simulator in this mode" });
-            break;
-          }
-          const n = Number(arg);
-          const content = new Uint8Array(n);
-          // Non-trivial content (a 251-byte cycle) so nothing can special-case zeros.
-          for (let i = 0; i < n; i++) content[i] = i % 251;
-          const id = h.sim.addVoicemail(DMITRY.ext, { from: "79031744445", content });
-          reply({ id });
-          break;
-        }
-        case "presence": {
-          // presence <ext> <status> <note>: the user changes presence in their client.
-          if (!h) {
-            reply({ error: "no simulator in this mode" });
-            break;
-          }
-          const [, ext, status, note] = line.split(/\s+/);
-          const t = wallMs();
-          h.sim.setPresence(ext, status, note ?? "");
-          reply({ t });
-          break;
-        }
-        case "busycall": {
-          // busycall <from> <to> <k>: a call from one user to another, answered at once, and
-          // both parties' presence changed (notes c<k>a, c<k>b).
-          if (!h) {
-            reply({ error: "no simulator in this mode" });
-            break;
-          }
-          const [, from, to, k] = line.split(/\s+/);
-          const t = wallMs();
-          const callId = h.sim.incomingCall({ from, to });
-          h.sim.answer(callId);
-          h.sim.setPresence(from, "OnThePhone", `c${k}a`);
-          h.sim.setPresence(to, "OnThePhone", `c${k}b`);
-          reply({ callId, t });
-          break;
-        }
-        case "hangup":
-          reply({ ok: h?.sim.hangup(Number(arg)) ?? false });
-          break;
         case "fanout":
           reply({ publishes, totalMs: publishMs, maxMs: publishMax });
           break;
