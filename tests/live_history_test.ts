@@ -240,3 +240,29 @@ Deno.test("demo data: the demo user's history and playable voicemail through the
     assert.equal(wav.length, 44 + 3 * 8000 * 2);
   });
 });
+
+Deno.test("voicemail: HEAD answers the headers and ends the MX transfer at once (both APIs)", async () => {
+  await withHarness(async (h) => {
+    const t = await flexLogin(h.url);
+    const id = h.sim.addVoicemail(DMITRY.ext, { from: "3099", content: audio(200_000) });
+    const baseline = h.sim.sessionCount();
+    for (
+      const [url, headers] of [
+        [`${h.url}/api/voicemail/${id}?access_token=${t}`, {}],
+        [`${h.url}/mx/test/voicemail/${id}`, { Authorization: basic() }],
+      ] as const
+    ) {
+      const res = await fetch(url, { method: "HEAD", headers });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /^audio\//);
+      assert.match(res.headers.get("content-disposition") ?? "", /filename=/);
+      // The user session of the download is gone, not left for the stall limit (60 s).
+      await waitUntil(() => h.sim.sessionCount() === baseline, { what: `session closed: ${url}` });
+    }
+    const missing = await fetch(`${h.url}/api/voicemail/4242?access_token=${t}`, {
+      method: "HEAD",
+    });
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+  });
+});
