@@ -10,7 +10,7 @@ import { basic, DMITRY, flexLogin, type Harness, withHarness } from "./helpers/h
 import { CredentialVault } from "../lib/store/credentials.ts";
 import { hashPassword } from "../lib/csta/password.ts";
 import { waitUntil } from "./helpers/wait.ts";
-import { seedDemoUser } from "../lib/mxsim/mod.ts";
+import { defaultUsers, seedDemoUser } from "../lib/mxsim/mod.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -265,4 +265,26 @@ Deno.test("voicemail: HEAD answers the headers and ends the MX transfer at once 
     assert.equal(missing.status, 404);
     await missing.body?.cancel();
   });
+});
+
+Deno.test("user session: an MX that accepts only the plain password gets it sealed instead of the hash", async () => {
+  const plain = {
+    login: "plain",
+    password: "only-plain",
+    jid: "43884853000900002",
+    ext: "3200",
+    firstName: "Plain",
+    lastName: "Text",
+    plainOnly: true,
+  };
+  await withHarness(async (h) => {
+    const t = await flexLogin(h.url, plain.login, plain.password);
+    const { jti, ck } = decodeJwt(t) as { jti: string; ck: string };
+    const cred = await new CredentialVault(h.kv).open(jti, ck);
+    assert.deepEqual(cred, { login: "plain", secret: "only-plain" });
+    h.sim.addCallLog(plain.ext, { callingPartyNo: "3044", originalCalledPartyNo: plain.ext });
+    const res = await get(h, t, "/api/calllog");
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).calllog.length, 1);
+  }, { sim: { users: [...defaultUsers(), plain] } });
 });
