@@ -12,7 +12,7 @@ import type { Logger } from "./lib/log.ts";
 import { MxSession } from "./lib/mx/session.ts";
 import { PushMonitors } from "./lib/mx/push_monitors.ts";
 import { TokenMonitors } from "./lib/mx/token_monitors.ts";
-import { publishFlexEvents } from "./lib/mx/flex_events.ts";
+import { FlexFeed } from "./lib/mx/flex_events.ts";
 import { TokenIssuer } from "./lib/auth/jwt.ts";
 import { VerifiedCache } from "./lib/auth/basic.ts";
 import { LoginGuard } from "./lib/auth/login_guard.ts";
@@ -20,6 +20,7 @@ import { TrustedProxies } from "./lib/http/trusted_proxies.ts";
 import { SseHub } from "./lib/sse/hub.ts";
 import { KvTrustStore } from "./lib/store/trust.ts";
 import { TokenStore } from "./lib/store/tokens.ts";
+import { CredentialVault } from "./lib/store/credentials.ts";
 import { PushDedupe } from "./lib/store/dedupe.ts";
 import { ProviderTokenStore } from "./lib/store/provider_tokens.ts";
 import { PushDispatcher } from "./lib/push/dispatcher.ts";
@@ -81,6 +82,8 @@ export class MxFlexServer {
   readonly app: Hono;
   /** Flex API token bookkeeping. */
   readonly tokens: TokenMonitors;
+  /** The Flex API's live feed (call events, presence, contacts, current calls). */
+  readonly feed: FlexFeed;
   /** Push dispatcher (undefined when no push app is configured). */
   readonly dispatcher?: PushDispatcher;
   /** Prometheus metrics (served at `/metrics`). */
@@ -96,6 +99,7 @@ export class MxFlexServer {
     hub: SseHub,
     app: Hono,
     tokens: TokenMonitors,
+    feed: FlexFeed,
     log: Logger,
     dispatcher: PushDispatcher | undefined,
     metrics: ServerMetrics,
@@ -107,6 +111,7 @@ export class MxFlexServer {
     this.hub = hub;
     this.app = app;
     this.tokens = tokens;
+    this.feed = feed;
     this.#log = log;
     this.dispatcher = dispatcher;
   }
@@ -178,11 +183,15 @@ export class MxFlexServer {
     });
     for (const s of sessions.values()) push.attach(s);
 
-    // The Flex API: its MX's call events of monitored extensions go to the hub, and each
-    // token holds a monitor reference until logout or expiry.
+    // The Flex API: its MX's call events of monitored extensions, presence and address-book
+    // changes go to the hub, and each token holds a monitor reference until logout or expiry.
     const flexMx = sessions.get(config.flexMx)!;
-    publishFlexEvents(flexMx, hub);
+    const feed = new FlexFeed(flexMx, hub);
     const tokens = new TokenMonitors(flexMx, log);
+    // Each token's sealed MX credential (its user session) goes with the token: wiped at
+    // logout (the route) and expiry (here); KV expires it too.
+    const vault = new CredentialVault(kv);
+    tokens.onExpired((jti) => vault.wipe(jti));
 
     const lifecycle = { closing: false };
     const app = buildApp({
@@ -191,8 +200,9 @@ export class MxFlexServer {
       sessions,
       flexMx,
       tokens,
+      feed,
+      vault,
       issuer,
-      hub,
       push,
       guard: new LoginGuard(kv, config.rateLimits),
       streamLimits: config.rateLimits.streams,
@@ -204,7 +214,7 @@ export class MxFlexServer {
       voicemailIdleMs: o.voicemailIdleMs,
       https: o.https,
     });
-    return new MxFlexServer(sessions, hub, app, tokens, log, dispatcher, metrics, lifecycle);
+    return new MxFlexServer(sessions, hub, app, tokens, feed, log, dispatcher, metrics, lifecycle);
   }
 
   /** The request handler (for `Deno.serve`). */
@@ -228,6 +238,7 @@ export class MxFlexServer {
       this.#closed = (async () => {
         this.hub.closeAll(5_000);
         await this.tokens.close();
+        this.feed.close();
         await Promise.all([...this.sessions.values()].map((s) => s.stop()));
         await this.dispatcher?.close();
         this.hub.close();

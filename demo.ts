@@ -1,19 +1,19 @@
 /**
  * `deno task demo`: starts the MX simulator and MXFlex against it, prints the URL, every demo
  * user with their password and curl examples, and places an incoming call to the demo user
- * every few seconds so events flow at once. The demo user has voicemails with real audio, and
- * two push apps (APNs `com.xyzrd.PushTest`, FCM `com.mxflex.demo`) are backed by local mock
- * gateways, so token registration answers 204 and calls are pushed. Runs with no config file,
- * no MX and no network.
+ * every few seconds so events flow at once; colleagues change their presence now and then,
+ * calls show as `OnThePhone`, and the demo user has a call history and voicemails with real
+ * audio. Two push apps (APNs `com.xyzrd.PushTest`, FCM `com.mxflex.demo`) are backed by local
+ * mock gateways, so token registration answers 204 and calls are pushed. Runs with no config
+ * file, no MX and no network.
  *
  * Flags: `--port N` (HTTP port, default 8080; 0 = any free port), `--every S` (seconds
  * between incoming calls, default 8; 0 = none), `--csta` (wire log), `--debug`.
  *
  * @module
  */
-import { defaultUsers, MxSimulator, type SimUser } from "./lib/mxsim/mod.ts";
+import { defaultUsers, MxSimulator, seedDemoUser, type SimUser } from "./lib/mxsim/mod.ts";
 import { DEMO_CERT, DEMO_KEY } from "./lib/demo/cert.ts";
-import { addDemoVoicemails } from "./lib/demo/voicemails.ts";
 import { DEMO_APNS_BUNDLE, DEMO_FCM_APP, startDemoPush } from "./lib/demo/push.ts";
 import { normalizeConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
@@ -29,6 +29,16 @@ const CALLERS = ["+14155550123", "+442071838750", "3044", "3099", "+79031744445"
 
 /** A device token for the curl example (any 20–4096 characters without spaces will do). */
 const EXAMPLE_TOKEN = "7C179108B7BF759F0E9DD5D1F2A8B6C4A0E1D2C3B4A5968778695A4B3C2D1E0F";
+
+/** Colleagues whose presence changes during the demo, and what they switch between. */
+const COLLEAGUES = ["3044", "3055", "3099", "3098"];
+const MOODS: Array<[string, string]> = [
+  ["Available", ""],
+  ["Away", "back in 10 minutes"],
+  ["Busy", ""],
+  ["DoNotDisturb", "in a meeting"],
+  ["Available", ""],
+];
 
 function flag(name: string, def: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -81,7 +91,9 @@ if (import.meta.main) {
     tls: { cert: DEMO_CERT, key: DEMO_KEY },
     answerAfterMs: 3_000,
     hangupAfterMs: 8_000,
+    presenceOnCalls: true,
   });
+  seedDemoUser(sim, DEMO_USER.ext);
   const push = await startDemoPush((service, r) => {
     let token = r.path.split("/").pop() ?? "";
     if (service === "fcm") {
@@ -121,7 +133,7 @@ if (import.meta.main) {
   }
   server.start();
   await server.sessions.get("demo")!.ready(10_000);
-  const mails = addDemoVoicemails(sim, DEMO_USER.ext);
+  const mails = sim.voicemails(DEMO_USER.ext).map((v) => v.mailId);
   // The address book, plus the server accounts (the simulator's default population).
   const users = [...sim.users(), ...defaultUsers().filter((x) => x.server)];
   const url = http.url;
@@ -154,8 +166,17 @@ Press Ctrl-C to stop.`);
     }, every * 1000)
     : undefined;
 
+  let m = 0;
+  const moods = setInterval(() => {
+    const ext = COLLEAGUES[m % COLLEAGUES.length];
+    const [status, note] = MOODS[Math.floor(m / COLLEAGUES.length) % MOODS.length];
+    m++;
+    sim.setPresence(ext, status, note);
+  }, 6_000);
+
   const stop = () => {
     clearInterval(timer);
+    clearInterval(moods);
     void (async () => {
       await server.close();
       await http.shutdown();

@@ -15,7 +15,7 @@ import type { BrowserContext, ConsoleMessage, Locator, Page, Response } from "pl
 import { DMITRY, flexLogin, type Harness, startHarness } from "./helpers/harness.ts";
 import { staticModules } from "./helpers/static_modules.ts";
 import { CHROMIUM_PATH, needs } from "./helpers/tools.ts";
-import { addDemoVoicemails } from "../lib/demo/voicemails.ts";
+import { seedDemoUser } from "../lib/mxsim/mod.ts";
 
 const SHOTS = new URL("../test-output/screenshots/", import.meta.url).pathname;
 /** Generous: these are waits for events, not performance limits. */
@@ -359,7 +359,8 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const h = await startHarness();
-    const ids = addDemoVoicemails(h.sim, DMITRY.ext);
+    seedDemoUser(h.sim, DMITRY.ext);
+    const ids = h.sim.voicemails(DMITRY.ext).map((v) => v.mailId);
     const browser = await launch();
     try {
       const page = await browser.ctx.newPage();

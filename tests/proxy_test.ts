@@ -3,7 +3,7 @@
  * simulator.
  */
 import assert from "node:assert/strict";
-import { basic, DMITRY, type Harness, withHarness } from "./helpers/harness.ts";
+import { basic, DMITRY, flexLogin, type Harness, withHarness } from "./helpers/harness.ts";
 import { RawHttp } from "./helpers/raw_http.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
@@ -238,6 +238,15 @@ Deno.test("proxy: an unknown voicemail id is 404 for GET and PATCH alike; DELETE
       await del.body?.cancel();
     }
     assert.equal(h.sim.voicemails("3099")[0].read, false, "the foreign message was not touched");
+    // The Flex API's voicemail answers alike.
+    const token = await flexLogin(h.url);
+    const flex = await fetch(`${h.url}/api/voicemail/999999`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ readed: true }),
+    });
+    assert.equal(flex.status, 404);
+    assert.deepEqual(await flex.json(), { error: "voicemail not found" });
     const ok = await send(h, "PATCH", `/voicemail/${mine}`, { readed: true });
     assert.equal(ok.status, 204);
     await ok.body?.cancel();

@@ -17,6 +17,8 @@ export interface TokenClaims {
   jti: string;
   iat: number;
   exp: number;
+  /** Key of the token's sealed MX credential (private claim), when it has one. */
+  ck?: string;
 }
 
 /** Caps on concurrent event streams (config `rateLimits.streams`). */
@@ -60,6 +62,7 @@ export class TokenMonitors {
   /** Open streams per extension, over all tokens. */
   #userStreams = new Map<string, number>();
   #timer: ReturnType<typeof setTimeout>;
+  #expiredListeners = new Set<(jti: string) => void | Promise<void>>();
 
   /** @param sweepMs how often expired tokens are released; default 30 s */
   constructor(mx: MxSession, log: Logger, sweepMs = 30_000) {
@@ -148,10 +151,25 @@ export class TokenMonitors {
     }
   }
 
+  /**
+   * Adds a listener called for each token the sweep releases because it expired (e.g. to
+   * wipe what belongs to it); returns the remover. Failures are logged, not thrown.
+   */
+  onExpired(l: (jti: string) => void | Promise<void>): () => void {
+    this.#expiredListeners.add(l);
+    return () => this.#expiredListeners.delete(l);
+  }
+
   /** Releases every expired token now. */
   sweep(nowSec = Date.now() / 1000): void {
     for (const [jti, e] of this.#tokens) {
-      if (e.exp <= nowSec) void this.remove(jti);
+      if (e.exp > nowSec) continue;
+      void this.remove(jti);
+      for (const l of this.#expiredListeners) {
+        Promise.resolve().then(() => l(jti)).catch((err) =>
+          this.#log.warn(`expired token cleanup failed: ${(err as Error).message}`)
+        );
+      }
     }
   }
 

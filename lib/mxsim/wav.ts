@@ -1,8 +1,9 @@
 /**
- * Audio for the demo's voicemails, generated in code (no recorded files): 16-bit PCM mono WAV
- * at telephone quality (8 kHz), which every browser plays. A message is a list of
- * {@link Tone}s: plain tones, two-tone beeps, and gliding "syllables" with a voice-like
- * envelope and harmonics, so it sounds like someone speaking rather than a test signal.
+ * Voicemail audio of the simulated MX, generated in code (no recorded files): 16-bit PCM mono
+ * WAV at telephone quality (8 kHz, what an MX records), which every browser plays. A message is
+ * a list of {@link Tone}s: plain tones, two-tone beeps, and gliding "syllables" with a
+ * voice-like envelope and harmonics, so the demo's messages sound like someone speaking rather
+ * than a test signal.
  *
  * @module
  */
@@ -116,4 +117,25 @@ export function speechLike(words: readonly number[], pitchHz: number): Tone[] {
  */
 export function durationSeconds(tones: readonly Tone[]): number {
   return Math.max(1, Math.round(tones.reduce((a, t) => a + t.ms, 0) / 1000));
+}
+
+/**
+ * `tones` cut or padded with silence to exactly `ms`, so a message is as long as its listed
+ * duration.
+ *
+ * @example
+ * ```ts
+ * toneWav(fitTo(speechLike([2, 1], 150), 3000)).length; // 44 + 3 * 8000 * 2
+ * ```
+ */
+export function fitTo(tones: readonly Tone[], ms: number): Tone[] {
+  const out: Tone[] = [];
+  let left = ms;
+  for (const t of tones) {
+    if (left <= 0) break;
+    out.push({ ...t, ms: Math.min(t.ms, left) });
+    left -= t.ms;
+  }
+  if (left > 0) out.push({ ms: left, hz: 0 });
+  return out;
 }
