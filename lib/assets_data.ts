@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "540fc83a15de6e12905c6865",
+    etag: "4a3ce9ec6bf2151e8fb57e06",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -788,6 +788,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad request }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "404": { $ref: "#/components/responses/NoSuchMessage" }
         "413": { $ref: "#/components/responses/TooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedType" }
         "422": { $ref: "#/components/responses/MxRefused" }
