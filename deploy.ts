@@ -144,6 +144,9 @@ export function createDeployHandler(env: EnvSource, opts: DeployOptions = {}): D
 
   const start = async () => {
     const config = configFromEnv(env);
+    // The Deploy project's KV (no MXFLEX_DB) has a working `watch`: the feed timer is only a
+    // safety net there.
+    if (!config.db && !config.kvPollMs) config.kvPollMs = 10_000;
     const kv = await openKv(config.db || undefined);
     let server: MxFlexServer;
     try {

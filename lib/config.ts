@@ -45,6 +45,12 @@ export interface AppConfig {
   flexMx: string;
   /** JWT lifetime in seconds. */
   tokenTtl: number;
+  /** How long one JWT signing key signs new tokens, seconds (default one day). */
+  tokenKeyRotation: number;
+  /** How often the KV change feeds are read, ms; 0 = by KV kind (see `defaultKvPollMs`). */
+  kvPollMs: number;
+  /** This instance's id in `/readyz` and `/metrics`; "" = host name (and supervisor index). */
+  instanceId: string;
   /** Reply timeout for MX commands in ms. */
   requestTimeoutMs: number;
   /** Deno KV path or KV Connect URL for device tokens, dedupe, certificates; "" = default. */
@@ -202,6 +208,10 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   const tokenTtl = num("tokenTtl", 3600, 60);
   // The JWT lifetime is whole seconds (lib/auth/jwt.ts refuses fractions at start-up).
   if (!Number.isInteger(tokenTtl)) throw new ConfigError("tokenTtl must be whole seconds");
+  const tokenKeyRotation = num("tokenKeyRotation", 86_400, 1);
+  if (!Number.isInteger(tokenKeyRotation)) {
+    throw new ConfigError("tokenKeyRotation must be whole seconds");
+  }
   let tls: AppConfig["tls"];
   if (raw.tls !== undefined) {
     if (!isObject(raw.tls)) throw new ConfigError("tls must be an object with cert and key");
@@ -218,6 +228,9 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
     mx,
     flexMx,
     tokenTtl,
+    tokenKeyRotation,
+    kvPollMs: num("kvPollMs", 0, 0),
+    instanceId: str(raw, "instanceId", "config", false),
     requestTimeoutMs: num("requestTimeoutMs", 7000, 100),
     db: str(raw, "db", "config", false),
     staticDir: str(raw, "staticDir", "config", false) || "html",
@@ -236,7 +249,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
 /**
  * Applies environment overrides (Deno Deploy and containers): `MXFLEX_HOST`,
  * `MXFLEX_MX_ADDR`, `MXFLEX_MX_LOGIN`, `MXFLEX_MX_PASSWORD` (for the Flex API's MX),
- * `MXFLEX_TOKEN_TTL`, `MXFLEX_DB`, `MXFLEX_METRICS_TOKEN`.
+ * `MXFLEX_TOKEN_TTL`, `MXFLEX_DB`, `MXFLEX_METRICS_TOKEN`, `MXFLEX_INSTANCE_ID`.
  */
 export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined): AppConfig {
   const host = env("MXFLEX_HOST");
@@ -262,6 +275,7 @@ export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined)
   }
   cfg.db = env("MXFLEX_DB") ?? cfg.db;
   cfg.metricsToken = env("MXFLEX_METRICS_TOKEN") ?? cfg.metricsToken;
+  cfg.instanceId = env("MXFLEX_INSTANCE_ID") || cfg.instanceId;
   return cfg;
 }
 

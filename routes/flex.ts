@@ -102,7 +102,8 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     const sn = d.mx.sn ?? info.sn;
     const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn });
     const { jti, exp } = await d.issuer.verify(token);
-    await tokens.add(jti, info.ext, exp);
+    // Live on every instance from here on (KV), and monitored here.
+    await tokens.add({ jti, ext: info.ext, sub: info.jid, exp });
     d.log.info("login", { login, ext: info.ext, ip });
     return jsonResponse({ token_type: "Bearer", access_token: token, expires_in: expiresIn });
   });
@@ -129,8 +130,8 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
       }
       throw err;
     }
-    // Logout and expiry are authoritative here, whatever the revocation list remembers.
-    if (!tokens.has(claims.jti)) {
+    // Logout (on any instance) and expiry are decided by the shared live-token table.
+    if (!(await tokens.isLive(claims.jti, claims.exp))) {
       throw new HttpError(401, "token revoked", {
         "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"',
       });
@@ -141,8 +142,7 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
 
   app.get("/api/logout", async (c) => {
     const cl = c.get("claims");
-    d.issuer.revoke(cl.jti, cl.exp);
-    await tokens.remove(cl.jti);
+    await tokens.remove(cl.jti, cl.exp);
     return c.body(null, 204);
   });
 
