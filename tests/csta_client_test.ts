@@ -31,6 +31,7 @@ import { decodeCallEvent } from "../lib/csta/events.ts";
 import { redactWire } from "../lib/csta/wire_log.ts";
 import type { XmlElement } from "../lib/csta/xml.ts";
 import { CERT, KEY } from "./helpers/harness.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 /** A self-signed certificate that is not the simulator's. */
 const OTHER_CERT = Deno.readTextFileSync(new URL("./fixtures/other-cert.pem", import.meta.url));
@@ -167,12 +168,8 @@ Deno.test("csta: MakeCall, monitor events and call control on the server session
     const call = await placeCall(conn, "3095", "3099");
     assert.equal(call.deviceId, "3095");
     const until = async (name: string) => {
-      for (let i = 0; i < 200 && !events.some((e) => e.name === name); i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      const e = events.find((x) => x.name === name);
-      assert.ok(e, `no ${name}`);
-      return decodeCallEvent(e)!;
+      await waitUntil(() => events.some((e) => e.name === name), { what: name });
+      return decodeCallEvent(events.find((x) => x.name === name)!)!;
     };
     const est = await until("EstablishedEvent");
     assert.equal(est.callId, call.callId);
@@ -283,19 +280,14 @@ Deno.test("csta: client reconnects with backoff and restores monitors", async ()
     await client.ready(5000);
     await client.monitor("3095");
     sim.dropConnections();
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => client.state !== "connected", { what: "the drop noticed" });
     await client.ready(5000);
     assert.equal(client.reconnects, 1);
     // The restored monitor delivers events tagged with the extension.
     sim.incomingCall({ from: "3044", to: "3095" });
-    for (
-      let i = 0;
-      i < 200 && !seen.some(([e, n]) => e === "3095" && n === "DeliveredEvent");
-      i++
-    ) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.ok(seen.some(([e, n]) => e === "3095" && n === "DeliveredEvent"));
+    await waitUntil(() => seen.some(([e, n]) => e === "3095" && n === "DeliveredEvent"), {
+      what: "DeliveredEvent tagged 3095",
+    });
     await client.stop();
     assert.equal(client.state, "stopped");
   });

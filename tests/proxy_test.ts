@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { basic, DMITRY, type Harness, withHarness } from "./helpers/harness.ts";
 import { RawHttp } from "./helpers/raw_http.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 function get(h: Harness, path: string, auth = basic()): Promise<Response> {
   return fetch(`${h.url}/mx/test${path}`, { headers: { authorization: auth } });
@@ -260,9 +261,7 @@ Deno.test("proxy: a client leaving mid-download makes the server cancel on the M
     assert.match(cancel.xml, new RegExp(`<mailId>${id}</mailId>`));
     assert.ok(h.sim.cancelledDownloads.some((c) => c.mailId === id));
     // The user's MX session is closed too: only the server session remains.
-    for (let i = 0; i < 100 && h.sim.sessionCount() > 1; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(() => h.sim.sessionCount() <= 1, { what: "the user session closed" });
     assert.equal(h.sim.sessionCount(), 1);
   });
 });

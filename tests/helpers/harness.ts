@@ -4,6 +4,7 @@
  * uses: `Deno.serve`). Every test drives the real path: HTTP -> routes -> CSTA frames over
  * TLS -> simulator and back.
  */
+import assert from "node:assert/strict";
 import { MxSimulator, type SimOptions } from "../../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../../lib/config.ts";
 import { silentLogger } from "../../lib/log.ts";
@@ -129,6 +130,23 @@ export async function flexLogin(
 /** Basic auth header value. */
 export function basic(login = DMITRY.login, password = DMITRY.password): string {
   return "Basic " + btoa(`${login}:${password}`);
+}
+
+/**
+ * Opens `GET /api/events` for `token` the way a browser's EventSource does (`?access_token=`),
+ * checks that it is an SSE stream (200, `text/event-stream`) and returns its reader.
+ */
+export async function openEvents(
+  url: string,
+  token: string,
+  opts: { lastEventId?: string } = {},
+): Promise<SseReader> {
+  const headers: Record<string, string> = { accept: "text/event-stream" };
+  if (opts.lastEventId) headers["last-event-id"] = opts.lastEventId;
+  const res = await fetch(`${url}/api/events?access_token=${token}`, { headers });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
+  return new SseReader(res);
 }
 
 /** Reads SSE events from a fetch response body until `count` events or timeout. */
