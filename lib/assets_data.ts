@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "528766b17e5a7f486d0fa45c",
+    etag: "834fb0c9a114c775cfb40a1e",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -479,6 +479,7 @@ paths:
               schema: { $ref: "#/components/schemas/Readiness" }
               example:
                 ready: true
+                instance: web-1-2
                 mx:
                   test: { state: connected, sn: "63022", reconnects: 0 }
         "503":
@@ -488,6 +489,7 @@ paths:
               schema: { $ref: "#/components/schemas/Readiness" }
               example:
                 ready: false
+                instance: web-1-2
                 mx:
                   test:
                     state: connecting
@@ -1179,9 +1181,15 @@ components:
 
     Readiness:
       type: object
-      required: [ready, mx]
+      required: [ready, instance, mx]
       properties:
         ready: { type: boolean }
+        instance:
+          type: string
+          description: >-
+            Which instance answered (\`instanceId\`; default the host name, plus the supervisor's
+            number with \`--instances\`). Each instance reports only its own MX sessions.
+          example: web-1-2
         mx:
           type: object
           additionalProperties:
