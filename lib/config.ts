@@ -51,6 +51,8 @@ export interface AppConfig {
   kvPollMs: number;
   /** This instance's id in `/readyz` and `/metrics`; "" = host name (and supervisor index). */
   instanceId: string;
+  /** Per-instance `/healthz`, `/readyz`, `/metrics` listener (port + index − 1); "" = none. */
+  opsHost: string;
   /** Reply timeout for MX commands in ms. */
   requestTimeoutMs: number;
   /** Deno KV path or KV Connect URL for device tokens, dedupe, certificates; "" = default. */
@@ -231,6 +233,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
     tokenKeyRotation,
     kvPollMs: num("kvPollMs", 0, 0),
     instanceId: str(raw, "instanceId", "config", false),
+    opsHost: str(raw, "opsHost", "config", false),
     requestTimeoutMs: num("requestTimeoutMs", 7000, 100),
     db: str(raw, "db", "config", false),
     staticDir: str(raw, "staticDir", "config", false) || "html",

@@ -235,7 +235,15 @@ Deno.test("config: environment overrides (Deploy, containers)", () => {
 });
 
 Deno.test("main: parseFlags takes one or two dashes, `-flag value` and `-flag=value`", () => {
-  const base = { csta: false, debug: false, logFormat: "text", help: false, version: false };
+  const base = {
+    csta: false,
+    debug: false,
+    logFormat: "text",
+    help: false,
+    version: false,
+    instances: 1,
+    reusePort: false,
+  };
   assert.deepEqual(parseFlags([]), base);
   for (
     const args of [
@@ -279,6 +287,11 @@ Deno.test("main: parseFlags takes one or two dashes, `-flag value` and `-flag=va
   assert.throws(() => parseFlags(["-config"]), /flag -config needs a value/);
   assert.throws(() => parseFlags(["config.yaml"]), /unexpected argument/);
   assert.throws(() => parseFlags(["-log-format", "xml"]), /-log-format is text or json/);
+  assert.equal(parseFlags(["--instances", "4"]).instances, 4);
+  assert.equal(parseFlags(["-reuse-port"]).reusePort, true);
+  for (const n of ["0", "1.5", "x", "65"]) {
+    assert.throws(() => parseFlags(["-instances", n]), /-instances is a whole number/);
+  }
 });
 
 Deno.test("main: a missing or invalid config returns 2 (in process)", async () => {
