@@ -23,7 +23,7 @@ export function opsRoutes(sessions: Map<string, MxSession>, instanceId: string):
     try {
       body = await Deno.readTextFile(OPENAPI_FILE);
     } catch (err) {
-      const asset = embeddedAsset("docs/openapi.yaml");
+      const asset = await embeddedAsset("docs/openapi.yaml");
       if (!asset) throw err;
       body = asset.body;
     }

@@ -134,29 +134,28 @@ Deno.test("deploy: env-only config (no MXFLEX_CONFIG) and overrides win over MXF
   );
 });
 
-Deno.test("deploy: configFromEnv names the variable or key at fault", () => {
-  assert.throws(
-    () => configFromEnv({}),
+Deno.test("deploy: configFromEnv names the variable or key at fault", async () => {
+  await assert.rejects(
+    configFromEnv({}),
     (e) => e instanceof ConfigError && /MXFLEX_CONFIG/.test(e.message),
   );
-  assert.throws(
-    () => configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.1" }),
+  await assert.rejects(
+    configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.1" }),
     (e) => e instanceof ConfigError && /MXFLEX_MX_LOGIN/.test(e.message),
   );
-  assert.throws(
-    () => configFromEnv({ MXFLEX_CONFIG: "host: x\nmx: {login: a}" }),
+  await assert.rejects(
+    configFromEnv({ MXFLEX_CONFIG: "host: x\nmx: {login: a}" }),
     (e) => e instanceof ConfigError && /^MXFLEX_CONFIG: mx\.addr is required/.test(e.message),
   );
-  assert.throws(
-    () => configFromEnv({ MXFLEX_CONFIG: "{ not: [json" }),
+  await assert.rejects(
+    configFromEnv({ MXFLEX_CONFIG: "{ not: [json" }),
     (e) => e instanceof ConfigError && /^MXFLEX_CONFIG: /.test(e.message),
   );
-  assert.throws(
-    () =>
-      configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.1", MXFLEX_MX_LOGIN: "s", MXFLEX_TOKEN_TTL: "x" }),
+  await assert.rejects(
+    configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.1", MXFLEX_MX_LOGIN: "s", MXFLEX_TOKEN_TTL: "x" }),
     (e) => e instanceof ConfigError && /MXFLEX_TOKEN_TTL/.test(e.message),
   );
-  const cfg = configFromEnv((k) => ({ MXFLEX_MX_ADDR: "10.0.0.1", MXFLEX_MX_LOGIN: "s" })[k]);
+  const cfg = await configFromEnv((k) => ({ MXFLEX_MX_ADDR: "10.0.0.1", MXFLEX_MX_LOGIN: "s" })[k]);
   assert.equal(cfg.mx[0].hostname, "10.0.0.1");
   assert.equal(cfg.mx[0].port, 7778);
   assert.equal(cfg.mx[0].password, "");

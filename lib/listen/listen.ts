@@ -30,7 +30,7 @@
  * @module
  */
 
-import { AcmeManager } from "./acme.ts";
+import type { AcmeManager } from "./acme.ts";
 import { type CertStore, DirCertStore } from "./cert_store.ts";
 import { hostMode } from "./host_rule.ts";
 
@@ -134,6 +134,8 @@ export async function listen(handler: Handler, opts: ListenOptions): Promise<Lis
       url = baseUrl("http", mode.hostname, group.addr.port);
     } else {
       const a = opts.acme ?? { store: new DirCertStore("letsEncrypt.cache") };
+      // acme-client and its X.509 stack (~29 MB resident) are loaded only in ACME mode.
+      const { AcmeManager } = await import("./acme.ts");
       acmeManager = new AcmeManager({
         domain: mode.domain,
         email: a.email,

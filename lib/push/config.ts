@@ -46,7 +46,6 @@ import {
   LegacyFcmSender,
   parseServiceAccount,
 } from "./fcm.ts";
-import { readApnsP12 } from "./p12.ts";
 import { appKey, errorText, type PushKind, type PushSender } from "./types.ts";
 
 /** Result of {@link loadPushConfig}. */
@@ -214,6 +213,8 @@ async function addApnsCert(
 ): Promise<void> {
   const opts = typeof value === "string" ? { password: value } : asObject(value);
   if (typeof opts.password !== "string") throw new Error("password must be a string");
+  // node-forge (~10 MB resident) is loaded only when a .p12 certificate is configured.
+  const { readApnsP12 } = await import("./p12.ts");
   const cert = readApnsP12(await Deno.readFile(resolve(baseDir, file)), opts.password);
   // A "VoIP Services" certificate names the .voip topic itself.
   const voip = opts.voip === true || cert.topic.endsWith(".voip");
