@@ -18,11 +18,13 @@ import { SigningKeys } from "./lib/auth/signing_keys.ts";
 import { LiveTokenStore } from "./lib/store/live_tokens.ts";
 import { ChangeFeed } from "./lib/store/change_feed.ts";
 import { VerifiedCache } from "./lib/auth/basic.ts";
-import { RateLimiter } from "./lib/auth/rate_limit.ts";
+import { LoginGuard } from "./lib/auth/login_guard.ts";
+import { TrustedProxies } from "./lib/http/trusted_proxies.ts";
 import { SseHub } from "./lib/sse/hub.ts";
 import { KvTrustStore } from "./lib/store/trust.ts";
 import { TokenStore } from "./lib/store/tokens.ts";
 import { PushDedupe } from "./lib/store/dedupe.ts";
+import { ProviderTokenStore } from "./lib/store/provider_tokens.ts";
 import { PushDispatcher } from "./lib/push/dispatcher.ts";
 import { loadPushConfig } from "./lib/push/config.ts";
 import type { WireLogger } from "./lib/csta/wire_log.ts";
@@ -36,8 +38,8 @@ export interface ServerOptions {
   config: AppConfig;
   log: Logger;
   /**
-   * Deno KV: device tokens, push dedupe, certificate trust, signing keys, live tokens. Every
-   * instance sharing it shares that state.
+   * Deno KV: device tokens, push dedupe, certificate trust, login-limit counters, signing keys,
+   * live tokens. Every instance sharing it shares that state.
    */
   kv: Deno.Kv;
   /** This instance's id (`/readyz`, `/metrics`); default `config.instanceId`, else the host name. */
@@ -137,7 +139,6 @@ export class MxFlexServer {
           state: s.state,
           reconnects: s.client.reconnects,
         })),
-      push: () => dispatcher?.stats(),
     });
     for (const m of config.mx) {
       let caPem: string | undefined;
@@ -169,7 +170,9 @@ export class MxFlexServer {
       onError: (err: unknown) => log.warn(`kv feed: ${(err as Error).message}`),
     };
 
-    const pushCfg = await loadPushConfig(config.push, config.baseDir);
+    const pushCfg = await loadPushConfig(config.push, config.baseDir, {
+      providerTokens: new ProviderTokenStore(kv),
+    });
     for (const w of pushCfg.warnings) log.warn(w);
     const store = new TokenStore(kv);
     const dispatcher = pushCfg.apps.size
@@ -177,6 +180,8 @@ export class MxFlexServer {
         store,
         dedupe: new PushDedupe(kv),
         apps: pushCfg.apps,
+        ringTimeoutMs: pushCfg.ringTimeoutMs,
+        observer: metrics.push,
         log: (m) => log.info(m),
       })
       : undefined;
@@ -208,11 +213,9 @@ export class MxFlexServer {
       issuer,
       hub,
       push,
-      limits: {
-        login: new RateLimiter({ limit: 10, windowMs: 60_000 }),
-        loginIp: new RateLimiter({ limit: 60, windowMs: 60_000 }),
-        proxyFail: new RateLimiter({ limit: 20, windowMs: 60_000 }),
-      },
+      guard: new LoginGuard(kv, config.rateLimits),
+      streamLimits: config.rateLimits.streams,
+      trustedProxies: TrustedProxies.parse(config.trustedProxies),
       authCache: new VerifiedCache({ ttlMs: 5 * 60_000 }),
       metricsToken: o.metricsToken ?? (config.metricsToken || undefined),
       staticDirs: o.staticDirs ?? [config.staticDir, BUILTIN_STATIC],

@@ -6,11 +6,11 @@
  */
 import { type Context, Hono } from "hono";
 import type { MxSession } from "../lib/mx/session.ts";
-import type { TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
+import type { StreamLimits, TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
 import { flexTopic } from "../lib/mx/flex_events.ts";
 import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
-import type { RateLimiter } from "../lib/auth/rate_limit.ts";
-import { type SseHub, sseResponse } from "../lib/sse/hub.ts";
+import type { LoginGuard } from "../lib/auth/login_guard.ts";
+import { SSE_HEADERS, type SseHub, sseResponse } from "../lib/sse/hub.ts";
 import {
   formatJson,
   HttpError,
@@ -34,11 +34,14 @@ export interface FlexDeps {
   issuer: TokenIssuer;
   hub: SseHub;
   log: Logger;
-  /** Failed-login limiter keyed by login name. */
-  loginLimiter: RateLimiter;
-  /** Login limiter keyed by client address. */
-  ipLimiter: RateLimiter;
+  /** Failed-login limits (shared with the Proxy API through KV). */
+  guard: LoginGuard;
+  /** Caps on concurrent `/api/events` streams. */
+  streamLimits: StreamLimits;
 }
+
+/** `Retry-After` of a refused event stream: about two heartbeats, by which a dead one is gone. */
+export const STREAM_RETRY_AFTER = 30;
 
 type Env = { Variables: { claims: TokenClaims; fields: Fields } };
 
@@ -67,7 +70,7 @@ export function compareExt(a: string, b: string): number {
  *
  * @example
  * ```ts
- * app.route("/", flexRoutes({ mx, tokens, issuer, hub, log, loginLimiter, ipLimiter }));
+ * app.route("/", flexRoutes({ mx, tokens, issuer, hub, log, guard, streamLimits }));
  * ```
  */
 export function flexRoutes(d: FlexDeps): Hono<Env> {
@@ -81,23 +84,24 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     if (!login) throw new HttpError(400, "login required");
     checkPassword(password);
     const ip = clientIp(c);
-    // Every attempt counts per address; only failures count per login name.
-    for (const r of [d.ipLimiter.hit(ip), d.loginLimiter.check(login)]) {
-      if (!r.allowed) throw tooManyRequests("too many login attempts", r.retryAfterSeconds);
+    const attempt = await d.guard.begin(d.mx.name, login, ip);
+    if (attempt.refused) {
+      throw tooManyRequests("too many login attempts", attempt.refused.retryAfterSeconds);
     }
     let info;
     try {
       info = await d.mx.verifyUser(login, password, { platform: "CRM", version: "1.0" });
     } catch (err) {
-      // Only a refused login counts against the name; the error itself goes to onError.
+      // Only a refused login counts; the error itself goes to onError.
       if (mxHttpError(err)?.status === 401) {
-        d.loginLimiter.hit(login);
+        await attempt.failed();
         d.log.info("login refused", { login, ip });
+      } else {
+        attempt.abandon();
       }
       throw err;
     }
-    // A successful login clears the failures recorded for this name.
-    d.loginLimiter.reset(login);
+    await attempt.succeeded();
     if (!info.ext) throw new HttpError(403, "account has no extension");
     const sn = d.mx.sn ?? info.sn;
     const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn });
@@ -151,12 +155,19 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     const accept = c.req.header("accept") ?? "";
     if (!/text\/event-stream|\*\/\*/.test(accept)) throw new HttpError(406, "only sse support");
     if (!tokens.has(cl.jti)) throw new HttpError(403, "not monitored");
+    // hono answers HEAD with the GET handler and drops the body without cancelling it: a
+    // subscription made here would live on unread. HEAD gets the headers only.
+    if (c.req.raw.method === "HEAD") return new Response(null, { headers: SSE_HEADERS });
     const ctl = new AbortController();
-    const release = tokens.attachStream(cl.jti, ctl);
+    const slot = tokens.attachStream(cl.jti, ctl, d.streamLimits);
+    if (!slot.ok) {
+      if (slot.full === "gone") throw new HttpError(403, "not monitored");
+      throw tooManyRequests(`too many event streams for this ${slot.full}`, STREAM_RETRY_AFTER);
+    }
     const stream = d.hub.subscribe(flexTopic(cl.ext), {
       lastEventId: c.req.header("last-event-id") ?? c.req.query("lastEventId") ?? null,
       signal: ctl.signal,
-      onClose: release,
+      onClose: slot.release,
     });
     return sseResponse(stream, { "Access-Control-Allow-Origin": "*" });
   });

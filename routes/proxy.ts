@@ -15,7 +15,7 @@ import type {
   Voicemail,
 } from "../lib/mx/mod.ts";
 import { parseBasicAuth, type VerifiedCache } from "../lib/auth/basic.ts";
-import type { RateLimiter } from "../lib/auth/rate_limit.ts";
+import type { LoginAttempt, LoginGuard } from "../lib/auth/login_guard.ts";
 import { BodyCutError, HttpError, jsonResponse, tooManyRequests } from "../lib/http/errors.ts";
 import { boolField, intField, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
@@ -50,8 +50,8 @@ export interface ProxyDeps {
   sessions: Map<string, MxSession>;
   /** Successful verifications (identity only), keyed by a hash of MX+login+password. */
   authCache: VerifiedCache<{ jid: string; ext: string }>;
-  /** Failed Basic-auth attempts by client address. */
-  failLimiter: RateLimiter;
+  /** Failed-login limits (shared with the Flex API through KV). */
+  guard: LoginGuard;
   push: PushMonitors;
   log: Logger;
   /** Stall limit of voicemail downloads, ms; default {@link VOICEMAIL_IDLE_MS}. */
@@ -143,20 +143,22 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     const u = c.get("user");
     const hit = await d.authCache.get(mx.name, u.login, u.password);
     if (hit) return { ...u, ...hit };
-    guardFailures(c);
+    const attempt = await begin(c);
     try {
       const info = await mx.verifyUser(u.login, u.password, USER_ATTRS);
+      await attempt.succeeded();
       const id = { jid: info.jid, ext: info.ext };
       await d.authCache.set(mx.name, u.login, u.password, id);
       return { ...u, ...id };
     } catch (err) {
-      throw authFailure(c, err);
+      throw await authFailure(c, attempt, err);
     }
   };
 
   /**
    * Runs `fn` on a fresh session logged in as the user (closed afterwards unless `keepOpen`,
-   * see `MxSession.withUser`); a successful login also refreshes the auth cache.
+   * see `MxSession.withUser`); a successful login also refreshes the auth cache. Credentials
+   * the cache verified recently skip the limit check (they are right).
    */
   const withUser = async <T>(
     c: Context<Env>,
@@ -165,30 +167,43 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
   ): Promise<T> => {
     const mx = c.get("mx");
     const u = c.get("user");
-    guardFailures(c);
+    const cached = await d.authCache.get(mx.name, u.login, u.password) !== undefined;
+    const attempt = cached ? undefined : await begin(c);
     try {
       return await mx.withUser(u.login, u.password, async (user) => {
+        await attempt?.succeeded();
         await d.authCache.set(mx.name, u.login, u.password, { jid: user.jid, ext: user.ext });
         return await fn(user);
       }, { attrs: USER_ATTRS, keepOpen });
     } catch (err) {
-      throw authFailure(c, err);
+      throw await authFailure(c, attempt, err);
     }
   };
 
-  const guardFailures = (c: Context<Env>) => {
-    const r = d.failLimiter.check(clientIp(c));
-    if (!r.allowed) throw tooManyRequests("too many failed logins", r.retryAfterSeconds);
+  /** Checks the login limits; 429 when refused. */
+  const begin = async (c: Context<Env>): Promise<LoginAttempt> => {
+    const attempt = await d.guard.begin(c.get("mx").name, c.get("user").login, clientIp(c));
+    if (attempt.refused) {
+      throw tooManyRequests("too many failed logins", attempt.refused.retryAfterSeconds);
+    }
+    return attempt;
   };
 
   /**
-   * A refused login counts against the client address and gets the Basic challenge; any other
-   * error is returned unchanged for the app's one error path (onError + mxHttpError).
+   * A refused login counts against the limits and gets the Basic challenge; any other error
+   * is returned unchanged for the app's one error path (onError + mxHttpError). Errors after
+   * a successful login (the attempt already settled) count nothing.
    */
-  const authFailure = (c: Context<Env>, err: unknown): unknown => {
+  const authFailure = async (c: Context<Env>, attempt: LoginAttempt | undefined, err: unknown) => {
     const h = mxHttpError(err);
-    if (h?.status !== 401) return err;
-    d.failLimiter.hit(clientIp(c));
+    if (h?.status !== 401) {
+      attempt?.abandon();
+      return err;
+    }
+    await attempt?.failed();
+    // Cached credentials the MX now refuses (password changed): forget them, so the next
+    // try goes through the limits.
+    if (!attempt) d.authCache.delete(c.get("mx").name, c.get("user").login);
     return new HttpError(401, h.message, { "WWW-Authenticate": 'Basic realm="mxproxy"' });
   };
 
@@ -326,18 +341,27 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     const u = await identify(c);
     const f = await readFields(c.req.raw);
     const token = stringField(f, "token") ?? "";
-    if (token.length < 20 || token.length > 4096 || /\s/.test(token)) {
-      throw new HttpError(400, "bad push token");
+    if (!isPushToken(token)) throw new HttpError(400, "bad push token");
+    // VoIP apps: the device's ordinary APNs token, for the pushes after `incoming`.
+    const alertToken = remove ? undefined : stringField(f, "alertToken");
+    if (alertToken !== undefined && !isPushToken(alertToken)) {
+      throw new HttpError(400, "bad alert token");
     }
     const mx = c.get("mx");
+    // Unregistering answers 204 whether or not the token was registered.
     if (remove) await d.push.unregister(mx, u.jid, u.ext, app, token);
-    else await d.push.register(mx, u.jid, u.ext, app, token);
+    else await d.push.register(mx, u.jid, u.ext, app, token, alertToken);
     return c.body(null, 204);
   };
   app.post("/mx/:name/token/:kind/:bundle", (c) => tokenRoute(c, false));
   app.delete("/mx/:name/token/:kind/:bundle", (c) => tokenRoute(c, true));
 
   return app;
+}
+
+/** Device tokens are 20–4096 characters without whitespace. */
+function isPushToken(t: string): boolean {
+  return t.length >= 20 && t.length <= 4096 && !/\s/.test(t);
 }
 
 function mailId(c: Context<Env>): string {

@@ -36,6 +36,25 @@ export interface TokenClaims {
   exp: number;
 }
 
+/** Caps on concurrent event streams (config `rateLimits.streams`), per instance. */
+export interface StreamLimits {
+  /** Streams open at once with one token. */
+  perToken: number;
+  /** Streams open at once for one user (extension), over all their tokens. */
+  perUser: number;
+}
+
+/** Defaults: a few tabs or reconnects per token, many devices per user. */
+export const DEFAULT_STREAM_LIMITS: Readonly<StreamLimits> = Object.freeze({
+  perToken: 10,
+  perUser: 50,
+});
+
+/** The answer of {@link TokenMonitors.attachStream}. */
+export type StreamSlot =
+  | { ok: true; /** Call once when the stream ends (idempotent). */ release: () => void }
+  | { ok: false; /** Which cap is reached. */ full: "token" | "user" | "gone" };
+
 interface Entry {
   ext: string;
   /** Expiry, Unix seconds. */
@@ -69,6 +88,8 @@ export class TokenMonitors {
   #log: Logger;
   #now: () => number;
   #tokens = new Map<string, Entry>();
+  /** Open streams per extension, over all tokens. */
+  #userStreams = new Map<string, number>();
   // jti -> exp (s). Insertion order is close to expiry order, so dropping the oldest past the
   // bound drops the entries closest to expiring anyway.
   #dead = new Map<string, number>();
@@ -161,22 +182,50 @@ export class TokenMonitors {
     await released;
   }
 
-  /** Registers an SSE stream of a token; returns the function to call when it closes. */
-  attachStream(jti: string, ctl: AbortController): () => void {
+  /**
+   * Registers an SSE stream of a token within the caps (this instance's streams). A refused
+   * stream is not registered; an accepted one is counted until `release` runs (the hub's
+   * `onClose`, which runs however the stream ends) or the token goes.
+   *
+   * @example
+   * ```ts
+   * const slot = tokens.attachStream(jti, ctl, { perToken: 10, perUser: 50 });
+   * if (!slot.ok) throw tooManyRequests(`too many event streams (${slot.full})`, 30);
+   * hub.subscribe(topic, { signal: ctl.signal, onClose: slot.release });
+   * ```
+   */
+  attachStream(
+    jti: string,
+    ctl: AbortController,
+    caps: StreamLimits = { perToken: Infinity, perUser: Infinity },
+  ): StreamSlot {
     const e = this.#tokens.get(jti);
     if (!e) {
       ctl.abort();
-      return () => {};
+      return { ok: false, full: "gone" };
     }
+    if (e.streams.size >= caps.perToken) return { ok: false, full: "token" };
+    const userCount = this.#userStreams.get(e.ext) ?? 0;
+    if (userCount >= caps.perUser) return { ok: false, full: "user" };
     e.streams.add(ctl);
-    return () => e.streams.delete(ctl);
+    this.#userStreams.set(e.ext, userCount + 1);
+    return {
+      ok: true,
+      release: () => {
+        if (e.streams.delete(ctl)) this.#uncount(e.ext, 1);
+      },
+    };
   }
 
-  /** SSE streams open per extension (for diagnostics). */
+  #uncount(ext: string, by: number): void {
+    const n = (this.#userStreams.get(ext) ?? 0) - by;
+    if (n > 0) this.#userStreams.set(ext, n);
+    else this.#userStreams.delete(ext);
+  }
+
+  /** SSE streams open per extension on this instance (for diagnostics). */
   streamCounts(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const e of this.#tokens.values()) out[e.ext] = (out[e.ext] ?? 0) + e.streams.size;
-    return out;
+    return Object.fromEntries(this.#userStreams);
   }
 
   /** Releases every expired token and forgets expired dead ids (KV expires its own). */
@@ -233,7 +282,11 @@ export class TokenMonitors {
   }
 
   async #release(jti: string, e: Entry): Promise<void> {
-    for (const s of e.streams) s.abort();
+    // Aborting ends each hub subscription, whose onClose releases it; whatever is left
+    // (a stream that never reached the hub) is uncounted here.
+    for (const s of [...e.streams]) s.abort();
+    this.#uncount(e.ext, e.streams.size);
+    e.streams.clear();
     try {
       await this.#mx.release(e.ext, holderOf(jti));
     } catch (err) {

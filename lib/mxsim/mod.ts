@@ -17,7 +17,7 @@ export type { SimMessage, SimMessageWithEl } from "./received.ts";
 export { abEntryXml, defaultUsers, GENERATED_USERS, passwordHash, type SimUser } from "./users.ts";
 export { CALLLOG_BLOCK_SIZE, type SimCallLogRecord } from "./calllog.ts";
 export type { CancelRecord, NewVoicemail, SimVoicemail } from "./voicemail.ts";
-export type { CallState, SimCall, TimerHandle } from "./calls.ts";
+export { type CallState, SIM_VOICEMAIL, type SimCall, type TimerHandle } from "./calls.ts";
 export type { CallView } from "./events.ts";
 export type { CallModeRecord, SessionHost, SimMonitor, SimSession } from "./session.ts";
 export type { XmlElement } from "../csta/xml.ts";

@@ -25,6 +25,7 @@ import {
   CallEngine,
   handleCallControl,
   handleMakeCall,
+  SIM_VOICEMAIL,
   type SimCall,
 } from "./calls.ts";
 import { CallLogStore, handleCallLogRequest, type SimCallLogRecord } from "./calllog.ts";
@@ -71,6 +72,13 @@ export interface SimOptions {
   answerAfterMs?: number;
   /** Established calls are cleared after this many ms; default 0 = never. */
   hangupAfterMs?: number;
+  /**
+   * The MX's ring timeout: a call still ringing at an extension after this many ms goes to
+   * voicemail (DivertedEvent `callForwardNoAnswer`); default -1 = never.
+   */
+  voicemailAfterMs?: number;
+  /** The voicemail number unanswered calls are diverted to; default `*86`. */
+  voicemailNumber?: string;
   /** Raw voicemail bytes per chunk, default 32768, at most 47000 (frames stay < 65535). */
   chunkSize?: number;
   /** Called with every frame payload in and out; passwords are redacted. */
@@ -153,6 +161,8 @@ export class MxSimulator implements SessionHost {
         sn: this.sn,
         answerAfterMs: opts.answerAfterMs ?? 50,
         hangupAfterMs: opts.hangupAfterMs ?? 0,
+        voicemailAfterMs: opts.voicemailAfterMs ?? -1,
+        voicemail: opts.voicemailNumber ?? SIM_VOICEMAIL,
       },
     );
     this.#handlers = this.#commands();
@@ -254,6 +264,44 @@ export class MxSimulator implements SessionHost {
     if (!c) return false;
     this.#calls.clear(c, releasing ?? c.callee);
     return true;
+  }
+
+  // Scenario steps for tests and the demo: what phones and people do outside MXFlex. Each
+  // returns false (or undefined) when the call is unknown or not in a state that allows it.
+
+  /** The callee's desk phone answers the ringing call (EstablishedEvent). */
+  answer(callId: number): boolean {
+    const c = this.#ringing(callId);
+    if (c) this.#calls.answer(c);
+    return c !== undefined;
+  }
+
+  /**
+   * `device` (a party) transfers the call to `to`, as SingleStepTransferCall does: the old
+   * call ends (TransferedEvent) and a new one rings at `to`. Returns the new call's id.
+   */
+  transfer(callId: number, device: string, to: string): number | undefined {
+    const r = this.#calls.checkTransfer(callId, device, to);
+    return r.ok ? this.#calls.transfer(r.value, device, to).id : undefined;
+  }
+
+  /** `by` picks up the call ringing elsewhere (DivertedEvent `callPickup`, then answered). */
+  pickup(callId: number, by: string): boolean {
+    const c = this.#ringing(callId);
+    if (c) this.#calls.pickup(c, by);
+    return c !== undefined;
+  }
+
+  /** The ring timeout of a ringing call fires now: it goes to voicemail. */
+  sendToVoicemail(callId: number): boolean {
+    const c = this.#ringing(callId);
+    if (c) this.#calls.toVoicemail(c);
+    return c !== undefined;
+  }
+
+  #ringing(callId: number): SimCall | undefined {
+    const c = this.#calls.get(callId);
+    return c?.state === "alerting" ? c : undefined;
   }
 
   /** Stores a voicemail for `ext` and returns its mail id. */
