@@ -80,9 +80,11 @@ async function monitoring(sim: MxSimulator, ext: string, sessions: number): Prom
   );
 }
 
-Deno.test("instances: three processes on one KV file, different ports: tokens, events and logout are shared", () =>
+Deno.test("instances: three processes on one KV file, different ports: tokens, events, logout and login limits are shared", () =>
   withEnv(async ({ sim, dir, db }) => {
-    const config = await writeInstanceConfig(dir, sim.port);
+    const config = await writeInstanceConfig(dir, sim.port, {
+      rateLimits: { loginAddress: { failures: 3, windowSeconds: 3600, blockSeconds: 900 } },
+    });
     const all: Instance[] = [];
     try {
       for (let i = 0; i < 3; i++) all.push(await startInstance({ config, db }));
@@ -115,6 +117,23 @@ Deno.test("instances: three processes on one KV file, different ports: tokens, e
       assert.equal(await contactsStatus(c.url, token), 401);
       // No token left: every instance stops its monitor.
       await monitoring(sim, DMITRY.ext, 0);
+
+      // Login limits count across instances: three failures spread over A, B and C block
+      // the fourth attempt wherever it lands (3 per instance would let it through).
+      const attempt = async (url: string, password: string) => {
+        const res = await fetch(`${url}/api/login`, {
+          method: "POST",
+          body: new URLSearchParams({ login: "maxim", password }),
+        });
+        await res.body?.cancel();
+        return res.status;
+      };
+      assert.deepEqual(
+        [await attempt(a.url, "x"), await attempt(b.url, "x"), await attempt(c.url, "x")],
+        [401, 401, 401],
+      );
+      assert.equal(await attempt(a.url, "secret"), 429);
+      assert.equal(await attempt(b.url, "secret"), 429);
     } finally {
       await stopAll(all);
     }
@@ -182,17 +201,24 @@ Deno.test("instances: a push registered on A is monitored by B; pushed once; aft
       assert.equal(res.status, 204);
       // B learns of the registration from the push feed and monitors the user too.
       await monitoring(sim, DMITRY.ext, 2);
+      const incoming = () =>
+        apns.requestsFor(APNS_TOKEN).map((r) => JSON.parse(r.body))
+          .filter((p) => p.event === "incoming").map((p) => p.callId);
       const first = sim.incomingCall({ from: "3044", to: DMITRY.ext });
-      await waitUntil(() => apns.requestsFor(APNS_TOKEN).length >= 1, { what: "first push" });
+      await waitUntil(() => incoming().length >= 1, { what: "first push" });
       // Both instances saw the call; the KV claim lets one push. The later marker: kill A,
-      // the next call is pushed (by B alone), and it is the second push of all.
+      // the next call is pushed (by B alone), and it is the second incoming push of all.
       a.kill("SIGKILL");
       await a.status;
       await monitoring(sim, DMITRY.ext, 1); // A's MX session is gone
       const next = sim.incomingCall({ from: "3099", to: DMITRY.ext });
-      await waitUntil(() => apns.requestsFor(APNS_TOKEN).length >= 2, { what: "second push" });
-      const pushed = apns.requestsFor(APNS_TOKEN).map((r) => JSON.parse(r.body).callId);
-      assert.deepEqual(pushed, [first, next]);
+      await waitUntil(() => incoming().length >= 2, { what: "second push" });
+      assert.deepEqual(incoming(), [first, next]);
+      const sent = apns.requestsFor(APNS_TOKEN).map((r) => {
+        const p = JSON.parse(r.body);
+        return `${p.callId} ${p.event}`;
+      });
+      assert.equal(new Set(sent).size, sent.length, `one push per call and event: ${sent}`);
       await waitReady(b.url);
     } finally {
       await stopAll(all);
