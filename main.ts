@@ -10,14 +10,10 @@
 import { applyEnv, ConfigError, loadConfigFile } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { stdoutWireLogger } from "./lib/csta/wire_log.ts";
-import { MxFlexServer, resolvePath } from "./app.ts";
-import { listen } from "./lib/listen/listen.ts";
-import { DirCertStore, KvCertStore } from "./lib/listen/cert_store.ts";
 import { VERSION } from "./lib/version.ts";
 import { supervise, withoutFlag } from "./lib/supervisor.ts";
 import { defaultInstanceId, hostName, instanceIndex } from "./lib/instance.ts";
 import { hostMode } from "./lib/listen/host_rule.ts";
-import { listenOps } from "./lib/listen/ops_listener.ts";
 
 /** Parsed command-line flags. */
 export interface Flags {
@@ -150,6 +146,14 @@ export async function main(args: string[]): Promise<number> {
   if (flags.db) config.db = flags.db;
   if (flags.instances > 1) return await superviseInstances(flags.instances, config, args, log);
   dropRunPermission();
+  // Only a serving process loads the server: a supervisor stays small.
+  const [{ MxFlexServer, resolvePath }, { listen }, { DirCertStore, KvCertStore }, { listenOps }] =
+    await Promise.all([
+      import("./app.ts"),
+      import("./lib/listen/listen.ts"),
+      import("./lib/listen/cert_store.ts"),
+      import("./lib/listen/ops_listener.ts"),
+    ]);
   const kv = await Deno.openKv(config.db || "mxproxy.db");
   const server = await MxFlexServer.create({
     config,
