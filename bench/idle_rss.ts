@@ -17,6 +17,7 @@ import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { CERT, KEY } from "../tests/helpers/harness.ts";
 import {
   freePort,
+  mxflexArgs,
   MxflexProcess,
   startInstance,
   waitReady,
@@ -47,16 +48,9 @@ export async function measureIdle(n: number, simPort: number, settleMs: number):
     }
     const port = freePort();
     const config = await writeInstanceConfig(dir, simPort, { opsHost: "127.0.0.1:0" });
-    const sup = new MxflexProcess([
-      "-config",
-      config,
-      "-db",
-      db,
-      "-host",
-      `127.0.0.1:${port}`,
-      "-instances",
-      String(n),
-    ]);
+    const sup = new MxflexProcess(
+      mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: n }),
+    );
     try {
       const started = await sup.waitFor(/instance (\d+) started \(pid (\d+)\)/g, { count: n });
       const ops = await sup.waitFor(/ops endpoints on (http\S+?)\/? instance=\d+/g, { count: n });

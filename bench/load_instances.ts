@@ -32,6 +32,7 @@ import { Deliveries, openMany } from "./load_sse.ts";
 import { loadContacts } from "./load_contacts.ts";
 import {
   freePort,
+  mxflexArgs,
   MxflexProcess,
   waitReady,
   writeInstanceConfig,
@@ -54,8 +55,9 @@ async function startInstances(n: number, simPort: number, dir: string): Promise<
     // Thousands of streams on one token, and no login limits in the way.
     rateLimits: { streams: { perToken: 1_000_000, perUser: 1_000_000 } },
   });
-  const args = ["-config", config, "-db", `${dir}/kv.db`, "-host", `127.0.0.1:${port}`];
-  const p = new MxflexProcess(n > 1 ? [...args, "-instances", String(n)] : args);
+  const p = new MxflexProcess(
+    mxflexArgs({ config, db: `${dir}/kv.db`, host: `127.0.0.1:${port}`, instances: n }),
+  );
   const url = `http://127.0.0.1:${port}`;
   const ops = await p.waitFor(/ops endpoints on (http\S+?)\/?(\s|$)/g, { count: n });
   for (const m of ops) await waitReady(m[1], () => p.log);

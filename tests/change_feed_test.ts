@@ -2,15 +2,7 @@ import assert from "node:assert/strict";
 import { ChangeFeed } from "../lib/store/change_feed.ts";
 import { kvChild } from "./helpers/kv_child.ts";
 import { waitUntil } from "./helpers/wait.ts";
-
-async function withKvFile(fn: (path: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(`${dir}/kv.db`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withKvFile } from "./helpers/kv.ts";
 
 /** A consumer that records what it was given. */
 function recorder<T>() {

@@ -7,10 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
-import { basic, CERT, DMITRY, KEY, SseReader } from "./helpers/harness.ts";
+import { basic, CERT, DMITRY, flexLogin as login, KEY, SseReader } from "./helpers/harness.ts";
 import {
   freePort,
   type Instance,
+  mxflexArgs,
   MxflexProcess,
   startInstance,
   stopAll,
@@ -19,6 +20,7 @@ import {
 } from "./helpers/instances.ts";
 import { MOCK_TLS_CERT_PATH, MockApns, MockFcm } from "./helpers/mock_push.ts";
 import { waitUntil } from "./helpers/wait.ts";
+import { kidOf } from "./helpers/kv.ts";
 
 const FIXTURES = new URL("./fixtures/push/", import.meta.url).pathname;
 const APNS_TOKEN = "a1b2c3d4".repeat(8);
@@ -40,16 +42,6 @@ async function withEnv(fn: (e: Env) => Promise<void>): Promise<void> {
   }
 }
 
-async function login(url: string): Promise<string> {
-  const res = await fetch(`${url}/api/login`, {
-    method: "POST",
-    body: new URLSearchParams({ login: DMITRY.login, password: DMITRY.password }),
-  });
-  const body = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(body));
-  return body.access_token;
-}
-
 /** Status of `GET /api/contacts` with the token (on a fresh connection). */
 async function contactsStatus(url: string, token: string): Promise<number> {
   const res = await fetch(`${url}/api/contacts`, {
@@ -65,11 +57,6 @@ async function events(url: string, token: string, lastEventId?: string): Promise
   const res = await fetch(`${url}/api/events?access_token=${token}`, { headers });
   assert.equal(res.status, 200);
   return new SseReader(res);
-}
-
-function kidOf(token: string): string {
-  const h = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
-  return JSON.parse(atob(h + "=".repeat((4 - h.length % 4) % 4))).kid;
 }
 
 /** Waits until `sessions` MX sessions (one per instance) monitor `ext`. */
@@ -232,16 +219,9 @@ Deno.test("instances: -instances 3 on one shared port; one killed, the others se
     const port = freePort();
     const config = await writeInstanceConfig(dir, sim.port, { opsHost: "127.0.0.1:0" });
     const url = `http://127.0.0.1:${port}`;
-    const sup = new MxflexProcess([
-      "-config",
-      config,
-      "-db",
-      db,
-      "-host",
-      `127.0.0.1:${port}`,
-      "-instances",
-      "3",
-    ]);
+    const sup = new MxflexProcess(
+      mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: 3 }),
+    );
     try {
       const started = await sup.waitFor(/instance (\d) started \(pid (\d+)\)/g, { count: 3 });
       const ops = await sup.waitFor(/ops endpoints on (http\S+?)\/? instance=(\d)/g, { count: 3 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { SigningKeys } from "../lib/auth/signing_keys.ts";
 import { AuthError, TokenIssuer } from "../lib/auth/jwt.ts";
+import { kidOf, withKvFile } from "./helpers/kv.ts";
 
 const CLAIMS = { sub: "43884851147406145", ext: "3095", mx: "63022" };
 const T0 = Date.UTC(2025, 0, 1);
@@ -10,24 +11,10 @@ function clock(start = T0) {
   return { now: () => t, advance: (ms: number) => (t += ms) };
 }
 
-function kidOf(token: string): string {
-  const h = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
-  return JSON.parse(atob(h + "=".repeat((4 - h.length % 4) % 4))).kid;
-}
-
 async function keysInKv(kv: Deno.Kv): Promise<string[]> {
   const out: string[] = [];
   for await (const e of kv.list({ prefix: ["jwt-key"] })) out.push(String(e.key[1]));
   return out;
-}
-
-async function withKvFile(fn: (path: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn(`${dir}/kv.db`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 Deno.test("signing keys: racing instances on one KV file create exactly one key", () =>

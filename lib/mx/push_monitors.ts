@@ -24,6 +24,8 @@ export interface PushChange {
   /** MX config name. */
   mx: string;
   jid: string;
+  /** The announcing process (it applied the change itself already). */
+  from: string;
 }
 
 /** Options for {@link PushMonitors}. */
@@ -53,6 +55,8 @@ export class PushMonitors {
   #extOf = new Map<string, Map<string, string>>();
   /** Attached sessions by name. */
   #sessions = new Map<string, MxSession>();
+  /** This process in the feed (its own announcements are not applied twice). */
+  #origin = crypto.randomUUID();
 
   /** @param o store, dispatcher, configured apps, logger */
   constructor(o: PushMonitorsOptions) {
@@ -74,6 +78,7 @@ export class PushMonitors {
     await this.#o.feed?.follow({
       apply: async (changes) => {
         for (const c of changes) {
+          if (c.from === this.#origin) continue;
           const mx = this.#sessions.get(c.mx);
           // A session not connected yet restores everything when it connects.
           if (mx?.state === "connected") await this.#reconcileUser(mx, c.jid);
@@ -163,7 +168,7 @@ export class PushMonitors {
 
   async #announce(mx: MxSession, jid: string): Promise<void> {
     try {
-      await this.#o.feed?.append({ mx: mx.name, jid });
+      await this.#o.feed?.append({ mx: mx.name, jid, from: this.#origin });
     } catch (err) {
       // The others converge at their next periodic resync.
       this.#o.log.warn(`push change not announced: ${(err as Error).message}`);

@@ -116,6 +116,22 @@ export class MxflexProcess {
   }
 }
 
+/**
+ * The command line of `main.ts` for a config and KV file, on `host` when given, under a
+ * supervisor of `instances` children when that is above 1.
+ *
+ * @example
+ * ```ts
+ * new MxflexProcess(mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: 3 }));
+ * ```
+ */
+export function mxflexArgs(o: { config: string; db: string; host?: string; instances?: number }) {
+  const args = ["-config", o.config, "-db", o.db];
+  if (o.host) args.push("-host", o.host);
+  if ((o.instances ?? 1) > 1) args.push("-instances", String(o.instances));
+  return args;
+}
+
 /** One instance with its HTTP base URL. */
 export interface Instance extends MxflexProcess {
   /** `http://127.0.0.1:<port>` (no trailing slash). */
@@ -132,8 +148,7 @@ export async function startInstance(o: {
   host?: string;
   args?: string[];
 }): Promise<Instance> {
-  const args = ["-config", o.config, "-db", o.db, ...(o.host ? ["-host", o.host] : [])];
-  const p = new MxflexProcess([...args, ...(o.args ?? [])]);
+  const p = new MxflexProcess([...mxflexArgs(o), ...(o.args ?? [])]);
   try {
     const [m] = await p.waitFor(/listening on (http\S+?)\/?(\s|$)/);
     const inst = Object.assign(p, { url: m[1] }) as Instance;
