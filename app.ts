@@ -12,7 +12,7 @@ import type { Logger } from "./lib/log.ts";
 import { MxSession } from "./lib/mx/session.ts";
 import { PushMonitors } from "./lib/mx/push_monitors.ts";
 import { TokenMonitors } from "./lib/mx/token_monitors.ts";
-import { publishFlexEvents } from "./lib/mx/flex_events.ts";
+import { FlexFeed } from "./lib/mx/flex_events.ts";
 import { TokenIssuer } from "./lib/auth/jwt.ts";
 import { SigningKeys } from "./lib/auth/signing_keys.ts";
 import { LiveTokenStore } from "./lib/store/live_tokens.ts";
@@ -23,6 +23,7 @@ import { TrustedProxies } from "./lib/http/trusted_proxies.ts";
 import { SseHub } from "./lib/sse/hub.ts";
 import { KvTrustStore } from "./lib/store/trust.ts";
 import { TokenStore } from "./lib/store/tokens.ts";
+import { CredentialVault } from "./lib/store/credentials.ts";
 import { PushDedupe } from "./lib/store/dedupe.ts";
 import { ProviderTokenStore } from "./lib/store/provider_tokens.ts";
 import { PushDispatcher } from "./lib/push/dispatcher.ts";
@@ -66,6 +67,7 @@ interface ServerParts {
   hub: SseHub;
   app: Hono;
   tokens: TokenMonitors;
+  feed: FlexFeed;
   log: Logger;
   dispatcher: PushDispatcher | undefined;
   metrics: ServerMetrics;
@@ -96,6 +98,8 @@ export class MxFlexServer {
   readonly app: Hono;
   /** Flex API token bookkeeping. */
   readonly tokens: TokenMonitors;
+  /** The Flex API's live feed (call events, presence, contacts, current calls). */
+  readonly feed: FlexFeed;
   /** Push dispatcher (undefined when no push app is configured). */
   readonly dispatcher?: PushDispatcher;
   /** Prometheus metrics (served at `/metrics`). */
@@ -115,6 +119,7 @@ export class MxFlexServer {
     this.hub = p.hub;
     this.app = p.app;
     this.tokens = p.tokens;
+    this.feed = p.feed;
     this.dispatcher = p.dispatcher;
     this.metrics = p.metrics;
     this.instanceId = p.instanceId;
@@ -165,7 +170,7 @@ export class MxFlexServer {
       rotateSeconds: config.tokenKeyRotation,
     });
     const issuer = new TokenIssuer({ ttlSeconds: config.tokenTtl, keys });
-    const feed = {
+    const feedOpts = {
       pollMs: config.kvPollMs || defaultKvPollMs(config.db),
       onError: (err: unknown) => log.warn(`kv feed: ${(err as Error).message}`),
     };
@@ -190,15 +195,19 @@ export class MxFlexServer {
       dispatcher,
       apps: new Set(pushCfg.apps.keys()),
       log,
-      feed: new ChangeFeed(kv, "push", feed),
+      feed: new ChangeFeed(kv, "push", feedOpts),
     });
     for (const s of sessions.values()) push.attach(s);
 
-    // The Flex API: its MX's call events of monitored extensions go to the hub, and each
-    // token holds a monitor reference until logout or expiry.
+    // The Flex API: its MX's call events of monitored extensions, presence and address-book
+    // changes go to the hub, and each token holds a monitor reference until logout or expiry.
     const flexMx = sessions.get(config.flexMx)!;
-    publishFlexEvents(flexMx, hub);
-    const tokens = new TokenMonitors(flexMx, new LiveTokenStore(kv, { feed }), log);
+    const feed = new FlexFeed(flexMx, hub);
+    const tokens = new TokenMonitors(flexMx, new LiveTokenStore(kv, { feed: feedOpts }), log);
+    // Each token's sealed MX credential (its user session) goes with the token: wiped at
+    // logout (the route) and expiry (here, on every instance; KV expires it too).
+    const vault = new CredentialVault(kv);
+    tokens.onExpired((jti) => vault.wipe(jti));
     await tokens.start();
     await push.start();
 
@@ -210,8 +219,9 @@ export class MxFlexServer {
       sessions,
       flexMx,
       tokens,
+      feed,
+      vault,
       issuer,
-      hub,
       push,
       guard: new LoginGuard(kv, config.rateLimits),
       streamLimits: config.rateLimits.streams,
@@ -227,6 +237,7 @@ export class MxFlexServer {
       hub,
       app,
       tokens,
+      feed,
       log,
       dispatcher,
       metrics,
@@ -256,6 +267,7 @@ export class MxFlexServer {
         this.hub.closeAll(5_000);
         this.push.close();
         await this.tokens.close();
+        this.feed.close();
         await Promise.all([...this.sessions.values()].map((s) => s.stop()));
         await this.dispatcher?.close();
         this.hub.close();

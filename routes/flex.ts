@@ -1,16 +1,17 @@
 /**
- * Flex API (`/api/…`, seeds/mxflex-api.md): JWT login against the MX, live call events over
- * SSE, contacts, click-to-call and call control.
+ * Flex API (`/api/…`, seeds/mxflex-api.md): JWT login against the MX, live call events,
+ * presence and address-book changes over SSE, contacts, current calls, click-to-call and call
+ * control, and with the token's user session: own presence, call log and voicemail.
  *
  * @module
  */
 import { type Context, Hono } from "hono";
 import type { MxSession } from "../lib/mx/session.ts";
 import type { StreamLimits, TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
-import { flexTopic } from "../lib/mx/flex_events.ts";
+import type { FlexFeed } from "../lib/mx/flex_events.ts";
 import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
 import type { LoginGuard } from "../lib/auth/login_guard.ts";
-import { SSE_HEADERS, type SseHub, sseResponse } from "../lib/sse/hub.ts";
+import { SSE_HEADERS, sseResponse } from "../lib/sse/hub.ts";
 import {
   formatJson,
   HttpError,
@@ -18,12 +19,26 @@ import {
   jsonResponse,
   tooManyRequests,
 } from "../lib/http/errors.ts";
-import { type Fields, readFields, stringField } from "../lib/http/body.ts";
+import { boolField, type Fields, intField, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import type { CallAction, Contact } from "../lib/mx/mod.ts";
-import { withOptionalFields } from "../lib/http/contact_json.ts";
+import {
+  type CallAction,
+  flexContact,
+  loginSecret,
+  SETTABLE_PRESENCE,
+  type UserSession,
+} from "../lib/mx/mod.ts";
+import { CredentialVault } from "../lib/store/credentials.ts";
+import {
+  callLogJson,
+  mailIdParam,
+  parseTimestamp,
+  voicemailJson,
+  voicemailPatch,
+} from "../lib/http/records.ts";
+import { voicemailResponse } from "../lib/http/voicemail_stream.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** What the Flex router needs. */
@@ -31,30 +46,32 @@ export interface FlexDeps {
   mx: MxSession;
   /** Live tokens and their monitors and streams (built by the composition root). */
   tokens: TokenMonitors;
+  /** Event streams and current calls (built by the composition root). */
+  feed: FlexFeed;
   issuer: TokenIssuer;
-  hub: SseHub;
   log: Logger;
   /** Failed-login limits (shared with the Proxy API through KV). */
   guard: LoginGuard;
   /** Caps on concurrent `/api/events` streams. */
   streamLimits: StreamLimits;
+  /** Sealed MX credentials of the tokens (their user sessions). */
+  vault: CredentialVault;
+  /** Stall limit of voicemail downloads, ms (default in `lib/http/voicemail_stream.ts`). */
+  voicemailIdleMs?: number;
 }
 
 /** `Retry-After` of a refused event stream: about two heartbeats, by which a dead one is gone. */
 export const STREAM_RETRY_AFTER = 30;
 
-type Env = { Variables: { claims: TokenClaims; fields: Fields } };
+/** loginRequest attributes of the token's user sessions (as the Proxy API's). */
+const USER_ATTRS = { platform: "iPhone", version: "1.0" };
 
-/** Flex contact JSON, field order as the original (mx-protocol §5.6). */
-export function flexContact(c: Contact): Record<string, string> {
-  const o: Record<string, string> = { jid: c.jid };
-  if (c.presence) o.status = c.presence;
-  if (c.presenceNote) o.note = c.presenceNote;
-  o.firstName = c.firstName;
-  o.lastName = c.lastName;
-  o.ext = c.ext;
-  return withOptionalFields(o, c);
-}
+/** The longest presence note accepted. */
+const MAX_NOTE = 200;
+
+const INVALID_TOKEN = { "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"' };
+
+type Env = { Variables: { claims: TokenClaims; fields: Fields } };
 
 /** Orders extensions naturally: numeric ones by value, then the rest as strings. */
 export function compareExt(a: string, b: string): number {
@@ -65,12 +82,12 @@ export function compareExt(a: string, b: string): number {
 }
 
 /**
- * Builds the router. The events it streams are published to the hub by the composition root
- * (`publishFlexEvents`).
+ * Builds the router. The events it streams come from the feed the composition root linked
+ * to the MX (`FlexFeed`).
  *
  * @example
  * ```ts
- * app.route("/", flexRoutes({ mx, tokens, issuer, hub, log, guard, streamLimits }));
+ * app.route("/", flexRoutes({ mx, tokens, feed, issuer, log, guard, streamLimits, vault }));
  * ```
  */
 export function flexRoutes(d: FlexDeps): Hono<Env> {
@@ -104,10 +121,18 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     await attempt.succeeded();
     if (!info.ext) throw new HttpError(403, "account has no extension");
     const sn = d.mx.sn ?? info.sn;
-    const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn });
+    // The key of the token's sealed MX credential travels only inside the token.
+    const ck = CredentialVault.newKey();
+    const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn, ck });
     const { jti, exp } = await d.issuer.verify(token);
     // Live on every instance from here on (KV), and monitored here.
     await tokens.add({ jti, ext: info.ext, sub: info.jid, exp });
+    try {
+      await d.vault.seal(jti, ck, { login, secret: await loginSecret(password, info) }, exp);
+    } catch (err) {
+      await tokens.remove(jti, exp);
+      throw err;
+    }
     d.log.info("login", { login, ext: info.ext, ip });
     return jsonResponse({ token_type: "Bearer", access_token: token, expires_in: expiresIn });
   });
@@ -127,18 +152,12 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     try {
       claims = await d.issuer.verify(token);
     } catch (err) {
-      if (err instanceof AuthError) {
-        throw new HttpError(401, err.message, {
-          "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"',
-        });
-      }
+      if (err instanceof AuthError) throw new HttpError(401, err.message, INVALID_TOKEN);
       throw err;
     }
     // Logout (on any instance) and expiry are decided by the shared live-token table.
     if (!(await tokens.isLive(claims.jti, claims.exp))) {
-      throw new HttpError(401, "token revoked", {
-        "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"',
-      });
+      throw new HttpError(401, "token revoked", INVALID_TOKEN);
     }
     c.set("claims", claims);
     await next();
@@ -146,6 +165,8 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
 
   app.get("/api/logout", async (c) => {
     const cl = c.get("claims");
+    // The user session can no longer be opened with this token, even if it leaks later.
+    await d.vault.wipe(cl.jti);
     await tokens.remove(cl.jti, cl.exp);
     return c.body(null, 204);
   });
@@ -164,7 +185,7 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
       if (slot.full === "gone") throw new HttpError(403, "not monitored");
       throw tooManyRequests(`too many event streams for this ${slot.full}`, STREAM_RETRY_AFTER);
     }
-    const stream = d.hub.subscribe(flexTopic(cl.ext), {
+    const stream = d.feed.subscribe(cl.ext, {
       lastEventId: c.req.header("last-event-id") ?? c.req.query("lastEventId") ?? null,
       signal: ctl.signal,
       onClose: slot.release,
@@ -191,6 +212,10 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     return new Response(cached.body, {
       headers: { "Content-Type": JSON_CONTENT_TYPE, ETag: etag, "Cache-Control": "no-cache" },
     });
+  });
+
+  app.get("/api/calls", (c) => {
+    return jsonResponse({ calls: d.feed.currentCalls(c.get("claims").ext) });
   });
 
   app.post("/api/call", async (c) => {
@@ -220,9 +245,94 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   app.post("/api/calls/:callId/transfer", async (c) => {
     const cl = c.get("claims");
     const { callId, deviceId } = callTarget(c, cl);
-    const to = stringField(c.get("fields"), "to") ?? stringField(c.get("fields"), "destination");
+    const f = c.get("fields");
+    const to = stringField(f, "to") ?? stringField(f, "destination");
     if (!to) throw new HttpError(400, "destination phone required");
+    if (boolField(f, "consult")) {
+      return jsonResponse(await d.mx.consultTransfer(callId, deviceId, to));
+    }
     return jsonResponse({ call: await d.mx.transferCall(callId, deviceId, to) });
+  });
+  app.post("/api/calls/:callId/complete", async (c) => {
+    const cl = c.get("claims");
+    const { callId, deviceId } = callTarget(c, cl);
+    let consult = intField(c.get("fields"), "consultCallId", 0, 1, 9_999_999_999);
+    if (!consult) {
+      // Default: the user's only other current call (the consultation call).
+      const others = d.feed.currentCalls(cl.ext).filter((k) => k.callId !== callId);
+      if (others.length !== 1) throw new HttpError(400, "consultCallId required");
+      consult = others[0].callId;
+    }
+    await d.mx.completeTransfer(callId, consult, deviceId);
+    return c.body(null, 204);
+  });
+
+  /**
+   * Runs `fn` on a short session logged in as the token's user, with the credential sealed
+   * for this token at login (closed afterwards unless `keepOpen`, see `MxSession.withUser`).
+   */
+  const asUser = async <T>(
+    c: Context<Env>,
+    fn: (user: UserSession) => Promise<T>,
+    keepOpen = false,
+  ): Promise<T> => {
+    const cl = c.get("claims");
+    const cred = cl.ck ? await d.vault.open(cl.jti, cl.ck) : undefined;
+    if (!cred) throw new HttpError(401, "user session unavailable, log in again", INVALID_TOKEN);
+    return await d.mx.withUser(cred.login, cred.secret, fn, { attrs: USER_ATTRS, keepOpen });
+  };
+
+  app.put("/api/presence", async (c) => {
+    const f = c.get("fields");
+    const status = stringField(f, "status") ?? "";
+    if (!SETTABLE_PRESENCE.includes(status)) throw new HttpError(400, "bad presence status");
+    // An empty or absent note clears it; stringField trims and refuses non-strings.
+    const note = stringField(f, "note") ?? "";
+    // deno-lint-ignore no-control-regex
+    if (note.length > MAX_NOTE || /[\x00-\x1f\x7f]/.test(note)) {
+      throw new HttpError(400, "bad presence note");
+    }
+    await asUser(c, (user) => user.setPresence(status, note));
+    return c.body(null, 204);
+  });
+
+  app.get("/api/calllog", async (c) => {
+    const ts = parseTimestamp(c.req.query("timestamp"));
+    const log = await asUser(c, (user) => user.callLog(ts));
+    return jsonResponse({ calllog: log.map(callLogJson) });
+  });
+
+  app.get("/api/voicemail", async (c) => {
+    const list = await asUser(c, (user) => user.voicemails());
+    return jsonResponse({ voicemails: list.map(voicemailJson) });
+  });
+
+  app.get("/api/voicemail/:id", async (c) => {
+    const id = mailIdParam(c.req.param("id"));
+    const dl = await asUser(c, async (user) => {
+      const dl = await user.downloadVoicemail(id);
+      if (!dl) throw new HttpError(404, "voicemail not found");
+      return dl;
+    }, true);
+    return await voicemailResponse(dl, {
+      id,
+      log: d.log,
+      idleMs: d.voicemailIdleMs,
+      head: c.req.raw.method === "HEAD",
+    });
+  });
+
+  app.patch("/api/voicemail/:id", async (c) => {
+    const id = mailIdParam(c.req.param("id"));
+    const patch = voicemailPatch(c.get("fields"));
+    await asUser(c, (user) => user.updateVoicemail(id, patch));
+    return c.body(null, 204);
+  });
+
+  app.delete("/api/voicemail/:id", async (c) => {
+    const id = mailIdParam(c.req.param("id"));
+    await asUser(c, (user) => user.deleteVoicemail(id));
+    return c.body(null, 204);
   });
 
   return app;

@@ -9,7 +9,8 @@
  *
  * @example
  * ```ts
- * const app = buildApp({ log, instanceId, metrics, sessions, flexMx, tokens, issuer, hub, push,
+ * const app = buildApp({ log, instanceId, metrics, sessions, flexMx, tokens, feed, vault,
+ *   issuer, push,
  *   guard, streamLimits, trustedProxies, authCache, staticDirs, closing: () => false });
  * Deno.serve(app.fetch);
  * ```
@@ -25,7 +26,8 @@ import type { TokenIssuer } from "../lib/auth/jwt.ts";
 import type { VerifiedCache } from "../lib/auth/basic.ts";
 import type { LoginGuard } from "../lib/auth/login_guard.ts";
 import type { StreamLimits } from "../lib/mx/token_monitors.ts";
-import type { SseHub } from "../lib/sse/hub.ts";
+import type { FlexFeed } from "../lib/mx/flex_events.ts";
+import type { CredentialVault } from "../lib/store/credentials.ts";
 import type { ServerMetrics } from "../lib/metrics.ts";
 import { HttpError, toErrorResponse } from "../lib/http/errors.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
@@ -54,8 +56,11 @@ export interface AppServices {
   flexMx: MxSession;
   /** Flex API tokens and their monitors. */
   tokens: TokenMonitors;
+  /** The Flex API's live feed: event streams, current calls. */
+  feed: FlexFeed;
+  /** Sealed MX credentials of Flex tokens (their user sessions). */
+  vault: CredentialVault;
   issuer: TokenIssuer;
-  hub: SseHub;
   push: PushMonitors;
   /** Failed-login limits of both APIs (counters in KV). */
   guard: LoginGuard;
@@ -107,11 +112,13 @@ export function buildApp(s: AppServices): Hono {
     flexRoutes({
       mx: s.flexMx,
       tokens: s.tokens,
+      feed: s.feed,
       issuer: s.issuer,
-      hub: s.hub,
       log: s.log,
       guard: s.guard,
       streamLimits: s.streamLimits,
+      vault: s.vault,
+      voicemailIdleMs: s.voicemailIdleMs,
     }),
   );
   app.route(

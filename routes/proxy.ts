@@ -6,36 +6,29 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import type {
-  CallLogRecord,
-  Contact,
-  MxSession,
-  PushMonitors,
-  UserSession,
-  Voicemail,
+import {
+  type Contact,
+  type MxSession,
+  type PushMonitors,
+  type UserSession,
+  withOptionalFields,
 } from "../lib/mx/mod.ts";
 import { parseBasicAuth, type VerifiedCache } from "../lib/auth/basic.ts";
 import type { LoginAttempt, LoginGuard } from "../lib/auth/login_guard.ts";
-import { BodyCutError, HttpError, jsonResponse, tooManyRequests } from "../lib/http/errors.ts";
-import { boolField, intField, readFields, stringField } from "../lib/http/body.ts";
+import { HttpError, jsonResponse, tooManyRequests } from "../lib/http/errors.ts";
+import { intField, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import { withOptionalFields } from "../lib/http/contact_json.ts";
 import type { Logger } from "../lib/log.ts";
-import { mimeForFormat } from "../lib/http/mime.ts";
-
-/** A voicemail download whose client reads nothing for this long is cancelled. */
-export const VOICEMAIL_IDLE_MS = 60_000;
-
-/**
- * `Content-Disposition` for a file name from the MX: an ASCII `filename` (quotes and
- * non-ASCII replaced) plus RFC 5987 `filename*` with the exact UTF-8 name.
- */
-export function contentDisposition(name: string): string {
-  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
-}
+import {
+  callLogJson,
+  mailIdParam,
+  parseTimestamp,
+  voicemailJson,
+  voicemailPatch,
+} from "../lib/http/records.ts";
+import { voicemailResponse } from "../lib/http/voicemail_stream.ts";
 
 /** Identity established by Basic auth. */
 export interface ProxyUser {
@@ -54,7 +47,7 @@ export interface ProxyDeps {
   guard: LoginGuard;
   push: PushMonitors;
   log: Logger;
-  /** Stall limit of voicemail downloads, ms; default {@link VOICEMAIL_IDLE_MS}. */
+  /** Stall limit of voicemail downloads, ms; default `VOICEMAIL_IDLE_MS` (60 s). */
   voicemailIdleMs?: number;
 }
 
@@ -66,58 +59,6 @@ const USER_ATTRS = { platform: "iPhone", version: "1.0" };
 /** Proxy address-book entry: no jid/status inside (the JID is the key). */
 export function proxyContact(c: Contact): Record<string, string> {
   return withOptionalFields({ firstName: c.firstName, lastName: c.lastName, ext: c.ext }, c);
-}
-
-/** Call-log item in the seed's field order with its omitempty rules (mx-protocol §6.3). */
-export function proxyCallLog(r: CallLogRecord): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  if (r.missed) o.missed = true;
-  o.direction = r.direction;
-  o.recordId = r.recordId;
-  o.gcid = r.gcid;
-  if (r.connect) o.connect = r.connect;
-  if (r.disconnect) o.disconnect = r.disconnect;
-  o.callingPartyNo = r.callingPartyNo;
-  o.originalCalledPartyNo = r.originalCalledPartyNo;
-  if (r.firstName) o.firstName = r.firstName;
-  if (r.lastName) o.lastName = r.lastName;
-  if (r.ext) o.ext = r.ext;
-  if (r.serviceName) o.serviceName = r.serviceName;
-  if (r.serviceExtension) o.serviceExtension = r.serviceExtension;
-  if (r.callType) o.callType = r.callType;
-  if (r.legType) o.legType = r.legType;
-  if (r.selfLegType) o.selfLegType = r.selfLegType;
-  if (r.monitorType) o.monitorType = r.monitorType;
-  return o;
-}
-
-/** Voicemail list item (mx-protocol §6.3). */
-export function proxyVoicemail(v: Voicemail): Record<string, unknown> {
-  const o: Record<string, unknown> = { from: v.from };
-  if (v.fromName) o.fromName = v.fromName;
-  if (v.callerName) o.callerName = v.callerName;
-  o.to = v.to;
-  o.ownerType = v.ownerType;
-  o.id = v.id;
-  o.received = v.received;
-  if (v.duration) o.duration = v.duration;
-  if (v.read) o.read = true;
-  if (v.note) o.note = v.note;
-  return o;
-}
-
-/**
- * Parses the call-log `timestamp` query: Unix seconds or RFC 3339.
- * @throws {HttpError} 400 "bad timestamp format"
- */
-export function parseTimestamp(q: string | undefined): number {
-  if (q === undefined || q === "") return -1;
-  if (/^-?\d{1,12}$/.test(q)) return Number(q);
-  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(q)) {
-    const ms = Date.parse(q);
-    if (Number.isFinite(ms)) return Math.floor(ms / 1000);
-  }
-  throw new HttpError(400, "bad timestamp format");
 }
 
 /** Builds the router. */
@@ -219,7 +160,7 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
   app.get("/mx/:name/calllog", async (c) => {
     const ts = parseTimestamp(c.req.query("timestamp"));
     const log = await withUser(c, (user) => user.callLog(ts));
-    return jsonResponse({ callog: log.map(proxyCallLog) });
+    return jsonResponse({ callog: log.map(callLogJson) });
   });
 
   app.post("/mx/:name/call", async (c) => {
@@ -236,7 +177,7 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
 
   app.get("/mx/:name/voicemail", async (c) => {
     const list = await withUser(c, (user) => user.voicemails());
-    return jsonResponse({ voicemails: list.map(proxyVoicemail) });
+    return jsonResponse({ voicemails: list.map(voicemailJson) });
   });
 
   app.get("/mx/:name/voicemail/:id", async (c) => {
@@ -246,73 +187,19 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
       if (!dl) throw new HttpError(404, "voicemail not found");
       return dl;
     }, true);
-    // The user session lives as long as the download's stream, which closes it at its end, on
-    // error and when cancelled (after MailCancelReceive): here when the client leaves, or
-    // stops reading for VOICEMAIL_IDLE_MS (a stalled client must not hold an MX session
-    // forever).
-    const src = dl.stream.getReader();
-    let idle: ReturnType<typeof setTimeout> | undefined;
-    const stopIdle = () => clearTimeout(idle);
-    const armIdle = (ctl: ReadableStreamDefaultController<Uint8Array>) => {
-      stopIdle();
-      idle = setTimeout(() => {
-        d.log.info(`voicemail ${id}: client stalled, download cancelled`);
-        src.cancel().catch(() => {});
-        try {
-          ctl.error(new BodyCutError("client stalled"));
-        } catch {
-          // already closed
-        }
-      }, d.voicemailIdleMs ?? VOICEMAIL_IDLE_MS);
-    };
-    const body = new ReadableStream<Uint8Array>({
-      start(ctl) {
-        armIdle(ctl);
-      },
-      async pull(ctl) {
-        stopIdle();
-        try {
-          const { done, value } = await src.read();
-          if (done) {
-            ctl.close();
-          } else {
-            ctl.enqueue(value);
-            armIdle(ctl);
-          }
-        } catch (err) {
-          d.log.warn(`voicemail ${id} stream failed: ${(err as Error).message}`);
-          ctl.error(err);
-        }
-      },
-      async cancel() {
-        stopIdle();
-        await src.cancel().catch(() => {});
-      },
-    }, { highWaterMark: 0 });
-    try {
-      return new Response(body, {
-        headers: {
-          "Content-Type": mimeForFormat(dl.fileFormat),
-          "Content-Disposition": contentDisposition(
-            dl.documentName || `${id}.${dl.fileFormat || "wav"}`,
-          ),
-          "Cache-Control": "private, no-store",
-        },
-      });
-    } catch (err) {
-      stopIdle();
-      await src.cancel().catch(() => {});
-      throw err;
-    }
+    // The user session lives as long as the download's stream (see voicemailResponse).
+    return await voicemailResponse(dl, {
+      id,
+      log: d.log,
+      idleMs: d.voicemailIdleMs,
+      head: c.req.raw.method === "HEAD",
+    });
   });
 
   app.patch("/mx/:name/voicemail/:id", async (c) => {
     const id = mailId(c);
-    const f = await readFields(c.req.raw);
-    const note = f.note === undefined ? undefined : String(stringField(f, "note") ?? "");
-    const read = boolField(f, "readed") ?? boolField(f, "read");
-    if (note === undefined && read === undefined) throw new HttpError(400, "bad request");
-    await withUser(c, (user) => user.updateVoicemail(id, { read, note }));
+    const patch = voicemailPatch(await readFields(c.req.raw));
+    await withUser(c, (user) => user.updateVoicemail(id, patch));
     return c.body(null, 204);
   });
 
@@ -365,7 +252,5 @@ function isPushToken(t: string): boolean {
 }
 
 function mailId(c: Context<Env>): string {
-  const id = c.req.param("id") ?? "";
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) throw new HttpError(400, "bad voicemail id");
-  return id;
+  return mailIdParam(c.req.param("id"));
 }

@@ -34,6 +34,8 @@ export interface TokenClaims {
   jti: string;
   iat: number;
   exp: number;
+  /** Key of the token's sealed MX credential (private claim), when it has one. */
+  ck?: string;
 }
 
 /** Caps on concurrent event streams (config `rateLimits.streams`), per instance. */
@@ -96,6 +98,7 @@ export class TokenMonitors {
   #maxDead: number;
   #sweepMs: number;
   #timer?: ReturnType<typeof setInterval>;
+  #expiredListeners = new Set<(jti: string) => void | Promise<void>>();
 
   /**
    * @param mx the Flex API's MX
@@ -228,10 +231,26 @@ export class TokenMonitors {
     return Object.fromEntries(this.#userStreams);
   }
 
+  /**
+   * Adds a listener called for each token the sweep releases because it expired (e.g. to
+   * wipe what belongs to it); returns the remover. Failures are logged, not thrown. With
+   * several instances each one's sweep calls it (the cleanup must be idempotent).
+   */
+  onExpired(l: (jti: string) => void | Promise<void>): () => void {
+    this.#expiredListeners.add(l);
+    return () => this.#expiredListeners.delete(l);
+  }
+
   /** Releases every expired token and forgets expired dead ids (KV expires its own). */
   sweep(nowSec = this.#now() / 1000): void {
     for (const [jti, e] of this.#tokens) {
-      if (e.exp <= nowSec) void this.#drop(jti, e.exp);
+      if (e.exp > nowSec) continue;
+      void this.#drop(jti, e.exp);
+      for (const l of this.#expiredListeners) {
+        Promise.resolve().then(() => l(jti)).catch((err) =>
+          this.#log.warn(`expired token cleanup failed: ${(err as Error).message}`)
+        );
+      }
     }
     for (const [jti, exp] of this.#dead) if (exp <= nowSec) this.#dead.delete(jti);
   }

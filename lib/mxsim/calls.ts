@@ -3,7 +3,7 @@
  * answers and clears them on timers, handles hold / retrieve / transfer / deflect, and emits
  * the CSTA events of each step to the monitors of the internal devices involved. Completed
  * calls leave call-log records for both internal parties. Also the handlers of the call
- * commands (`MakeCall` and call control, mx-protocol §3.4, §3.11).
+ * commands (`MakeCall`, call control and consultation transfer, mx-protocol §3.4, §3.11).
  *
  * @module
  */
@@ -250,6 +250,23 @@ export class CallEngine {
     }
   }
 
+  /**
+   * A call ringing at several phones (a group) is answered by another one: EstablishedEvent
+   * naming `by` as the answering device to the caller, the phone that rang and `by`; the
+   * call goes on between the caller and `by`.
+   */
+  answerElsewhere(c: SimCall, by: string): void {
+    const parties = this.#parties(c, by);
+    this.#timers.clear(c.answerTimer);
+    c.answerTimer = undefined;
+    c.lastRedirection = c.callee;
+    c.callee = by;
+    c.calleeName = this.#name(by);
+    c.state = "connected";
+    c.connectedAt = Math.floor(Date.now() / 1000);
+    this.#emit("EstablishedEvent", parties, (e) => ev.established(c, e));
+  }
+
   /** Clears the whole call: ConnectionClearedEvent for every party, call-log records. */
   clear(c: SimCall, releasing: string): void {
     this.#drop(c);
@@ -385,6 +402,47 @@ export class CallEngine {
     return ok(c);
   }
 
+  /** The party of `c` that is not `device`. */
+  otherParty(c: SimCall, device: string): string {
+    return device === c.calling ? c.callee : c.calling;
+  }
+
+  /**
+   * Validates TransferCall: `device` holds `heldId` (held or still connected) and has
+   * `activeId` connected or ringing at the far end.
+   */
+  checkConsultTransfer(heldId: number, activeId: number, device: string): Outcome<ConsultParties> {
+    const held = this.#calls.get(heldId), active = this.#calls.get(activeId);
+    if (!held || !active || heldId === activeId) return fail("invalid call id");
+    if (!this.#isParty(held, device) || !this.#isParty(active, device)) {
+      return fail("invalid device id");
+    }
+    if (held.state === "alerting") return fail("invalid call state");
+    return ok({ held, active });
+  }
+
+  /**
+   * TransferCall (after {@link checkConsultTransfer}): TransferedEvent on both calls, the
+   * transferring party's call-log records, then one call between the two remaining parties:
+   * connected when the consultation call was, else still ringing at its far end. Returns it.
+   */
+  consultTransfer(p: ConsultParties, device: string): SimCall {
+    const a = this.otherParty(p.held, device), b = this.otherParty(p.active, device);
+    const joined = this.#nextId;
+    for (const c of [p.held, p.active]) {
+      this.#emit(
+        "TransferedEvent",
+        this.#parties(c),
+        (e) => ev.transfered(c, e, device, b, joined),
+      );
+      this.#drop(c);
+      this.#record(c, device);
+    }
+    const call = this.start(a, b, { originate: false });
+    if (p.active.state !== "alerting") this.answer(call);
+    return call;
+  }
+
   /**
    * SingleStepTransferCall (after {@link checkTransfer}): TransferedEvent on the old call,
    * the transferring party's call-log record, then a new call from the remaining party to
@@ -404,6 +462,14 @@ export class CallEngine {
   }
 }
 
+/** The two calls of a consultation transfer. */
+export interface ConsultParties {
+  /** The call on hold (the first one). */
+  held: SimCall;
+  /** The consultation call. */
+  active: SimCall;
+}
+
 /** Command names {@link handleCallControl} answers. */
 export const CALL_CONTROL_COMMANDS = [
   "ClearConnection",
@@ -412,6 +478,7 @@ export const CALL_CONTROL_COMMANDS = [
   "AnswerCall",
   "SingleStepTransferCall",
   "DeflectCall",
+  "TransferCall",
 ] as const;
 
 /**
@@ -488,6 +555,23 @@ export function handleCallControl(
       const to = textAt(el, "newDestination");
       if (!to) return s.error(id, "invalid destination");
       return answer(calls.checkAlerting(callId, device), (c) => calls.deflect(c, device, to));
+    }
+    case "TransferCall": {
+      const heldId = intAt(el, "heldCall", "callID");
+      const activeId = intAt(el, "activeCall", "callID");
+      const dev = textAt(el, "activeCall", "deviceID");
+      if (textAt(el, "heldCall", "deviceID") !== dev) return s.error(id, "invalid device id");
+      const r = calls.checkConsultTransfer(heldId, activeId, dev);
+      if (!r.ok) return s.error(id, r.error);
+      const joined = calls.peekNextId();
+      s.send(
+        id,
+        `<TransferCallResponse><transferredCall><callID>${joined}</callID>` +
+          `<deviceID>${escapeXml(calls.otherParty(r.value.active, dev))}</deviceID>` +
+          `</transferredCall></TransferCallResponse>`,
+      );
+      calls.consultTransfer(r.value, dev);
+      return;
     }
     case "SingleStepTransferCall": {
       const to = textAt(el, "transferredTo");

@@ -16,6 +16,8 @@ export { MxSimulator, type SimOptions } from "./server.ts";
 export type { SimMessage, SimMessageWithEl } from "./received.ts";
 export { abEntryXml, defaultUsers, GENERATED_USERS, passwordHash, type SimUser } from "./users.ts";
 export { CALLLOG_BLOCK_SIZE, type SimCallLogRecord } from "./calllog.ts";
+export { ON_THE_PHONE } from "./presence.ts";
+export { seedDemoUser, wavTone } from "./demo_data.ts";
 export type { CancelRecord, NewVoicemail, SimVoicemail } from "./voicemail.ts";
 export { type CallState, SIM_VOICEMAIL, type SimCall, type TimerHandle } from "./calls.ts";
 export type { CallView } from "./events.ts";

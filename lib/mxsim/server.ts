@@ -2,11 +2,13 @@
  * A simulated Zultys MX server speaking the real CSTA wire protocol (mx-protocol §1–§4) from
  * the server side: login, monitors, address book with paging and change events, MakeCall and
  * call control with realistic event sequences, call log, voicemail with chunked download,
- * plus observation and fault injection for tests, benchmarks and `deno task demo`.
+ * presence (set by users, on demand, and on calls), plus observation and fault injection for
+ * tests, benchmarks and `deno task demo`.
  *
  * This file accepts connections, dispatches each command to the handler beside the state it
  * touches (`session.ts` login and call mode, `monitors.ts`, `users.ts` address book,
- * `calls.ts`, `calllog.ts`, `voicemail.ts`) and wires the fault injection in between.
+ * `presence.ts`, `calls.ts`, `calllog.ts`, `voicemail.ts`) and wires the fault injection in
+ * between.
  *
  * @example
  * ```ts
@@ -30,6 +32,7 @@ import {
 } from "./calls.ts";
 import { CallLogStore, handleCallLogRequest, type SimCallLogRecord } from "./calllog.ts";
 import { MonitorRegistry } from "./monitors.ts";
+import { handlePresence, PresenceBoard } from "./presence.ts";
 import { ReceivedLog, type SimMessage, type SimMessageWithEl } from "./received.ts";
 import {
   type CallModeRecord,
@@ -83,6 +86,11 @@ export interface SimOptions {
   chunkSize?: number;
   /** Called with every frame payload in and out; passwords are redacted. */
   wireLog?: (dir: "in" | "out", frame: string) => void;
+  /**
+   * Calls change presence: a user with a connected or held call shows `OnThePhone` until the
+   * last one ends (default false, so tests of other things see only call events).
+   */
+  presenceOnCalls?: boolean;
 }
 
 /** A command handler: the session, the frame's invoke id and its parsed root element. */
@@ -126,6 +134,7 @@ export class MxSimulator implements SessionHost {
   #calls: CallEngine;
   #callLog = new CallLogStore();
   #mail: VoicemailStore;
+  #presence: PresenceBoard;
   #received = new ReceivedLog();
   #handlers: Map<string, Handler>;
   #sessions = new Set<SimSession>();
@@ -155,7 +164,10 @@ export class MxSimulator implements SessionHost {
     this.#calls = new CallEngine(
       this.#users,
       this.#callLog,
-      (name, exts, body) => this.#monitors.fanout(name, exts, body),
+      (name, exts, body) => {
+        this.#monitors.fanout(name, exts, body);
+        this.#presence.touch(exts);
+      },
       this.#timers,
       {
         sn: this.sn,
@@ -164,6 +176,15 @@ export class MxSimulator implements SessionHost {
         voicemailAfterMs: opts.voicemailAfterMs ?? -1,
         voicemail: opts.voicemailNumber ?? SIM_VOICEMAIL,
       },
+    );
+    this.#presence = new PresenceBoard(
+      this.#users,
+      () => this.#sessions,
+      (ext) =>
+        this.#calls.all().some((c) =>
+          c.state !== "alerting" && (c.calling === ext || c.callee === ext)
+        ),
+      opts.presenceOnCalls ?? false,
     );
     this.#handlers = this.#commands();
     this.#acceptLoop = this.#accept(listener);
@@ -236,6 +257,22 @@ export class MxSimulator implements SessionHost {
     return this.#users.contacts().map((u) => ({ ...u }));
   }
 
+  /**
+   * Sets a user's presence as if they changed it in their client: announced to every Server
+   * session (`presence from="<jid>"`) and the user's own sessions.
+   * @throws {Error} when `ext` is not a known extension
+   */
+  setPresence(ext: string, status: string, note = ""): void {
+    const u = this.#users.byExt(ext);
+    if (!u) throw new Error(`unknown extension ${ext}`);
+    this.#presence.set(u.jid, status, note);
+  }
+
+  /** Turns presence changes on calls on or off (see {@link SimOptions.presenceOnCalls}). */
+  setPresenceOnCalls(on: boolean): void {
+    this.#presence.onCalls = on;
+  }
+
   #abEvent(xml: string): void {
     for (const s of this.#sessions) if (s.abMonitor && !s.closed) s.event(xml);
   }
@@ -256,6 +293,18 @@ export class MxSimulator implements SessionHost {
   /** Calls not yet cleared (snapshots). */
   calls(): SimCall[] {
     return this.#calls.all().map((c) => ({ ...c }));
+  }
+
+  /**
+   * A call ringing at several phones (a group call) is answered by another one: the phone
+   * that rang gets an EstablishedEvent naming `by` as the answering device. Returns false if
+   * the call is unknown or no longer ringing.
+   */
+  answerElsewhere(callId: number, by: string): boolean {
+    const c = this.#calls.get(callId);
+    if (!c || c.state !== "alerting") return false;
+    this.#calls.answerElsewhere(c, by);
+    return true;
   }
 
   /** Clears a call as if `releasing` hung up (default: the callee). Returns false if unknown. */
@@ -491,6 +540,7 @@ export class MxSimulator implements SessionHost {
       ["MonitorStopAb", handleAbMonitor],
       ["iq", (s, id, el) => this.#iq(s, id, el)],
       ["MakeCall", (s, id, el) => handleMakeCall(calls, s, id, el)],
+      ["presence", (s, id, el) => handlePresence(this.#presence, s, id, el)],
     ]);
     for (const name of CALL_CONTROL_COMMANDS) {
       h.set(name, (s, id, el) => handleCallControl(calls, s, id, el));
