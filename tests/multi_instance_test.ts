@@ -162,7 +162,7 @@ Deno.test("instances: restart all, with key rotation: tokens from before stay va
     }
   }));
 
-Deno.test("instances: a push registered on A is monitored by B; pushed once; after A dies, B pushes", () =>
+Deno.test("instances: kill A with a live stream and a push token: the stream resumes on B with a snapshot, then the next call; pushed once", () =>
   withEnv(async ({ sim, dir, db }) => {
     const apns = MockApns.start();
     const fcm = MockFcm.start();
@@ -191,14 +191,31 @@ Deno.test("instances: a push registered on A is monitored by B; pushed once; aft
       const incoming = () =>
         apns.requestsFor(APNS_TOKEN).map((r) => JSON.parse(r.body))
           .filter((p) => p.event === "incoming").map((p) => p.callId);
+      // A Flex client with a live stream on A.
+      const token = await login(a.url);
+      const onA = await events(a.url, token);
       const first = sim.incomingCall({ from: "3044", to: DMITRY.ext });
+      const seen = await onA.until("DeliveredEvent");
+      const lastId = seen.at(-1)!.id!;
       await waitUntil(() => incoming().length >= 1, { what: "first push" });
-      // Both instances saw the call; the KV claim lets one push. The later marker: kill A,
-      // the next call is pushed (by B alone), and it is the second incoming push of all.
+      // Both instances saw the call; the KV claim lets one push. Now A dies.
       a.kill("SIGKILL");
       await a.status;
+      // The connection is reset, not closed: the read fails.
+      await assert.rejects(onA.ended(), /error reading a body from connection/);
       await monitoring(sim, DMITRY.ext, 1); // A's MX session is gone
+      // The client reconnects to B with its token and Last-Event-ID: B cannot replay A's ids,
+      // so it sends the snapshot (the current calls, presence), then live events.
+      const onB = await events(b.url, token, lastId);
+      const snap = await onB.next();
+      assert.equal(snap.event, "snapshot");
+      assert.notEqual(snap.id!.split(".")[0], lastId.split(".")[0], "B's own id epoch");
+      assert.ok(JSON.parse(snap.data).calls.some((c: { callId: number }) => c.callId === first));
       const next = sim.incomingCall({ from: "3099", to: DMITRY.ext });
+      const after = (await onB.until("DeliveredEvent")).at(-1)!;
+      assert.equal(JSON.parse(after.data).callId, next);
+      // The next call is pushed by B alone, and it is the second incoming push of all: the
+      // first call was pushed once although both instances saw it.
       await waitUntil(() => incoming().length >= 2, { what: "second push" });
       assert.deepEqual(incoming(), [first, next]);
       const sent = apns.requestsFor(APNS_TOKEN).map((r) => {
@@ -206,6 +223,7 @@ Deno.test("instances: a push registered on A is monitored by B; pushed once; aft
         return `${p.callId} ${p.event}`;
       });
       assert.equal(new Set(sent).size, sent.length, `one push per call and event: ${sent}`);
+      await onB.cancel();
       await waitReady(b.url);
     } finally {
       await stopAll(all);
