@@ -246,12 +246,26 @@ Deno.test("instances: -instances 3 on one shared port; one killed, the others se
       const opsOf = new Map(ops.map((m) => [Number(m[2]), m[1]]));
       await sup.waitFor(/listening on http\S+ instance=\d/g, { count: 3 });
       for (const u of opsOf.values()) await waitReady(u, () => sup.log);
-      // Each instance answers /readyz for itself on its ops port.
+      // Each instance answers /readyz and /metrics for itself on its ops port.
       for (const [k, u] of opsOf) {
         const r = await (await fetch(`${u}/readyz`)).json();
         assert.match(r.instance, new RegExp(`-${k}$`));
+        const m = await (await fetch(`${u}/metrics`)).text();
+        assert.ok(m.includes(`mxflex_instance_info{instance_id="${r.instance}"} 1`), m);
+        const other = await fetch(`${u}/api/contacts`);
+        await other.body?.cancel();
+        assert.equal(other.status, 404); // ops paths only
       }
       const token = await login(url);
+      // Every instance knows the token (login on one of them, the feed to the others).
+      for (const u of opsOf.values()) {
+        await waitUntil(
+          async () => /flex_live_tokens 1\n/.test(await (await fetch(`${u}/metrics`)).text()),
+          {
+            what: `${u} knowing the live token`,
+          },
+        );
+      }
       // New connections spread over the three: each instance serves the token at some point.
       const served = async (u: string) => {
         const text = await (await fetch(`${u}/metrics`)).text();
