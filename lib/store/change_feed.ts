@@ -35,6 +35,9 @@
  */
 import { retryLocked } from "./dedupe.ts";
 
+/** Pause before watching again after `kv.watch` failed, ms. */
+const WATCH_RETRY_MS = 1000;
+
 /** Options for {@link ChangeFeed}. */
 export interface ChangeFeedOptions {
   /** How often the head is read, ms; default 250 (0 = never: watch only). */
@@ -83,6 +86,7 @@ export class ChangeFeed<T> {
   #resyncDue = false;
   #timers: ReturnType<typeof setInterval>[] = [];
   #watcher?: ReadableStreamDefaultReader<unknown>;
+  #wake?: () => void;
   #closed = false;
 
   /**
@@ -165,6 +169,7 @@ export class ChangeFeed<T> {
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
     this.#watcher?.cancel().catch(() => {});
+    this.#wake?.();
   }
 
   #every(ms: number, fn: () => void): void {
@@ -173,17 +178,30 @@ export class ChangeFeed<T> {
     this.#timers.push(t);
   }
 
+  /** Runs `kv.watch` on the head; after a failure (a remote KV going away) it starts again. */
   async #follow(): Promise<void> {
-    const reader = this.#kv.watch([this.#head]).getReader();
-    this.#watcher = reader;
-    try {
-      while (!this.#closed) {
-        const { done } = await reader.read();
-        if (done) break;
-        void this.catchUp();
+    while (!this.#closed) {
+      const reader = this.#kv.watch([this.#head]).getReader();
+      this.#watcher = reader;
+      try {
+        for (;;) {
+          const { done } = await reader.read();
+          if (done) return;
+          void this.catchUp();
+        }
+      } catch (err) {
+        if (this.#closed) return;
+        this.#onError(err);
+        // The timer keeps the feed going meanwhile; close() ends the pause.
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => this.#wake?.(), WATCH_RETRY_MS);
+          this.#wake = () => {
+            clearTimeout(t);
+            this.#wake = undefined;
+            resolve();
+          };
+        });
       }
-    } catch (err) {
-      if (!this.#closed) this.#onError(err);
     }
   }
 
