@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "4a3ce9ec6bf2151e8fb57e06",
+    etag: "4757967a69e0cd5cddd56a06",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -860,6 +860,7 @@ paths:
               schema: { $ref: "#/components/schemas/Readiness" }
               example:
                 ready: true
+                instance: web-1-2
                 mx:
                   test: { state: connected, sn: "63022", reconnects: 0 }
         "503":
@@ -871,6 +872,7 @@ paths:
                 mxDown:
                   value:
                     ready: false
+                    instance: web-1-2
                     mx:
                       test:
                         state: disconnected
@@ -880,6 +882,7 @@ paths:
                 serverAccountRefused:
                   value:
                     ready: false
+                    instance: web-1-2
                     mx:
                       office:
                         state: login-failed
@@ -889,6 +892,7 @@ paths:
                 waitingForCertificate:
                   value:
                     ready: false
+                    instance: web-1-2
                     mx:
                       office: { state: connected, sn: "63022", reconnects: 0 }
                     https:
@@ -1731,9 +1735,15 @@ components:
 
     Readiness:
       type: object
-      required: [ready, mx]
+      required: [ready, instance, mx]
       properties:
         ready: { type: boolean }
+        instance:
+          type: string
+          description: >-
+            Which instance answered (\`instanceId\`; default the host name, plus the supervisor's
+            number with \`--instances\`). Each instance reports only its own MX sessions.
+          example: web-1-2
         mx:
           type: object
           additionalProperties:

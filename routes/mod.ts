@@ -9,7 +9,8 @@
  *
  * @example
  * ```ts
- * const app = buildApp({ log, metrics, sessions, flexMx, tokens, feed, vault, issuer, push,
+ * const app = buildApp({ log, instanceId, metrics, sessions, flexMx, tokens, feed, vault,
+ *   issuer, push,
  *   guard, streamLimits, trustedProxies, authCache, staticDirs, closing: () => false });
  * Deno.serve(app.fetch);
  * ```
@@ -47,6 +48,8 @@ import { staticRoutes } from "./static.ts";
 /** What the application is built from. */
 export interface AppServices {
   log: Logger;
+  /** This instance's id (`/readyz`). */
+  instanceId: string;
   metrics: ServerMetrics;
   /** Every MX session by config name (Proxy API, `/readyz`). */
   sessions: Map<string, MxSession>;
@@ -106,7 +109,7 @@ export function buildApp(s: AppServices): Hono {
     return toErrorResponse(h ?? err);
   });
   app.notFound(() => toErrorResponse(new HttpError(404, "not found")));
-  app.route("/", opsRoutes(s.sessions, s.https));
+  app.route("/", opsRoutes(s.sessions, s.instanceId, s.https));
   app.route(
     "/",
     flexRoutes({

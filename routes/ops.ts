@@ -1,6 +1,7 @@
 /**
- * Operations endpoints: `/healthz` (process up) and `/readyz` (each MX session's state and, in
- * ACME mode, the certificate's).
+ * Operations endpoints: `/healthz` (process up) and `/readyz` (this instance's MX sessions, in
+ * ACME mode the certificate's, and which instance answered: with several instances each
+ * reports only itself).
  *
  * @module
  */
@@ -20,14 +21,18 @@ export const OPENAPI_FILE = new URL("../docs/openapi.yaml", import.meta.url);
  * Builds the ops router. `/readyz` is 200 when every MX session is connected and, with an
  * active `https` (ACME mode), a certificate is served; otherwise 503, saying why.
  */
-export function opsRoutes(sessions: Map<string, MxSession>, https?: HttpsStatus): Hono {
+export function opsRoutes(
+  sessions: Map<string, MxSession>,
+  instanceId: string,
+  https?: HttpsStatus,
+): Hono {
   const app = new Hono();
   app.get("/api/openapi.yaml", async () => {
     let body: BodyInit;
     try {
       body = await Deno.readTextFile(OPENAPI_FILE);
     } catch (err) {
-      const asset = embeddedAsset("docs/openapi.yaml");
+      const asset = await embeddedAsset("docs/openapi.yaml");
       if (!asset) throw err;
       body = asset.body;
     }
@@ -54,7 +59,8 @@ export function opsRoutes(sessions: Map<string, MxSession>, https?: HttpsStatus)
     }
     const tls = https?.view();
     if (tls && !https!.ready) ready = false;
-    return jsonResponse(tls ? { ready, mx, https: tls } : { ready, mx }, ready ? 200 : 503);
+    const body = { ready, instance: instanceId, mx, ...(tls ? { https: tls } : {}) };
+    return jsonResponse(body, ready ? 200 : 503);
   });
   return app;
 }
