@@ -7,7 +7,7 @@
  * @module
  */
 import type { Hono } from "hono";
-import type { AppConfig } from "./lib/config.ts";
+import { type AppConfig, ConfigError } from "./lib/config.ts";
 import type { Logger } from "./lib/log.ts";
 import { MxSession } from "./lib/mx/session.ts";
 import { PushMonitors } from "./lib/mx/push_monitors.ts";
@@ -29,6 +29,7 @@ import { ProviderTokenStore } from "./lib/store/provider_tokens.ts";
 import { PushDispatcher } from "./lib/push/dispatcher.ts";
 import { loadPushConfig } from "./lib/push/config.ts";
 import type { WireLogger } from "./lib/csta/wire_log.ts";
+import type { HttpsStatus } from "./lib/listen/https_status.ts";
 import type { Backoff } from "./lib/csta/client.ts";
 import { ServerMetrics } from "./lib/metrics.ts";
 import { buildApp } from "./routes/mod.ts";
@@ -50,6 +51,8 @@ export interface ServerOptions {
   staticDirs?: string[];
   /** Reconnect backoff for MX sessions (tests use small values). */
   backoff?: Backoff;
+  /** Backoff after an MX refused the server account; default 30 s doubling to 10 min. */
+  authBackoff?: Backoff;
   /** SSE heartbeat interval; default 15 s. */
   sseHeartbeatMs?: number;
   /** Bearer token opening `/metrics` beyond loopback; default `config.metricsToken`. */
@@ -59,6 +62,11 @@ export interface ServerOptions {
    * cancelled, ms; default 60 s (tests use small values).
    */
   voicemailIdleMs?: number;
+  /**
+   * The automatic certificate's state, written by `listen()` in ACME mode: `/readyz` shows it,
+   * `/metrics` exports the expiry and renewal failures.
+   */
+  https?: HttpsStatus;
 }
 
 /** What {@link MxFlexServer.create} assembled. */
@@ -113,6 +121,7 @@ export class MxFlexServer {
   #log: Logger;
   #lifecycle: { closing: boolean };
   #closed?: Promise<void>;
+  #started = false;
 
   private constructor(p: ServerParts) {
     this.sessions = p.sessions;
@@ -144,10 +153,18 @@ export class MxFlexServer {
           state: s.state,
           reconnects: s.client.reconnects,
         })),
+      certificate: () => o.https?.active ? o.https : undefined,
     });
     for (const m of config.mx) {
       let caPem: string | undefined;
-      if (m.tls.ca) caPem = await Deno.readTextFile(resolvePath(config.baseDir, m.tls.ca));
+      if (m.tls.ca) {
+        const path = resolvePath(config.baseDir, m.tls.ca);
+        try {
+          caPem = await Deno.readTextFile(path);
+        } catch (err) {
+          throw new ConfigError(`${m.key}.tls.ca: cannot read ${path}: ${(err as Error).message}`);
+        }
+      }
       sessions.set(
         m.name,
         new MxSession(m, {
@@ -155,8 +172,10 @@ export class MxFlexServer {
           trust,
           caPem,
           requestTimeoutMs: config.requestTimeoutMs,
+          connectTimeoutMs: config.connectTimeoutMs,
           wireLog: o.wireLog,
           backoff: o.backoff,
+          authBackoff: o.authBackoff,
           serverLogin: m.name === config.flexMx ? { platform: "iPhone", version: "1.0" } : {},
           observer: metrics.csta,
         }),
@@ -231,6 +250,7 @@ export class MxFlexServer {
       staticDirs: o.staticDirs ?? [config.staticDir, BUILTIN_STATIC],
       closing: () => lifecycle.closing,
       voicemailIdleMs: o.voicemailIdleMs,
+      https: o.https,
     });
     return new MxFlexServer({
       sessions,
@@ -253,12 +273,14 @@ export class MxFlexServer {
 
   /** Connects every MX session (in the background; HTTP works meanwhile, answering 503). */
   start(): void {
+    this.#started = true;
     for (const s of this.sessions.values()) s.start();
   }
 
   /**
    * Graceful stop: new requests get 503 (retry), SSE clients are told to retry, monitors are
-   * released, MX sessions logged out. Safe to call more than once.
+   * released, MX sessions logged out, then `stopped` is logged (when it was started). Safe to
+   * call more than once.
    */
   close(): Promise<void> {
     if (!this.#closed) {
@@ -271,7 +293,8 @@ export class MxFlexServer {
         await Promise.all([...this.sessions.values()].map((s) => s.stop()));
         await this.dispatcher?.close();
         this.hub.close();
-        this.#log.info("stopped");
+        // Only a server that ran says so (a failed start-up prints its one error line only).
+        if (this.#started) this.#log.info("stopped");
       })();
     }
     return this.#closed;

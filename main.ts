@@ -14,6 +14,11 @@ import { VERSION } from "./lib/version.ts";
 import { supervise, withoutFlag } from "./lib/supervisor.ts";
 import { defaultInstanceId, hostName, instanceIndex } from "./lib/instance.ts";
 import { hostMode } from "./lib/listen/host_rule.ts";
+import type { MxFlexServer } from "./app.ts";
+import type { Listening } from "./lib/listen/listen.ts";
+import { ListenError } from "./lib/listen/errors.ts";
+import { HttpsStatus } from "./lib/listen/https_status.ts";
+import { KvOpenError, openKv } from "./lib/store/open_kv.ts";
 
 /** Parsed command-line flags. */
 export interface Flags {
@@ -107,7 +112,14 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** Runs the server until SIGINT/SIGTERM. Returns the exit code. */
+/** How long a graceful stop may take before the process exits anyway (README: Operations). */
+export const SHUTDOWN_BOUND_MS = 10_000;
+
+/**
+ * Runs the server until SIGINT/SIGTERM. Returns the exit code: 0 after a clean stop, 2 for a
+ * start-up mistake (bad flags or config, a port in use or not permitted, a KV path that cannot
+ * be opened, an unreadable TLS file), printed as one line naming what and why.
+ */
 export async function main(args: string[]): Promise<number> {
   let flags: Flags;
   try {
@@ -154,36 +166,86 @@ export async function main(args: string[]): Promise<number> {
       import("./lib/listen/cert_store.ts"),
       import("./lib/listen/ops_listener.ts"),
     ]);
-  const kv = await Deno.openKv(config.db || "mxproxy.db");
-  const server = await MxFlexServer.create({
-    config,
-    log,
-    kv,
-    wireLog: flags.csta ? stdoutWireLogger("csta") : undefined,
-    instanceId: config.instanceId || defaultInstanceId(hostName(), index),
-  });
+  const hostFrom = flags.host ? "-host" : Deno.env.get("MXFLEX_HOST") ? "MXFLEX_HOST" : "host";
+  const dbFrom = flags.db ? "-db" : config.db ? "db" : "the default db";
+
+  // Start-up: every failure here is one line naming what and why, exit code 2.
+  let kv: Deno.Kv | undefined;
+  let server: MxFlexServer | undefined;
+  let listener: Listening;
+  let ops: Listening | undefined;
+  const https = new HttpsStatus();
+  try {
+    kv = await openKv(config.db || "mxproxy.db").catch((err) => {
+      throw err instanceof KvOpenError ? new StartupError(`${err.message} (${dbFrom})`) : err;
+    });
+    server = await MxFlexServer.create({
+      config,
+      log,
+      kv,
+      https,
+      wireLog: flags.csta ? stdoutWireLogger("csta") : undefined,
+      instanceId: config.instanceId || defaultInstanceId(hostName(), index),
+    });
+    const acmeStore = config.acme.cacheDir
+      ? new DirCertStore(resolvePath(config.baseDir, config.acme.cacheDir))
+      : new KvCertStore(kv);
+    // Listen before connecting to any MX: a port we cannot have ends the start quietly.
+    const cfg = config;
+    listener = await listen(server.fetch, {
+      host: config.host,
+      tls: config.tls
+        ? {
+          certFile: resolvePath(config.baseDir, config.tls.cert),
+          keyFile: resolvePath(config.baseDir, config.tls.key),
+        }
+        : undefined,
+      acme: {
+        email: config.acme.email,
+        directoryUrl: config.acme.directoryUrl,
+        store: acmeStore,
+        httpPort: config.acme.httpPort,
+        httpsPort: config.acme.httpsPort,
+      },
+      https,
+      log: (m, level) => log[level ?? "info"](m),
+      // Supervised children share the port with their siblings.
+      reusePort: flags.reusePort || index !== undefined,
+    }).catch((err) => {
+      if (!(err instanceof ListenError)) throw err;
+      const tlsKey = err.target === resolvePath(cfg.baseDir, cfg.tls?.cert ?? "")
+        ? "tls.cert"
+        : err.target === resolvePath(cfg.baseDir, cfg.tls?.key ?? "")
+        ? "tls.key"
+        : `${hostFrom} ${JSON.stringify(cfg.host)}`;
+      throw new StartupError(`${err.message} (${tlsKey})`);
+    });
+    if (config.opsHost) {
+      ops = await listenOps(server.fetch, config.opsHost, index).catch((err) => {
+        throw err instanceof ListenError ? new StartupError(`${err.message} (opsHost)`) : err;
+      });
+    }
+  } catch (err) {
+    await server?.close();
+    kv?.close();
+    if (err instanceof StartupError || err instanceof ConfigError) {
+      log.error(err instanceof ConfigError ? `config: ${err.message}` : err.message);
+      return 2;
+    }
+    log.error(`start-up failed: ${err instanceof Error ? `${err.name}: ${err.message}` : err}`);
+    if (flags.debug && err instanceof Error && err.stack) log.debug(err.stack);
+    return 2;
+  }
   server.start();
-  const acmeStore = config.acme.cacheDir
-    ? new DirCertStore(resolvePath(config.baseDir, config.acme.cacheDir))
-    : new KvCertStore(kv);
-  const listener = await listen(server.fetch, {
-    host: config.host,
-    tls: config.tls
-      ? {
-        certFile: resolvePath(config.baseDir, config.tls.cert),
-        keyFile: resolvePath(config.baseDir, config.tls.key),
-      }
-      : undefined,
-    acme: {
-      email: config.acme.email,
-      directoryUrl: config.acme.directoryUrl,
-      store: acmeStore,
-    },
-    // Supervised children share the port with their siblings.
-    reusePort: flags.reusePort || index !== undefined,
-  });
-  log.info(`MXFlex ${VERSION} listening on ${listener.url}`);
-  const ops = config.opsHost ? await listenOps(server.fetch, config.opsHost, index) : undefined;
+  if (listener.httpAddr) {
+    const h = listener.httpAddr;
+    log.info(
+      `MXFlex ${VERSION} listening on http://${h.hostname}:${h.port}/ (ACME challenges, ` +
+        `/healthz, /readyz); ${listener.url} once the certificate is ready`,
+    );
+  } else {
+    log.info(`MXFlex ${VERSION} listening on ${listener.url}`);
+  }
   if (ops) log.info(`instance ${server.instanceId}: ops endpoints on ${ops.url}`);
 
   const stop = new Promise<void>((resolve) => {
@@ -193,8 +255,11 @@ export async function main(args: string[]): Promise<number> {
   });
   await Promise.race([stop, listener.finished]);
   log.info("shutting down");
-  // Bounded: a stuck MX or client must not keep the process alive past 10 s.
-  const deadline = setTimeout(() => Deno.exit(1), 10_000);
+  // Bounded: a stuck MX or client must not keep the process alive past the bound.
+  const deadline = setTimeout(() => {
+    log.error(`shutdown took longer than ${SHUTDOWN_BOUND_MS / 1000} s; exiting`);
+    Deno.exit(1);
+  }, SHUTDOWN_BOUND_MS);
   await server.close();
   await listener.shutdown();
   await ops?.shutdown();
@@ -202,6 +267,9 @@ export async function main(args: string[]): Promise<number> {
   clearTimeout(deadline);
   return 0;
 }
+
+/** A start-up mistake, already phrased as the one line to print. */
+class StartupError extends Error {}
 
 /**
  * `-instances N`: checks what several instances need, then supervises N children started with

@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "ca308ae892ae7c1afc478a5a",
+    etag: "4757967a69e0cd5cddd56a06",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -788,6 +788,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad request }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "404": { $ref: "#/components/responses/NoSuchMessage" }
         "413": { $ref: "#/components/responses/TooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedType" }
         "422": { $ref: "#/components/responses/MxRefused" }
@@ -843,11 +844,17 @@ paths:
     get:
       tags: [Ops]
       operationId: readyz
-      summary: Readiness (every MX session connected)
+      summary: Readiness (every MX session connected; with ACME, a certificate served)
+      description: |
+        200 when every MX session is connected and, in ACME mode, HTTPS serves a certificate;
+        else 503 saying why: each MX's \`state\` (\`connecting\`, \`disconnected\`, \`login-failed\`:
+        the MX refused the server account) with \`error\` and \`nextAttempt\`, and in ACME mode
+        \`https\` (\`waiting for certificate\` with the classified \`lastError\`). In ACME mode this
+        is also served on port 80.
       security: []
       responses:
         "200":
-          description: Every MX session is connected.
+          description: Every MX session is connected (and a certificate is served).
           content:
             application/json:
               schema: { $ref: "#/components/schemas/Readiness" }
@@ -857,18 +864,42 @@ paths:
                 mx:
                   test: { state: connected, sn: "63022", reconnects: 0 }
         "503":
-          description: At least one MX session is not connected.
+          description: An MX session is not connected, or HTTPS waits for its certificate.
           content:
             application/json:
               schema: { $ref: "#/components/schemas/Readiness" }
-              example:
-                ready: false
-                instance: web-1-2
-                mx:
-                  test:
-                    state: connecting
-                    reconnects: 3
-                    error: "MX unreachable: ECONNREFUSED"
+              examples:
+                mxDown:
+                  value:
+                    ready: false
+                    instance: web-1-2
+                    mx:
+                      test:
+                        state: disconnected
+                        reconnects: 3
+                        error: "MX unreachable: ECONNREFUSED"
+                        nextAttempt: "2026-12-01T09:00:04.000Z"
+                serverAccountRefused:
+                  value:
+                    ready: false
+                    instance: web-1-2
+                    mx:
+                      office:
+                        state: login-failed
+                        reconnects: 0
+                        error: "the MX refused the server account (config mx.office.login): Invalid user name or password"
+                        nextAttempt: "2026-12-01T09:00:30.000Z"
+                waitingForCertificate:
+                  value:
+                    ready: false
+                    instance: web-1-2
+                    mx:
+                      office: { state: connected, sn: "63022", reconnects: 0 }
+                    https:
+                      state: waiting for certificate
+                      domain: mxflex.example.com
+                      lastError: "CA unreachable: acme-v02.api.letsencrypt.org: ECONNREFUSED"
+                      nextAttempt: "2026-12-01T09:01:00.000Z"
 
   /metrics:
     get:
@@ -1120,12 +1151,7 @@ paths:
               schema: { type: string, contentMediaType: application/octet-stream }
         "400": { $ref: "#/components/responses/BadMailId" }
         "401": { $ref: "#/components/responses/BasicUnauthorized" }
-        "404":
-          description: Unknown MX or no such message.
-          content:
-            application/json:
-              schema: { $ref: "#/components/schemas/Error" }
-              example: { error: voicemail not found }
+        "404": { $ref: "#/components/responses/NoSuchMessage" }
         "429": { $ref: "#/components/responses/RateLimited" }
         "503": { $ref: "#/components/responses/MxUnavailable" }
         "504": { $ref: "#/components/responses/MxTimeout" }
@@ -1153,7 +1179,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad request }
         "401": { $ref: "#/components/responses/BasicUnauthorized" }
-        "404": { $ref: "#/components/responses/UnknownMx" }
+        "404": { $ref: "#/components/responses/NoSuchMessage" }
         "413": { $ref: "#/components/responses/TooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedType" }
         "422": { $ref: "#/components/responses/MxRefused" }
@@ -1353,6 +1379,12 @@ components:
         application/json:
           schema: { $ref: "#/components/schemas/Error" }
           example: { error: unauthorized }
+    NoSuchMessage:
+      description: Unknown MX, or no such message (unknown id, or someone else's message).
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+          example: { error: voicemail not found }
     UnknownMx:
       description: No MX with this name is configured.
       content:
@@ -1718,10 +1750,28 @@ components:
             type: object
             required: [state, reconnects]
             properties:
-              state: { type: string, example: connected }
+              state:
+                type: string
+                enum: [connecting, connected, disconnected, login-failed, stopped]
               sn: { type: string, description: MX serial number }
               reconnects: { type: integer }
-              error: { type: string }
+              error: { type: string, description: Why the session is not up }
+              nextAttempt:
+                { type: string, format: date-time, description: When the next attempt runs }
+        https:
+          type: object
+          description: ACME mode only.
+          required: [state, domain]
+          properties:
+            state: { type: string, enum: [waiting for certificate, serving] }
+            domain: { type: string }
+            certificateExpires: { type: string, format: date-time }
+            lastError:
+              type: string
+              description: >-
+                The last failure, starting with DNS, CA unreachable, challenge failed, rate
+                limited or ACME error
+            nextAttempt: { type: string, format: date-time }
 
     Cad:
       type: object

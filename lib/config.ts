@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { DEFAULT_CONNECT_TIMEOUT_MS } from "./csta/transport.ts";
 import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from "./auth/login_guard.ts";
 import { DEFAULT_STREAM_LIMITS, type StreamLimits } from "./mx/token_monitors.ts";
 import { TrustedProxies } from "./http/trusted_proxies.ts";
@@ -31,6 +32,8 @@ export interface MxTlsConfig {
 export interface MxConfig {
   /** Name used in `/mx/<name>/…`; `default` for the seed-1 single-MX form. */
   name: string;
+  /** Where it is configured, for messages: `mx.<name>`, or `mx` in the seed-1 form. */
+  key: string;
   hostname: string;
   port: number;
   login: string;
@@ -58,14 +61,25 @@ export interface AppConfig {
   opsHost: string;
   /** Reply timeout for MX commands in ms. */
   requestTimeoutMs: number;
+  /** Connect timeout (TCP + TLS handshake) for every MX connection in ms. */
+  connectTimeoutMs: number;
   /** Deno KV path or KV Connect URL for device tokens, dedupe, certificates; "" = default. */
   db: string;
   /** Static files directory (seed: `html` in the working directory). */
   staticDir: string;
   /** Static TLS certificate for operators with their own. */
   tls?: { cert: string; key: string };
-  /** ACME options for the automatic certificate. */
-  acme: { email?: string; directoryUrl?: string; cacheDir?: string };
+  /**
+   * ACME options for the automatic certificate. `httpPort`/`httpsPort` (default 80/443) are
+   * the ports bound when a port forward maps the public 80/443 elsewhere.
+   */
+  acme: {
+    email?: string;
+    directoryUrl?: string;
+    cacheDir?: string;
+    httpPort?: number;
+    httpsPort?: number;
+  };
   /** Bearer token that opens `/metrics` to non-loopback clients; "" = loopback only. */
   metricsToken: string;
   /**
@@ -178,6 +192,7 @@ function parseMx(name: string, raw: unknown, path: string): MxConfig {
   if (!isObject(tlsRaw)) throw new ConfigError(`${path}.tls must be an object`);
   return {
     name,
+    key: path,
     hostname,
     port,
     login: str(raw, "login", path, true),
@@ -309,6 +324,14 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   }
   const acmeRaw = raw.acme ?? {};
   if (!isObject(acmeRaw)) throw new ConfigError("acme must be an object");
+  const port = (key: string) => {
+    const v = acmeRaw[key];
+    if (v === undefined) return undefined;
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) {
+      throw new ConfigError(`acme.${key} must be a port number 1-65535`);
+    }
+    return v as number;
+  };
   const push: Record<string, unknown> = {};
   for (const k of ["apns", "gfcm", "fcm", "apnsKeys", "pushEndpoints", "pushRingTimeout"]) {
     if (raw[k] !== undefined) push[k] = raw[k];
@@ -323,6 +346,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
     instanceId: str(raw, "instanceId", "config", false),
     opsHost: str(raw, "opsHost", "config", false),
     requestTimeoutMs: num("requestTimeoutMs", 7000, 100),
+    connectTimeoutMs: num("connectTimeoutMs", DEFAULT_CONNECT_TIMEOUT_MS, 100),
     db: str(raw, "db", "config", false),
     staticDir: str(raw, "staticDir", "config", false) || "html",
     tls,
@@ -330,6 +354,8 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
       email: str(acmeRaw, "email", "acme", false) || undefined,
       directoryUrl: str(acmeRaw, "directoryUrl", "acme", false) || undefined,
       cacheDir: str(acmeRaw, "cacheDir", "acme", false) || undefined,
+      httpPort: port("httpPort"),
+      httpsPort: port("httpsPort"),
     },
     metricsToken: str(raw, "metricsToken", "config", false),
     trustedProxies: parseTrustedProxies(raw.trustedProxies),

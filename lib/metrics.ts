@@ -399,10 +399,18 @@ export interface ServerMetricSources {
   sseClients?: () => number;
   /** MX sessions: name, current state and reconnect count. */
   sessions?: () => Iterable<{ name: string; state: string; reconnects: number }>;
+  /** The automatic (ACME) certificate: expiry of the one served, failed renewals. */
+  certificate?: () => { notAfter?: Date; renewalFailures: number } | undefined;
 }
 
 /** Every state `mx_session_state` reports (one series each, 1 for the current one). */
-export const MX_STATES: readonly string[] = ["connecting", "connected", "disconnected", "stopped"];
+export const MX_STATES: readonly string[] = [
+  "connecting",
+  "connected",
+  "disconnected",
+  "login-failed",
+  "stopped",
+];
 
 /**
  * MXFlex's metrics on one registry, with the hooks the server wires.
@@ -494,7 +502,21 @@ export class ServerMetrics {
       pruned: (app, event) => pc.pruned.inc({ app, event }),
     };
 
+    const certExpiry = r.gauge(
+      "tls_certificate_expiry_timestamp_seconds",
+      "Expiry of the automatic (ACME) certificate being served, Unix time.",
+    );
+    const renewalFailures = r.counter(
+      "acme_renewal_failures_total",
+      "Failed renewals of the automatic (ACME) certificate.",
+    );
+
     r.onCollect(() => {
+      const cert = src.certificate?.();
+      if (cert) {
+        renewalFailures.setTotal(undefined, cert.renewalFailures);
+        if (cert.notAfter) certExpiry.set(undefined, Math.floor(cert.notAfter.getTime() / 1000));
+      }
       if (src.liveTokens) live.set(undefined, src.liveTokens());
       if (src.sseClients) sse.set(undefined, src.sseClients());
       if (src.sessions) {

@@ -38,7 +38,7 @@ import {
   voicemailJson,
   voicemailPatch,
 } from "../lib/http/records.ts";
-import { serveVoicemail } from "../lib/http/voicemail_stream.ts";
+import { serveVoicemail, voicemailNotFound } from "../lib/http/voicemail_stream.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** What the Flex router needs. */
@@ -319,7 +319,9 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   app.patch("/api/voicemail/:id", async (c) => {
     const id = mailIdParam(c.req.param("id"));
     const patch = voicemailPatch(c.get("fields"));
-    await asUser(c, (user) => user.updateVoicemail(id, patch));
+    // No such message: 404, as for GET (UserSession decides from the MX's refusal).
+    const found = await asUser(c, (user) => user.updateVoicemail(id, patch));
+    if (!found) throw voicemailNotFound();
     return c.body(null, 204);
   });
 

@@ -29,6 +29,7 @@ import type { StreamLimits } from "../lib/mx/token_monitors.ts";
 import type { FlexFeed } from "../lib/mx/flex_events.ts";
 import type { CredentialVault } from "../lib/store/credentials.ts";
 import type { ServerMetrics } from "../lib/metrics.ts";
+import type { HttpsStatus } from "../lib/listen/https_status.ts";
 import { HttpError, toErrorResponse } from "../lib/http/errors.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { requestLog } from "../lib/http/request_log.ts";
@@ -78,6 +79,8 @@ export interface AppServices {
   closing: () => boolean;
   /** Stall limit of voicemail downloads, ms (default in `routes/proxy.ts`). */
   voicemailIdleMs?: number;
+  /** The automatic certificate's state (ACME mode), shown by `/readyz`. */
+  https?: HttpsStatus;
 }
 
 /**
@@ -106,7 +109,7 @@ export function buildApp(s: AppServices): Hono {
     return toErrorResponse(h ?? err);
   });
   app.notFound(() => toErrorResponse(new HttpError(404, "not found")));
-  app.route("/", opsRoutes(s.sessions, s.instanceId));
+  app.route("/", opsRoutes(s.sessions, s.instanceId, s.https));
   app.route(
     "/",
     flexRoutes({

@@ -1,11 +1,13 @@
 /**
- * Operations endpoints: `/healthz` (process up) and `/readyz` (this instance's MX sessions,
- * and which instance answered: with several instances each reports only itself).
+ * Operations endpoints: `/healthz` (process up) and `/readyz` (this instance's MX sessions, in
+ * ACME mode the certificate's, and which instance answered: with several instances each
+ * reports only itself).
  *
  * @module
  */
 import { Hono } from "hono";
 import type { MxSession } from "../lib/mx/mod.ts";
+import type { HttpsStatus } from "../lib/listen/https_status.ts";
 import { jsonResponse } from "../lib/http/errors.ts";
 import { embeddedAsset } from "../lib/assets.ts";
 
@@ -15,8 +17,15 @@ import { embeddedAsset } from "../lib/assets.ts";
  */
 export const OPENAPI_FILE = new URL("../docs/openapi.yaml", import.meta.url);
 
-/** Builds the ops router. */
-export function opsRoutes(sessions: Map<string, MxSession>, instanceId: string): Hono {
+/**
+ * Builds the ops router. `/readyz` is 200 when every MX session is connected and, with an
+ * active `https` (ACME mode), a certificate is served; otherwise 503, saying why.
+ */
+export function opsRoutes(
+  sessions: Map<string, MxSession>,
+  instanceId: string,
+  https?: HttpsStatus,
+): Hono {
   const app = new Hono();
   app.get("/api/openapi.yaml", async () => {
     let body: BodyInit;
@@ -33,8 +42,10 @@ export function opsRoutes(sessions: Map<string, MxSession>, instanceId: string):
   });
   app.get("/healthz", () => jsonResponse({ status: "ok" }));
   app.get("/readyz", () => {
-    const mx: Record<string, { state: string; sn?: string; reconnects: number; error?: string }> =
-      {};
+    const mx: Record<
+      string,
+      { state: string; sn?: string; reconnects: number; error?: string; nextAttempt?: string }
+    > = {};
     let ready = true;
     for (const [name, s] of sessions) {
       if (s.state !== "connected") ready = false;
@@ -43,9 +54,13 @@ export function opsRoutes(sessions: Map<string, MxSession>, instanceId: string):
         sn: s.sn,
         reconnects: s.reconnects,
         error: s.lastError || undefined,
+        nextAttempt: s.state === "connected" ? undefined : s.nextAttempt?.toISOString(),
       };
     }
-    return jsonResponse({ ready, instance: instanceId, mx }, ready ? 200 : 503);
+    const tls = https?.view();
+    if (tls && !https!.ready) ready = false;
+    const body = { ready, instance: instanceId, mx, ...(tls ? { https: tls } : {}) };
+    return jsonResponse(body, ready ? 200 : 503);
   });
   return app;
 }

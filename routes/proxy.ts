@@ -28,7 +28,7 @@ import {
   voicemailJson,
   voicemailPatch,
 } from "../lib/http/records.ts";
-import { serveVoicemail } from "../lib/http/voicemail_stream.ts";
+import { serveVoicemail, voicemailNotFound } from "../lib/http/voicemail_stream.ts";
 
 /** Identity established by Basic auth. */
 export interface ProxyUser {
@@ -192,7 +192,9 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
   app.patch("/mx/:name/voicemail/:id", async (c) => {
     const id = mailId(c);
     const patch = voicemailPatch(await readFields(c.req.raw));
-    await withUser(c, (user) => user.updateVoicemail(id, patch));
+    // No such message: 404, as for GET (UserSession decides from the MX's refusal).
+    const found = await withUser(c, (user) => user.updateVoicemail(id, patch));
+    if (!found) throw voicemailNotFound();
     return c.body(null, 204);
   });
 

@@ -12,33 +12,15 @@ import {
 } from "../lib/config.ts";
 import { main, parseFlags } from "../main.ts";
 
-/** seeds/mxflex-api.md, "Конфигурационный файл", byte for byte (YAML with a flow mapping). */
-const SEED_FLEX_YAML = `host: "localhost:8080"
-mx: {
-    addr: "89.185.246.134",
-    login: "d3test",
-    password: "981211"
-}
-`;
+const FIXTURES = new URL("./fixtures/", import.meta.url);
 
-/** seeds/mxproxy-api.md, "Конфигурационный файл", byte for byte (JSON). */
-const SEED_PROXY_JSON = `{
-  "mx": {
-    "dev": {
-      "addr": "127.0.0.1:7778",
-      "login": "server",
-      "password": "password"
-    }
-  },
-  "apns": {
-    "push-cert.p12": "password"
-  },
-  "gfcm": {
-    "app-name": "GOOGLE-APP-KEY"
-  }
-}
-
-`;
+/**
+ * The seeds' config files, byte for byte (seeds/mxflex-api.md and seeds/mxproxy-api.md,
+ * "Конфигурационный файл"): kept only here, as fixtures. The examples in config/ use
+ * placeholders instead (the seed 1 file names a real, public MX).
+ */
+const SEED_FLEX_YAML = Deno.readTextFileSync(new URL("seeds/mxflex.yaml", FIXTURES));
+const SEED_PROXY_JSON = Deno.readTextFileSync(new URL("seeds/mxproxy.json", FIXTURES));
 
 async function withTempFile<T>(
   name: string,
@@ -66,6 +48,37 @@ function assertConfigError(fn: () => unknown, re: RegExp, label = ""): void {
 
 const MX = { addr: "10.0.0.1", login: "server", password: "pw" };
 
+/** The seeds sit beside the repository (`../shared/seeds`; a worktree is one level deeper). */
+const SEEDS_DIR = ["../../shared/seeds/", "../../../shared/seeds/"]
+  .map((p) => new URL(p, import.meta.url))
+  .find((u) => {
+    try {
+      return Deno.statSync(u).isDirectory;
+    } catch {
+      return false;
+    }
+  });
+
+Deno.test({
+  name: `config: the seed fixtures are the seeds' text, byte for byte${
+    SEEDS_DIR ? "" : " (skipped: seeds not found beside the repository)"
+  }`,
+  ignore: !SEEDS_DIR,
+  async fn() {
+    for (
+      const [file, lang, fixture] of [
+        ["mxflex-api.md", "yaml", SEED_FLEX_YAML],
+        ["mxproxy-api.md", "json", SEED_PROXY_JSON],
+      ]
+    ) {
+      const md = await Deno.readTextFile(new URL(file, SEEDS_DIR));
+      const text = md.split("## Конфигурационный файл")[1].split("```" + lang + "\n")[1]
+        .split("```")[0];
+      assert.equal(fixture, text, file);
+    }
+  },
+});
+
 Deno.test("config: seed 1 mxflex.yaml (YAML flow mapping) loads unchanged", async () => {
   await withTempFile("mxflex.yaml", SEED_FLEX_YAML, async (path) => {
     const cfg = await loadConfigFile(path);
@@ -75,6 +88,7 @@ Deno.test("config: seed 1 mxflex.yaml (YAML flow mapping) loads unchanged", asyn
       { ...cfg.mx[0], tls: undefined },
       {
         name: "default",
+        key: "mx",
         hostname: "89.185.246.134",
         port: 7778,
         login: "d3test",
@@ -95,8 +109,8 @@ Deno.test("config: seed 2 mxproxy.json (named MX, apns, gfcm) loads unchanged", 
   await withTempFile("mxproxy.json", SEED_PROXY_JSON, async (path) => {
     const cfg = await loadConfigFile(path);
     assert.equal(cfg.host, "localhost:8080");
-    assert.deepEqual(cfg.mx.map((m) => [m.name, m.hostname, m.port, m.login, m.password]), [
-      ["dev", "127.0.0.1", 7778, "server", "password"],
+    assert.deepEqual(cfg.mx.map((m) => [m.name, m.key, m.hostname, m.port, m.login, m.password]), [
+      ["dev", "mx.dev", "127.0.0.1", 7778, "server", "password"],
     ]);
     assert.equal(cfg.flexMx, "dev");
     assert.deepEqual(cfg.push, {
@@ -104,6 +118,21 @@ Deno.test("config: seed 2 mxproxy.json (named MX, apns, gfcm) loads unchanged", 
       gfcm: { "app-name": "GOOGLE-APP-KEY" },
     });
   });
+});
+
+Deno.test("config: the example configs load and point at no public address", async () => {
+  const dir = new URL("../config/", import.meta.url);
+  const files: string[] = [];
+  for await (const e of Deno.readDir(dir)) if (e.isFile) files.push(e.name);
+  assert.deepEqual(files.sort(), ["mxflex.yaml", "mxproxy.json"]);
+  // Loopback, or names that can never reach a real MX (RFC 2606 / RFC 6761).
+  const safe =
+    /^(127\.\d+\.\d+\.\d+|localhost|::1|(.+\.)?example(\.(com|net|org))?|.+\.(test|invalid))$/;
+  for (const name of files) {
+    const cfg = await loadConfigFile(new URL(name, dir).pathname);
+    for (const mx of cfg.mx) assert.match(mx.hostname, safe, `${name}: mx ${mx.name}`);
+    assert.notEqual(cfg.mx[0].password, "981211", `${name}: not the seed's credentials`);
+  }
 });
 
 Deno.test("config: JSON or YAML is chosen by content, not by file name", async () => {
@@ -151,6 +180,9 @@ Deno.test("config: validation errors name the key", async () => {
     [{ mx: MX, tls: "cert.pem" }, /^tls must be an object/],
     [{ mx: MX, tls: { cert: "c.pem" } }, /^tls\.key is required$/],
     [{ mx: MX, acme: "yes" }, /^acme must be an object$/],
+    [{ mx: MX, acme: { httpPort: 0 } }, /^acme\.httpPort must be a port number 1-65535$/],
+    [{ mx: MX, acme: { httpsPort: "443" } }, /^acme\.httpsPort must be a port number/],
+    [{ mx: MX, connectTimeoutMs: 5 }, /^connectTimeoutMs must be a number >= 100$/],
   ];
   for (const [raw, re] of cases) {
     const value = typeof raw === "string" ? await parseConfigText(raw) : raw;
@@ -177,7 +209,10 @@ Deno.test("config: defaults and optional keys", () => {
     acme: {
       email: "ops@example.com",
       directoryUrl: "https://acme-staging-v02.api.letsencrypt.org/directory",
+      httpPort: 8080,
+      httpsPort: 8443,
     },
+    connectTimeoutMs: 2500,
   }, "/etc/mxflex");
   assert.deepEqual(cfg.mx.map((m) => [m.name, m.hostname, m.port]), [
     ["a", "::1", 7000],
@@ -190,6 +225,9 @@ Deno.test("config: defaults and optional keys", () => {
   assert.deepEqual(cfg.tls, { cert: "c.pem", key: "k.pem" });
   assert.equal(cfg.acme.directoryUrl, "https://acme-staging-v02.api.letsencrypt.org/directory");
   assert.equal(cfg.acme.cacheDir, undefined);
+  assert.deepEqual([cfg.acme.httpPort, cfg.acme.httpsPort], [8080, 8443]);
+  assert.equal(cfg.connectTimeoutMs, 2500);
+  assert.equal(normalizeConfig({ mx: MX }, ".").connectTimeoutMs, 5000, "default <= 10 s");
   assert.equal(cfg.baseDir, "/etc/mxflex");
 });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { encodeFrame, FrameDecoder, MAX_FRAME_SIZE } from "../lib/csta/frame.ts";
-import { FrameError } from "../lib/csta/errors.ts";
+import { FrameError, NotAnMxError } from "../lib/csta/errors.ts";
 
 const LOGIN =
   `<loginRequest type="User" platform="CRM" version="1.0"><userName>user_login</userName><pwd>W6ph5Mm5Pz8GgiULbPgzG37mj9g=&#xA;</pwd></loginRequest>`;
@@ -87,4 +87,54 @@ Deno.test("frame: complete frames before garbage in one read are still delivered
   assert.deepEqual(frames, [{ invokeId: 7, payload: "<reply/>" }]);
   assert.ok(dec.error instanceof FrameError, "the decoder reports the bad header");
   assert.throws(() => dec.push(new Uint8Array(1)), FrameError);
+});
+
+Deno.test("frame: the first bytes of something that is not an MX say what it looks like", () => {
+  const enc = new TextEncoder();
+  const cases: [Uint8Array, string][] = [
+    [
+      enc.encode("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n"),
+      'not an MX: received HTTP ("HTTP/1.1 400 Bad Request")',
+    ],
+    [
+      enc.encode("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"),
+      'not an MX: received an SSH banner ("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3")',
+    ],
+    [
+      new Uint8Array([0x16, 0x03, 0x03, 0x00, 0x7a, 0x02, 0x00, 0x00, 0x76]),
+      "not an MX: received TLS (this port speaks TLS: remove tls.plain)",
+    ],
+    [
+      new Uint8Array([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46, 0x00, 0x00]),
+      "not an MX: received TLS (this port speaks TLS: remove tls.plain)",
+    ],
+    [
+      enc.encode("220 mail.example.com ESMTP Postfix\r\n"),
+      'not an MX: received a text banner ("220 mail.example.com ESMTP Postfix")',
+    ],
+    [
+      enc.encode('{"error":"not found"}'),
+      'not an MX: received text ("{\\"error\\":\\"not found\\"}")',
+    ],
+  ];
+  for (const [bytes, message] of cases) {
+    assert.throws(() => new FrameDecoder().push(bytes), (e) => {
+      assert.ok(e instanceof NotAnMxError, `${message}: ${e}`);
+      assert.equal((e as Error).message, message);
+      return true;
+    });
+  }
+  // Garbage after real frames is a broken MX stream, not a foreign service.
+  const dec = new FrameDecoder();
+  dec.push(encodeFrame(1, "<a/>"));
+  assert.throws(() => dec.push(enc.encode("HTTP/1.1 400 Bad Request\r\n\r\n")), (e) => {
+    assert.ok(e instanceof FrameError && !(e instanceof NotAnMxError));
+    assert.match((e as Error).message, /^bad frame length \d+$/);
+    return true;
+  });
+  // Binary junk with no recognisable shape keeps the precise frame error.
+  assert.throws(
+    () => new FrameDecoder().push(new Uint8Array([0x80, 0x01, 0xfe, 0x00, 1, 2, 3, 4])),
+    /^FrameError: bad frame length \d+$/,
+  );
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { hostMode, isIpLiteral } from "../lib/listen/host_rule.ts";
+import { ListenError } from "../lib/listen/errors.ts";
 import { listen, redirectToHttps } from "../lib/listen/listen.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
@@ -133,12 +134,36 @@ Deno.test("listen: aborting the signal shuts the server down", async () => {
   await assert.rejects(fetch(srv.url));
 });
 
-Deno.test("listen: unreadable TLS files fail without leaking a server", async () => {
+Deno.test("listen: unreadable TLS files fail without leaking a server, naming the file", async () => {
   await assert.rejects(
     listen(() => new Response(), {
       host: "127.0.0.1:0",
       tls: { certFile: "/nonexistent/cert.pem", keyFile },
     }),
-    Deno.errors.NotFound,
+    (err) =>
+      err instanceof ListenError &&
+      err.message === "cannot read the TLS certificate /nonexistent/cert.pem: no such file",
   );
+  await assert.rejects(
+    listen(() => new Response(), { host: "127.0.0.1:0", tls: { certFile: keyFile, keyFile } }),
+    (err) =>
+      err instanceof ListenError &&
+      err.message.startsWith(`the TLS certificate ${keyFile} or key ${keyFile} is not usable: `),
+  );
+});
+
+Deno.test("listen: a port in use is a ListenError naming the address", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = taken.addr as Deno.NetAddr;
+  try {
+    await assert.rejects(
+      listen(() => new Response(), { host: `127.0.0.1:${port}` }),
+      (err) =>
+        err instanceof ListenError &&
+        err.message ===
+          `cannot listen on 127.0.0.1:${port}: address already in use (another program holds the port)`,
+    );
+  } finally {
+    taken.close();
+  }
 });

@@ -25,6 +25,7 @@ async function withMx(
   const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY } });
   const cfg: MxConfig = {
     name: "test",
+    key: "mx.test",
     hostname: "127.0.0.1",
     port: sim.port,
     login: "server",

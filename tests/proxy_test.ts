@@ -3,7 +3,7 @@
  * simulator.
  */
 import assert from "node:assert/strict";
-import { basic, DMITRY, type Harness, withHarness } from "./helpers/harness.ts";
+import { basic, DMITRY, flexLogin, type Harness, withHarness } from "./helpers/harness.ts";
 import { RawHttp } from "./helpers/raw_http.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
@@ -216,6 +216,40 @@ Deno.test("proxy: voicemail list, note/read update, delete (idempotent)", async 
     res = await send(h, "DELETE", `/voicemail/..%2F..`);
     assert.equal(res.status, 400);
     await res.body?.cancel();
+  });
+});
+
+Deno.test("proxy: an unknown voicemail id is 404 for GET and PATCH alike; DELETE stays 204", async () => {
+  await withHarness(async (h) => {
+    const mine = h.sim.addVoicemail(DMITRY.ext, { from: "3099", content: new Uint8Array(10) });
+    // Someone else's message is "no such message" for dmitry too.
+    const foreign = h.sim.addVoicemail("3099", { from: "3095", content: new Uint8Array(10) });
+    for (const id of ["999999", foreign]) {
+      const got = await get(h, `/voicemail/${id}`);
+      assert.equal(got.status, 404, `GET ${id}`);
+      const gotBody = await got.json();
+      for (const body of [{ readed: true }, { note: "x" }, { note: "x", readed: false }]) {
+        const res = await send(h, "PATCH", `/voicemail/${id}`, body);
+        assert.equal(res.status, 404, `PATCH ${id} ${JSON.stringify(body)}`);
+        assert.deepEqual(await res.json(), gotBody, "one answer for no such message");
+      }
+      const del = await send(h, "DELETE", `/voicemail/${id}`);
+      assert.equal(del.status, 204, "the seed: deleting an absent message is not an error");
+      await del.body?.cancel();
+    }
+    assert.equal(h.sim.voicemails("3099")[0].read, false, "the foreign message was not touched");
+    // The Flex API's voicemail answers alike.
+    const token = await flexLogin(h.url);
+    const flex = await fetch(`${h.url}/api/voicemail/999999`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ readed: true }),
+    });
+    assert.equal(flex.status, 404);
+    assert.deepEqual(await flex.json(), { error: "voicemail not found" });
+    const ok = await send(h, "PATCH", `/voicemail/${mine}`, { readed: true });
+    assert.equal(ok.status, 204);
+    await ok.body?.cancel();
   });
 });
 

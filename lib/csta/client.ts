@@ -13,8 +13,12 @@ import { ConnectionClosedError, LoginFailedError, UnavailableError } from "./err
 import { child, type XmlElement } from "./xml.ts";
 import type { LoginInfo } from "./types.ts";
 
-/** Session state as shown by `/readyz` and metrics. */
-export type ClientState = "connecting" | "connected" | "disconnected" | "stopped";
+/**
+ * Session state as shown by `/readyz` and metrics. `login-failed`: the MX refused the
+ * credentials; the next attempt follows the authentication backoff (minutes), not the
+ * reconnect schedule.
+ */
+export type ClientState = "connecting" | "connected" | "disconnected" | "login-failed" | "stopped";
 
 /** Backoff parameters. */
 export interface Backoff {
@@ -26,10 +30,29 @@ export interface Backoff {
   jitter?: number;
 }
 
+/**
+ * Backoff after the MX refused the credentials: 30 s, doubling, at most 10 min. A wrong
+ * password does not fix itself, and retrying it on the reconnect schedule (up to every 30 s,
+ * for ever) can get the account locked on the MX.
+ */
+export const AUTH_BACKOFF: Readonly<Required<Backoff>> = Object.freeze({
+  initialMs: 30_000,
+  maxMs: 600_000,
+  jitter: 0.2,
+});
+
 /** Options for {@link CstaClient}. */
 export interface ClientOptions extends ConnectionOptions {
   credentials: Credentials;
+  /** Reconnect schedule after connection failures and lost sessions. */
   backoff?: Backoff;
+  /** Schedule after refused logins; default {@link AUTH_BACKOFF}. */
+  authBackoff?: Backoff;
+  /**
+   * Whose credentials these are, for messages: e.g. `the server account (config
+   * mx.office.login)`; default `the <type> account`.
+   */
+  accountLabel?: string;
   /**
    * Runs after each successful login and monitor restore, before the client reports
    * "connected" (e.g. fetch the address book, `MonitorStartAb`). A failure counts as a failed
@@ -83,10 +106,16 @@ export class CstaClient {
   #stateListeners = new Set<(s: ClientState) => void>();
   #readyWaiters: Array<() => void> = [];
   #attempt = 0;
+  #authAttempt = 0;
+  #nextAttempt?: Date;
   #timer?: ReturnType<typeof setTimeout>;
   #reconnects = 0;
   #lastError = "";
   #running?: Promise<void>;
+  /** Aborts the connect of the attempt in progress (see {@link stop}). */
+  #setup = new AbortController();
+  /** The connection of the attempt in progress, until it is up (login, restore, onSession). */
+  #setupConn?: CstaConnection;
 
   /** @param opts connection, credentials and hooks */
   constructor(opts: ClientOptions) {
@@ -109,6 +138,10 @@ export class CstaClient {
   get lastError(): string {
     return this.#lastError;
   }
+  /** When the next connection attempt is due, while waiting for it. */
+  get nextAttempt(): Date | undefined {
+    return this.#nextAttempt;
+  }
   /** Extensions currently requested to be monitored. */
   get monitoredExtensions(): string[] {
     return [...this.#monitors.keys()];
@@ -117,6 +150,10 @@ export class CstaClient {
   /** The live connection. @throws {UnavailableError} when the session is down */
   get connection(): CstaConnection {
     if (this.#state !== "connected" || !this.#conn || this.#conn.isClosed) {
+      // Users of a session whose own account is refused are told so, not the account's name.
+      if (this.#state === "login-failed") {
+        throw new UnavailableError("MX unavailable: the MX refuses this server's account");
+      }
       throw new UnavailableError(
         this.#lastError ? `MX unavailable: ${this.#lastError}` : "MX unavailable",
       );
@@ -231,11 +268,16 @@ export class CstaClient {
     return this.#byRef.get(ref);
   }
 
-  /** Stops reconnecting and closes the session (sends `<logout/>`). */
+  /**
+   * Stops reconnecting and closes the session (sends `<logout/>`). A connect or login still in
+   * progress is given up at once, so stopping never waits for an MX that says nothing.
+   */
   async stop(): Promise<void> {
     this.#setState("stopped");
     clearTimeout(this.#timer);
     this.#wake?.();
+    this.#setup.abort();
+    this.#setupConn?.destroy("stopped");
     this.#conn?.close();
     await this.#running;
   }
@@ -247,16 +289,27 @@ export class CstaClient {
 
   #wake?: () => void;
 
+  /** `host:port` of the MX, for log lines. */
+  #address(): string {
+    const h = this.#opts.hostname;
+    return `${h.includes(":") ? `[${h}]` : h}:${this.#opts.port}`;
+  }
+
   /** A method, not a field read, so TypeScript does not narrow the state across awaits. */
   #stopped(): boolean {
     return this.#state === "stopped";
   }
 
   #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
+    this.#nextAttempt = new Date(Date.now() + ms);
+    return new Promise<void>((resolve) => {
       this.#wake = resolve;
       this.#timer = setTimeout(resolve, ms);
-    });
+    }).finally(() => this.#nextAttempt = undefined);
+  }
+
+  #accountLabel(): string {
+    return this.#opts.accountLabel ?? `the ${this.#opts.credentials.type.toLowerCase()} account`;
   }
 
   #setState(s: ClientState): void {
@@ -276,7 +329,8 @@ export class CstaClient {
       this.#setState("connecting");
       let conn: CstaConnection | undefined;
       try {
-        conn = await CstaConnection.connect(this.#opts);
+        conn = await CstaConnection.connect({ ...this.#opts, signal: this.#setup.signal });
+        this.#setupConn = conn;
         if (this.#stopped()) {
           conn.destroy("stopped");
           break;
@@ -300,7 +354,9 @@ export class CstaClient {
           conn.close();
           break;
         }
+        this.#setupConn = undefined;
         this.#attempt = 0;
+        this.#authAttempt = 0;
         this.#lastError = "";
         if (!first) this.#reconnects++;
         first = false;
@@ -314,20 +370,32 @@ export class CstaClient {
         // The first retry after a working session goes quickly: the MX may be right back.
         this.#attempt = 0;
       } catch (err) {
+        this.#setupConn = undefined;
         conn?.destroy("setup failed");
         if (this.#stopped()) break;
         const msg = err instanceof Error ? err.message : String(err);
+        if (err instanceof LoginFailedError) {
+          // Wrong credentials will not fix themselves: say whose they are, log loudly, and
+          // back off to minutes (a real MX may lock an account retried every few seconds).
+          const auth = { ...AUTH_BACKOFF, ...this.#opts.authBackoff };
+          const delay = backoffDelay(this.#authAttempt++, auth);
+          this.#lastError = `the MX refused ${this.#accountLabel()}: ${msg || "login failed"}`;
+          this.#setState("login-failed");
+          this.#opts.log?.(
+            "error",
+            `${this.#lastError}; next attempt in ${Math.round(delay / 1000)} s ` +
+              `(refused logins back off up to ${Math.round(auth.maxMs / 60_000)} min)`,
+          );
+          await this.#sleep(delay);
+          continue;
+        }
         this.#lastError = msg;
         this.#setState("disconnected");
-        // Wrong server credentials will not fix themselves quickly: log loudly, keep trying.
         // The socket error behind a wrapped one (with the address) is for the log only.
         const cause = err instanceof Error && err.cause instanceof Error
           ? ` (${err.cause.message})`
           : "";
-        this.#opts.log?.(
-          err instanceof LoginFailedError ? "error" : "warn",
-          `MX connect failed: ${msg}${cause}`,
-        );
+        this.#opts.log?.("warn", `MX connect to ${this.#address()} failed: ${msg}${cause}`);
       }
       const delay = backoffDelay(this.#attempt++, this.#opts.backoff);
       await this.#sleep(delay);

@@ -19,6 +19,7 @@ import {
   ConnectionClosedError,
   FrameError,
   LoginFailedError,
+  NotAnMxError,
   RefusedError,
   TimeoutError,
   XmlError,
@@ -403,9 +404,12 @@ export class CstaConnection {
     } catch (err) {
       // A bad header leaves no way to find the next frame: end this session only.
       const e = err instanceof FrameError ? err : new FrameError(String(err));
-      this.#onBad?.(e);
       this.#t.destroy();
-      this.#shutdown(new ConnectionClosedError(`protocol error: ${e.message}`));
+      // "not an MX: received HTTP (…)" is the session's end reason and says it all (the owner
+      // logs that); other frame errors are protocol errors of an MX, reported as bad messages.
+      if (!(e instanceof NotAnMxError)) this.#onBad?.(e);
+      const why = e instanceof NotAnMxError ? e.message : `protocol error: ${e.message}`;
+      this.#shutdown(new ConnectionClosedError(why, { cause: e }));
       return;
     }
     for (const f of frames) {

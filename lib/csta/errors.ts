@@ -19,6 +19,7 @@
  * | {@link UnreachableError} | the MX could not be reached (refused, reset, DNS, …)      |
  * | {@link CertificateError} | the MX's certificate is not the one we trust              |
  * | {@link FrameError}       | bytes that violate the frame format                       |
+ * | {@link NotAnMxError}     | the far end is something else (HTTP, SSH, no TLS, …)      |
  * | {@link XmlError}         | a payload that is not well-formed XML                     |
  *
  * This module knows nothing about HTTP: `lib/http/mx_errors.ts` maps these to statuses.
@@ -273,5 +274,29 @@ export class XmlError extends CstaError {
   constructor(message: string) {
     super(message);
     this.name = "XmlError";
+  }
+}
+
+/**
+ * The far end is not an MX: its first bytes look like another protocol (HTTP, an SSH or text
+ * banner, TLS on a port configured as plain), or it does not speak TLS at all. The message
+ * says what it looks like and is safe to show clients; it is a {@link FrameError} when it
+ * comes from the frame decoder's first bytes.
+ *
+ * @example
+ * ```ts
+ * throw new NotAnMxError('received HTTP ("HTTP/1.1 400 Bad Request")');
+ * // message: 'not an MX: received HTTP ("HTTP/1.1 400 Bad Request")'
+ * ```
+ */
+export class NotAnMxError extends FrameError {
+  /**
+   * @param what what the far end looks like
+   * @param options `cause`: the socket error, if any
+   */
+  constructor(what: string, options?: ErrorOptions) {
+    super(`not an MX: ${what}`);
+    if (options?.cause !== undefined) this.cause = options.cause;
+    this.name = "NotAnMxError";
   }
 }

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { FrameError } from "./errors.ts";
+import { FrameError, NotAnMxError } from "./errors.ts";
 
 /** Length of the fixed frame header in bytes. */
 export const HEADER_SIZE = 8;
@@ -74,6 +74,8 @@ export class FrameDecoder {
   #len = 0;
   #maxFrame: number;
   #error?: FrameError;
+  /** Whether a frame was ever decoded: only the very first bytes can reveal another protocol. */
+  #decoded = false;
 
   /** @param maxFrame largest accepted frame; defaults to the protocol's 65 535 bytes */
   constructor(maxFrame = MAX_FRAME_SIZE) {
@@ -96,6 +98,7 @@ export class FrameDecoder {
   /**
    * Appends a chunk and returns the frames completed by it.
    * @throws {FrameError} on a malformed header; the decoder is then unusable
+   * @throws {NotAnMxError} when the first bytes of the stream are another protocol's
    */
   push(chunk: Uint8Array): Frame[] {
     if (this.#error) throw this.#error;
@@ -126,12 +129,14 @@ export class FrameDecoder {
       // all observed traffic and lets us reject garbage early (mx-protocol §7.2).
       const total = ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
       if (total < HEADER_SIZE || total > this.#maxFrame) {
-        throw new FrameError(`bad frame length ${total}`);
+        throw this.#badStart(off) ?? new FrameError(`bad frame length ${total}`);
       }
       let id = 0;
       for (let i = 4; i < 8; i++) {
         const c = b[off + i];
-        if (c < 0x30 || c > 0x39) throw new FrameError("non-numeric invoke id");
+        if (c < 0x30 || c > 0x39) {
+          throw this.#badStart(off) ?? new FrameError("non-numeric invoke id");
+        }
         id = id * 10 + (c - 0x30);
       }
       if (this.#len - off < total) break;
@@ -139,9 +144,17 @@ export class FrameDecoder {
         invokeId: id,
         payload: decoder.decode(b.subarray(off + HEADER_SIZE, off + total)),
       });
+      this.#decoded = true;
       off += total;
     }
     return off;
+  }
+
+  /** At the very start of the stream, what another protocol's bytes look like. */
+  #badStart(off: number): NotAnMxError | undefined {
+    if (this.#decoded || off !== 0) return undefined;
+    const what = describeForeignBytes(this.#buf.subarray(0, this.#len));
+    return what === undefined ? undefined : new NotAnMxError(what);
   }
 
   #append(chunk: Uint8Array): void {
@@ -154,4 +167,35 @@ export class FrameDecoder {
     this.#buf.set(chunk, this.#len);
     this.#len = need;
   }
+}
+
+/**
+ * What the first bytes of a stream look like when they are not a CSTA frame, or `undefined`
+ * for binary junk with no recognisable shape. Quotes at most the first line (60 characters,
+ * printable ASCII only).
+ *
+ * @example
+ * ```ts
+ * describeForeignBytes(new TextEncoder().encode("HTTP/1.1 400 Bad Request\r\n"));
+ * // 'received HTTP ("HTTP/1.1 400 Bad Request")'
+ * ```
+ */
+export function describeForeignBytes(bytes: Uint8Array): string | undefined {
+  // TLS records: handshake (22) or alert (21), major version 3.
+  if ((bytes[0] === 0x16 || bytes[0] === 0x15) && bytes[1] === 0x03) {
+    return "received TLS (this port speaks TLS: remove tls.plain)";
+  }
+  const head = bytes.subarray(0, 256);
+  const text = String.fromCharCode(...head);
+  const firstLine = JSON.stringify(
+    text.split(/\r|\n/)[0].replace(/[^\x20-\x7e]/g, "?").slice(0, 60),
+  );
+  if (/^HTTP\/\d/.test(text)) return `received HTTP (${firstLine})`;
+  if (text.startsWith("SSH-")) return `received an SSH banner (${firstLine})`;
+  if (/^(\d{3}[ -]|\* OK|\+OK|RFB \d)/.test(text)) return `received a text banner (${firstLine})`;
+  // Mostly printable text (a frame header starts with two zero bytes).
+  const printable = [...head.subarray(0, HEADER_SIZE)].every((c) =>
+    (c >= 0x20 && c < 0x7f) || c === 0x09 || c === 0x0a || c === 0x0d
+  );
+  return printable ? `received text (${firstLine})` : undefined;
 }

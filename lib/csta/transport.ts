@@ -16,6 +16,7 @@ import {
   CertificateError,
   ConnectionClosedError,
   ConnectTimeoutError,
+  NotAnMxError,
   UnreachableError,
 } from "./errors.ts";
 
@@ -38,9 +39,21 @@ export interface TransportOptions {
   port: number;
   /** `false` = plain TCP (tests only); otherwise TLS with these options. */
   tls: MxTlsOptions | false;
-  /** Connect (TCP + TLS handshake) timeout; default 20 s. */
+  /** Connect (TCP + TLS handshake) timeout; default {@link DEFAULT_CONNECT_TIMEOUT_MS}. */
   connectTimeoutMs?: number;
+  /**
+   * Aborting gives up a connect in progress at once (the socket is destroyed and the promise
+   * rejects with {@link ConnectionClosedError}); ignored once connected.
+   */
+  signal?: AbortSignal;
 }
+
+/**
+ * Connect timeout when none is given (the config's `connectTimeoutMs` default too): an MX
+ * answers a TLS handshake in milliseconds; 5 s allows a slow link and keeps a login against an
+ * MX that accepts TCP but says nothing well under 10 s.
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * A connected byte stream with just what the CSTA connection needs. Socket errors reach the
@@ -72,8 +85,12 @@ function codeOf(err: unknown): string | undefined {
 const CERT_CODES =
   /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|SIGNATURE|UnknownIssuer/i;
 
+// What node:tls reports when the peer's first bytes are not a TLS record.
+const NOT_TLS = /WRONG_VERSION_NUMBER|InvalidContentType|PACKET_LENGTH_TOO_LONG|UNKNOWN_PROTOCOL/;
+
 /**
- * Wraps a socket error raised before the session was up into a CSTA error: a certificate
+ * Wraps a socket error raised before the session was up into a CSTA error: a peer that does
+ * not speak TLS becomes {@link NotAnMxError}, a certificate
  * verification failure becomes {@link CertificateError}, anything else
  * {@link UnreachableError}; the system code is kept in the message, the error as `cause`.
  *
@@ -83,10 +100,21 @@ const CERT_CODES =
  *   .message; // "MX unreachable: ECONNREFUSED"
  * ```
  */
-export function connectError(err: unknown): CertificateError | UnreachableError {
-  if (err instanceof CertificateError || err instanceof UnreachableError) return err;
+export function connectError(
+  err: unknown,
+): CertificateError | UnreachableError | NotAnMxError {
+  if (
+    err instanceof CertificateError || err instanceof UnreachableError ||
+    err instanceof NotAnMxError
+  ) return err;
   const code = codeOf(err);
   const text = err instanceof Error ? err.message : String(err);
+  // A TLS client hello answered by something that is not TLS (HTTP, an SSH banner, …).
+  if (NOT_TLS.test(code ?? "") || NOT_TLS.test(text)) {
+    return new NotAnMxError(`the far end does not speak TLS (${code ?? "no TLS"})`, {
+      cause: err,
+    });
+  }
   if (CERT_CODES.test(code ?? "") || CERT_CODES.test(text)) {
     return new CertificateError(`MX certificate rejected: ${code ?? "verification failed"}`, {
       cause: err,
@@ -127,8 +155,9 @@ export function normalizeFingerprint(fp: string): string {
  * ```
  */
 export function openTransport(opts: TransportOptions): Promise<Transport> {
-  const timeoutMs = opts.connectTimeoutMs ?? 20_000;
+  const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   return new Promise<Transport>((resolve, reject) => {
+    if (opts.signal?.aborted) return reject(new ConnectionClosedError("connect aborted"));
     let sock: net.Socket;
     const tlsOpts = opts.tls;
     try {
@@ -153,19 +182,18 @@ export function openTransport(opts: TransportOptions): Promise<Transport> {
     // Like the Go dialer: OS keep-alive every 60 s.
     sock.setKeepAlive(true, 60_000);
     let settled = false;
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      sock.destroy();
-      reject(new ConnectTimeoutError());
-    }, timeoutMs);
-    const fail = (err: Error) => {
+    const onAbort = () => giveUp(new ConnectionClosedError("connect aborted"));
+    const giveUp = (err: Error) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       sock.destroy();
-      reject(connectError(err));
+      reject(err);
     };
+    const timer = setTimeout(() => giveUp(new ConnectTimeoutError()), timeoutMs);
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    const fail = (err: Error) => giveUp(connectError(err));
     sock.once("error", fail);
     const ready = () => {
       if (settled) return;
@@ -188,6 +216,7 @@ export function openTransport(opts: TransportOptions): Promise<Transport> {
       }
       settled = true;
       clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
       sock.off("error", fail);
       resolve(wrap(sock, fingerprint));
     };

@@ -9,7 +9,7 @@
  * | `LoginFailedError` (wrong credentials)           | 401    | the client must authenticate again   |
  * | `RefusedError` (`CSTAErrorCode`: the MX said no) | 422    | request understood, MX said no       |
  * | `TimeoutError`, `ConnectTimeoutError`            | 504    | the MX is a gateway we wait on       |
- * | `UnavailableError` (session down, address book not loaded), `ConnectionClosedError`, `UnreachableError` (refused, reset, DNS), `CertificateError`, `BusyError` | 503 | try again later |
+ * | `UnavailableError` (session down, address book not loaded), `ConnectionClosedError`, `UnreachableError` (refused, reset, DNS), `NotAnMxError` (the address is another service), `CertificateError`, `BusyError` | 503 | try again later |
  * | anything else (also `ProtocolError`, `FrameError`, `XmlError`, KV and file errors) | 500 | message hidden, logged by the caller |
  *
  * The originals answered 500 for CSTA errors and 408 for reply timeouts (mx-protocol §5.7,
@@ -23,6 +23,7 @@ import {
   CertificateError,
   ConnectionClosedError,
   LoginFailedError,
+  NotAnMxError,
   RefusedError,
   TimeoutError,
   UnavailableError,
@@ -47,7 +48,7 @@ export function mxHttpError(err: unknown): HttpError | undefined {
   if (
     err instanceof UnavailableError || err instanceof ConnectionClosedError ||
     err instanceof UnreachableError || err instanceof CertificateError ||
-    err instanceof BusyError
+    err instanceof BusyError || err instanceof NotAnMxError
   ) {
     return new HttpError(503, err.message);
   }

@@ -123,6 +123,19 @@ export async function voicemailResponse(
 }
 
 /**
+ * The one answer for "no such message" (unknown id or someone else's), for GET and PATCH of
+ * both APIs alike.
+ *
+ * @example
+ * ```ts
+ * if (!(await user.updateVoicemail(id, patch))) throw voicemailNotFound();
+ * ```
+ */
+export function voicemailNotFound(): HttpError {
+  return new HttpError(404, "voicemail not found");
+}
+
+/**
  * Answers a request for voicemail `id`: `withUser` runs the download's start on a user session
  * that stays open with the stream (`keepOpen`); 404 when the MX does not know the id; HEAD gets
  * the headers only.
@@ -142,7 +155,7 @@ export async function serveVoicemail(
 ): Promise<Response> {
   const dl = await withUser(async (user) => {
     const dl = await user.downloadVoicemail(id);
-    if (!dl) throw new HttpError(404, "voicemail not found");
+    if (!dl) throw voicemailNotFound();
     return dl;
   });
   return await voicemailResponse(dl, { ...o, id, head: req.method === "HEAD" });

@@ -9,6 +9,18 @@
  *   everything else to HTTPS, then HTTPS with HTTP/2 on 443 using a
  *   certificate obtained and renewed by {@linkcode AcmeManager}.
  *
+ * Before the first certificate (ACME mode): `listen()` returns once port 80
+ * is bound and port 443 was found free; port 80 answers challenges, `/healthz`
+ * and `/readyz` (which says why HTTPS is not ready) and 503 `waiting for
+ * certificate` with `Retry-After` to everything else; 443 is bound as soon as
+ * a certificate is there (`serving` resolves). Failed attempts are retried with
+ * backoff (see {@linkcode AcmeManager.start}) and recorded in the
+ * {@linkcode HttpsStatus} passed as `https`.
+ *
+ * Start-up mistakes (a port in use or below 1024 without permission, an
+ * address the host does not have, an unreadable TLS file) reject with a
+ * {@linkcode ListenError} whose message names the address or file and why.
+ *
  * Certificate swap on renewal: `Deno.serve` cannot change the certificate of a
  * running server. Options examined on Deno 2.9:
  *
@@ -32,13 +44,18 @@
 
 import type { AcmeManager } from "./acme.ts";
 import { type CertStore, DirCertStore } from "./cert_store.ts";
+import { bindError, fileError, ListenError } from "./errors.ts";
 import { hostMode } from "./host_rule.ts";
+import { HttpsStatus } from "./https_status.ts";
 
 /** A request handler as accepted by `Deno.serve`. */
 export type Handler = (
   req: Request,
   info: Deno.ServeHandlerInfo,
 ) => Response | Promise<Response>;
+
+/** A diagnostic sink; `level` is "info" unless given. Never receives key material. */
+export type ListenLog = (message: string, level?: "info" | "warn") => void;
 
 /** ACME settings for {@linkcode listen}; used only when the host rule picks ACME. */
 export interface ListenAcmeOptions {
@@ -60,6 +77,8 @@ export interface ListenAcmeOptions {
   renewBeforeDays?: number;
   /** How often renewal is checked; default 12 h. */
   checkEveryMs?: number;
+  /** Backoff after a failed attempt; default {@linkcode ACME_RETRY} (1 min doubling to 1 h). */
+  retry?: { initialMs?: number; maxMs?: number };
   /** Clock for renewal decisions (tests). */
   now?: () => number;
   /** Called after the HTTPS server switched to a renewed certificate. */
@@ -74,12 +93,14 @@ export interface ListenOptions {
   tls?: { certFile: string; keyFile: string };
   /** ACME settings; when omitted and needed, defaults apply. */
   acme?: ListenAcmeOptions;
+  /** Where ACME mode records its state (for `/readyz` and `/metrics`). */
+  https?: HttpsStatus;
   /** Aborting shuts everything down (like `shutdown()`). */
   signal?: AbortSignal;
   /** Called once with the address of the main (HTTP or HTTPS) server. */
   onListen?: (addr: Deno.NetAddr) => void;
   /** Diagnostic sink; never receives key material. */
-  log?: (message: string) => void;
+  log?: ListenLog;
   /**
    * Bind with `SO_REUSEPORT`, so several instances share the port and the kernel spreads new
    * connections over them (Linux; see {@linkcode checkReusePort}).
@@ -89,20 +110,33 @@ export interface ListenOptions {
 
 /** A running listener. */
 export interface Listening {
-  /** Address of the main server (the HTTPS one in TLS/ACME modes). */
-  addr: Deno.NetAddr;
+  /**
+   * Address of the main server (the HTTPS one in TLS/ACME modes). In ACME mode
+   * it exists once `serving` resolved; reading it earlier throws.
+   */
+  readonly addr: Deno.NetAddr;
   /** Address of the port-80 challenge/redirect server (ACME mode only). */
   httpAddr?: Deno.NetAddr;
   /** Public base URL, e.g. `https://flex.example.com/` or `http://localhost:8080/`. */
-  url: string;
+  readonly url: string;
+  /**
+   * Resolves with {@linkcode addr} once the main server serves: at once, except
+   * in ACME mode, where that is when the first certificate is there. Rejects
+   * if the listener shuts down first.
+   */
+  serving: Promise<Deno.NetAddr>;
   /** Stops renewal and all servers, waiting for in-flight requests. */
   shutdown(): Promise<void>;
   /** Settles when everything has shut down. */
   finished: Promise<void>;
 }
 
+/** Paths port 80 answers from the application in ACME mode (no secrets travel there). */
+const PORT80_APP_PATHS = new Set(["/healthz", "/readyz"]);
+
 /**
  * Starts serving `handler` according to `opts.host` (see module docs).
+ * @throws {ListenError} naming the address or file when a port or TLS file is unusable
  *
  * @example
  * ```ts
@@ -114,26 +148,46 @@ export async function listen(handler: Handler, opts: ListenOptions): Promise<Lis
   const mode = hostMode(opts.host);
   if (opts.reusePort) checkReusePort();
   const reusePort = opts.reusePort === true;
-  const log = opts.log ?? (() => {});
+  const log: ListenLog = opts.log ?? (() => {});
   const group = new ServerGroup();
+  const serving = Promise.withResolvers<Deno.NetAddr>();
+  serving.promise.catch(() => {}); // nobody has to wait for it
   let acmeManager: AcmeManager | undefined;
   let httpAddr: Deno.NetAddr | undefined;
-  let url: string;
+  let url: () => string;
 
   try {
     if (opts.tls) {
       const hostname = mode.mode === "http" ? mode.hostname : "0.0.0.0";
       const [cert, key] = await Promise.all([
-        Deno.readTextFile(opts.tls.certFile),
-        Deno.readTextFile(opts.tls.keyFile),
+        Deno.readTextFile(opts.tls.certFile).catch((e) => {
+          throw fileError(e, "certificate", opts.tls!.certFile);
+        }),
+        Deno.readTextFile(opts.tls.keyFile).catch((e) => {
+          throw fileError(e, "key", opts.tls!.keyFile);
+        }),
       ]);
-      group.current = serve(handler, { hostname, port: mode.port, cert, key, reusePort });
-      url = baseUrl("https", mode.mode === "acme" ? mode.domain : hostname, group.addr.port);
+      try {
+        group.current = bind(handler, { hostname, port: mode.port, cert, key, reusePort });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.InvalidData)) throw err;
+        throw new ListenError(
+          `the TLS certificate ${opts.tls.certFile} or key ${opts.tls.keyFile} is not usable: ` +
+            err.message,
+          opts.tls.certFile,
+          { cause: err },
+        );
+      }
+      const name = mode.mode === "acme" ? mode.domain : hostname;
+      url = () => baseUrl("https", name, group.addr.port);
+      serving.resolve(group.addr);
     } else if (mode.mode === "http") {
-      group.current = serve(handler, { hostname: mode.hostname, port: mode.port, reusePort });
-      url = baseUrl("http", mode.hostname, group.addr.port);
+      group.current = bind(handler, { hostname: mode.hostname, port: mode.port, reusePort });
+      url = () => baseUrl("http", mode.hostname, group.addr.port);
+      serving.resolve(group.addr);
     } else {
       const a = opts.acme ?? { store: new DirCertStore("letsEncrypt.cache") };
+      const https = opts.https ?? new HttpsStatus();
       // acme-client and its X.509 stack (~29 MB resident) are loaded only in ACME mode.
       const { AcmeManager } = await import("./acme.ts");
       acmeManager = new AcmeManager({
@@ -144,9 +198,11 @@ export async function listen(handler: Handler, opts: ListenOptions): Promise<Lis
         caCerts: a.caCerts,
         renewBeforeDays: a.renewBeforeDays,
         now: a.now,
-        log,
+        log: (m) => log(m, /failed|ignoring/.test(m) ? "warn" : "info"),
       });
-      ({ httpAddr, url } = await serveAcme(handler, mode.domain, a, acmeManager, group, log));
+      const acme = serveAcme(handler, a, acmeManager, group, https, serving, log);
+      httpAddr = acme.httpAddr;
+      url = acme.url;
     }
   } catch (err) {
     acmeManager?.stop();
@@ -156,59 +212,103 @@ export async function listen(handler: Handler, opts: ListenOptions): Promise<Lis
 
   const shutdown = async () => {
     acmeManager?.stop();
+    serving.reject(new Error("listener shut down"));
     await group.shutdown();
   };
   opts.signal?.addEventListener("abort", () => void shutdown(), { once: true });
   if (opts.signal?.aborted) void shutdown();
-  log(`listening on ${url}`);
-  opts.onListen?.(group.addr);
-  return { addr: group.addr, httpAddr, url, shutdown, finished: group.finished };
+  if (!httpAddr) opts.onListen?.(group.addr);
+  else serving.promise.then((addr) => opts.onListen?.(addr), () => {});
+  return {
+    get addr() {
+      return group.addr;
+    },
+    httpAddr,
+    get url() {
+      return url();
+    },
+    serving: serving.promise,
+    shutdown,
+    finished: group.finished,
+  };
 }
 
 /**
- * ACME mode: port-80 server, first certificate, HTTPS server, renewal with
- * certificate swap. Servers are registered in `group` as soon as they exist,
- * so a failure anywhere is cleaned up by the caller.
+ * ACME mode: the port-80 server now, HTTPS once the first certificate is
+ * there, renewal with certificate swap. Servers are registered in `group` as
+ * soon as they exist, so a failure anywhere is cleaned up by the caller.
  */
-async function serveAcme(
+function serveAcme(
   handler: Handler,
-  domain: string,
   a: ListenAcmeOptions,
   manager: AcmeManager,
   group: ServerGroup,
-  log: (m: string) => void,
-): Promise<{ httpAddr: Deno.NetAddr; url: string }> {
+  https: HttpsStatus,
+  serving: PromiseWithResolvers<Deno.NetAddr>,
+  log: ListenLog,
+): { httpAddr: Deno.NetAddr; url: () => string } {
+  const domain = manager.domain;
   const hostname = a.hostname ?? "0.0.0.0";
-  // Port 80 first: the CA validates HTTP-01 against it during the order.
-  // The redirect needs the final HTTPS port, known only after binding when
-  // httpsPort is 0 (tests), hence the late-bound getter.
   let publicPort = a.httpsPort ?? 443;
-  const http = serve(
-    redirectToHttps(domain, () => publicPort, manager.challengeResponder()),
-    { hostname, port: a.httpPort ?? 80 },
-  );
-  group.extra.push(http);
-  const issued = await manager.ensureCertificate();
-  group.current = serve(handler, { hostname, port: publicPort, ...pems(issued) });
-  publicPort = group.addr.port;
-  manager.startRenewal(async (c) => {
+  // 443 cannot be bound before there is a certificate; find out now whether it could be.
+  if (publicPort !== 0) {
     try {
+      Deno.listen({ hostname, port: publicPort }).close();
+    } catch (err) {
+      throw bindError(err, hostname, publicPort);
+    }
+  }
+  https.begin(domain);
+  // Port 80 first: the CA validates HTTP-01 against it during the order. The
+  // redirect needs the final HTTPS port, known only after binding when
+  // httpsPort is 0 (tests), hence the late-bound getter.
+  const redirect = redirectToHttps(domain, () => publicPort, manager.challengeResponder());
+  const http = bind((req, info) => {
+    const path = new URL(req.url).pathname;
+    if (PORT80_APP_PATHS.has(path)) return handler(req, info);
+    if (group.current || path.startsWith("/.well-known/acme-challenge/")) return redirect(req);
+    return Response.json({ error: "waiting for certificate" }, {
+      status: 503,
+      headers: { "retry-after": "60" },
+    });
+  }, { hostname, port: a.httpPort ?? 80 });
+  group.extra.push(http);
+  let served: string | undefined;
+  manager.start(async (attempt) => {
+    const c = attempt.certificate;
+    if (c && !group.current) {
+      // The first certificate: HTTPS starts.
+      try {
+        group.current = bind(handler, { hostname, port: publicPort, ...pems(c) });
+      } catch (err) {
+        throw bindError(err, hostname, publicPort);
+      }
+      publicPort = group.addr.port;
+      served = c.cert;
+      log(`https: serving ${baseUrl("https", domain, publicPort)}`);
+      serving.resolve(group.addr);
+    } else if (c && c.cert !== served) {
       // Check the PEMs before the old server is touched, so a bad
       // certificate never takes the site down.
-      Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...pems(c) }).close();
+      try {
+        Deno.listenTls({ hostname: "127.0.0.1", port: 0, ...pems(c) }).close();
+      } catch (err) {
+        log(`https: keeping the current certificate: ${errorText(err)}`, "warn");
+        return;
+      }
       const swapped = await group.replace(
         () => serve(handler, { hostname, port: publicPort, ...pems(c) }),
-        (m) => log(`https: ${m}`),
+        (m) => log(`https: ${m}`, "warn"),
       );
       if (!swapped) return;
-    } catch (err) {
-      log(`https: keeping the current certificate: ${err instanceof Error ? err.message : err}`);
-      return;
+      served = c.cert;
+      log(`https: switched to renewed certificate for ${domain}`);
+      a.onCertificate?.({ cert: c.cert, notAfter: c.notAfter });
     }
-    log(`https: switched to renewed certificate for ${domain}`);
-    a.onCertificate?.({ cert: c.cert, notAfter: c.notAfter });
-  }, a.checkEveryMs);
-  return { httpAddr: http.addr, url: baseUrl("https", domain, publicPort) };
+    if (c) https.serving(c.notAfter, attempt.next);
+    if (attempt.error) https.failed(attempt.error.message, attempt.next);
+  }, { checkEveryMs: a.checkEveryMs, retry: a.retry });
+  return { httpAddr: http.addr, url: () => baseUrl("https", domain, publicPort) };
 }
 
 /** Only the PEM fields (never spread key material into anything logged). */
@@ -261,6 +361,16 @@ export function checkReusePort(): void {
   }
 }
 
+/** {@linkcode serve} at start-up: a failure is a {@linkcode ListenError} naming the address. */
+function bind(handler: Handler, o: ServeOpts): Deno.HttpServer<Deno.NetAddr> {
+  try {
+    return serve(handler, o);
+  } catch (err) {
+    if (err instanceof Deno.errors.InvalidData) throw err; // bad PEM: the caller names the files
+    throw bindError(err, o.hostname, o.port);
+  }
+}
+
 /** Deno.serve without its default "Listening on" console line. */
 function serve(handler: Handler, o: ServeOpts): Deno.HttpServer<Deno.NetAddr> {
   const base = {
@@ -285,7 +395,7 @@ class ServerGroup {
   #shutdown?: Promise<void>;
 
   get addr(): Deno.NetAddr {
-    if (!this.current) throw new Error("no server");
+    if (!this.current) throw new Error("HTTPS is not serving yet (no certificate)");
     return this.current.addr;
   }
 
@@ -333,6 +443,10 @@ class ServerGroup {
     })();
     return this.#shutdown;
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function baseUrl(scheme: "http" | "https", host: string, port: number): string {

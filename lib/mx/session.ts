@@ -64,6 +64,8 @@ export interface MxSessionOptions {
   keepAliveMs?: number;
   wireLog?: WireLogger;
   backoff?: Backoff;
+  /** Backoff after the MX refused the server account; default `AUTH_BACKOFF` (30 s to 10 min). */
+  authBackoff?: Backoff;
   trust?: TrustStore;
   /** PEM text of `tls.ca`, already read by the caller. */
   caPem?: string;
@@ -132,6 +134,9 @@ export class MxSession {
   #contactsVersion = 0;
   #holders = new Map<string, Set<string>>();
   #listeners = new Set<CallEventListener>();
+  /** User-session connections (see {@link openUser}), ended by {@link stop}. */
+  #userConns = new Set<CstaConnection>();
+  #stopping = new AbortController();
   #contactListeners = new Set<ContactListener>();
   #presenceListeners = new Set<PresenceListener>();
   #releaseListeners = new Set<(ext: string) => void>();
@@ -151,6 +156,8 @@ export class MxSession {
         ...opts.serverLogin,
       },
       backoff: opts.backoff,
+      authBackoff: opts.authBackoff,
+      accountLabel: `the server account (config ${cfg.key}.login)`,
       log: (level, msg) => opts.log[level](`mx ${cfg.name}: ${msg}`),
       onSession: async (conn) => {
         // MonitorStartAb before the fetch, so no change between the two is missed.
@@ -244,6 +251,11 @@ export class MxSession {
   /** Why the server session last failed ("" while it is up). */
   get lastError(): string {
     return this.client.lastError;
+  }
+
+  /** When the server session's next connection attempt is due, while it waits. */
+  get nextAttempt(): Date | undefined {
+    return this.client.nextAttempt;
   }
 
   /**
@@ -345,8 +357,14 @@ export class MxSession {
     return this.client.ready(timeoutMs);
   }
 
-  /** Stops the server session. */
+  /**
+   * Stops the server session, and ends every user session still connecting, logging in or
+   * open (their requests fail at once with `ConnectionClosedError`), so stopping never waits
+   * for an MX that says nothing.
+   */
   async stop(): Promise<void> {
+    this.#stopping.abort();
+    for (const conn of this.#userConns) conn.destroy("server stopping");
     await this.client.stop();
   }
 
@@ -362,7 +380,8 @@ export class MxSession {
    * @throws {UnavailableError} when the MX is down (nothing is recorded then)
    */
   async acquire(ext: string, holder: string): Promise<void> {
-    if (this.client.state !== "connected") throw new UnavailableError();
+    // Throws the session's own UnavailableError, which says why ("MX connect timeout", …).
+    if (this.client.state !== "connected") void this.client.connection;
     await this.#hold(ext, holder);
   }
 
@@ -532,7 +551,13 @@ export class MxSession {
     password: string,
     attrs: UserLoginAttrs = {},
   ): Promise<UserSession> {
-    const conn = await CstaConnection.connect(this.#connectionOptions());
+    const conn = await CstaConnection.connect({
+      ...this.#connectionOptions(),
+      signal: this.#stopping.signal,
+    });
+    this.#userConns.add(conn);
+    void conn.closed.then(() => this.#userConns.delete(conn));
+    if (this.#stopping.signal.aborted) conn.destroy("server stopping");
     try {
       await conn.login({ type: "User", userName: login, password, ...attrs });
       return new UserSession(conn);

@@ -193,15 +193,30 @@ export class UserSession {
 
   /**
    * Sets the read flag and/or the note of a voicemail (read flag first, as mxproxy did).
+   * Returns `false` when the MX refuses the first command: no such message (unknown, or not
+   * this user's), the same answer as {@link downloadVoicemail}'s `undefined`. A refusal of the
+   * note after the read flag was accepted is the MX saying no to that note, and throws.
+   * @throws {RefusedError} when the MX refuses the note of an existing message
    *
    * @example
    * ```ts
-   * await user.updateVoicemail("80", { read: true, note: "call back" });
+   * if (!await user.updateVoicemail("80", { read: true, note: "call back" })) console.log("no such message");
    * ```
    */
-  async updateVoicemail(mailId: string, o: { read?: boolean; note?: string }): Promise<void> {
+  async updateVoicemail(mailId: string, o: { read?: boolean; note?: string }): Promise<boolean> {
     await this.#mail();
-    await updateVoicemail(this.#conn, mailId, o);
+    let first = true;
+    try {
+      if (o.read !== undefined) {
+        await updateVoicemail(this.#conn, mailId, { read: o.read });
+        first = false;
+      }
+      if (o.note !== undefined) await updateVoicemail(this.#conn, mailId, { note: o.note });
+    } catch (err) {
+      if (first && err instanceof RefusedError) return false;
+      throw err;
+    }
+    return true;
   }
 
   /**

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { MxSimulator, type SimOptions } from "../../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../../lib/config.ts";
 import { type Logger, silentLogger } from "../../lib/log.ts";
+import type { HttpsStatus } from "../../lib/listen/https_status.ts";
 import { MxFlexServer } from "../../app.ts";
 import { listen } from "../../lib/listen/listen.ts";
 
@@ -57,6 +58,8 @@ export interface HarnessOptions {
   voicemailIdleMs?: number;
   /** The server's logger (default silent). */
   log?: Logger;
+  /** The ACME state shown by `/readyz` (for tests that run `listen()` in ACME mode too). */
+  https?: HttpsStatus;
 }
 
 /** Starts simulator + server + HTTP listener. */
@@ -74,6 +77,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     config,
     log: o.log ?? silentLogger,
     kv,
+    https: o.https,
     staticDirs: o.staticDirs,
     backoff: { initialMs: 50, maxMs: 300, jitter: 0.1 },
     sseHeartbeatMs: 60_000,

@@ -23,14 +23,6 @@ import { waitUntil } from "./wait.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 
-/** True when both Pebble binaries are on PATH (tests are skipped otherwise). */
-export function pebbleInstalled(): boolean {
-  return ["pebble", "pebble-challtestsrv"].every(onPath);
-}
-
-/** Message for `Deno.test({ ignore })` skips. */
-export const PEBBLE_MISSING = "pebble not installed (apt-get install -y pebble): ACME test skipped";
-
 /** Options for {@linkcode startPebble}. */
 export interface PebbleOptions {
   /** Port Pebble uses for HTTP-01 validation: where the challenge server listens. */
@@ -198,17 +190,6 @@ function waitForUrl(
       return false;
     }
   }, { what: () => `pebble at ${url}:\n${logs()}`, timeoutMs: 20_000, intervalMs: 50 });
-}
-
-function onPath(cmd: string): boolean {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/${cmd}`).isFile) return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
 }
 
 /** A running {@linkcode startLoopbackProxy}. */
