@@ -28,6 +28,7 @@ import { VERSION } from "./lib/version.ts";
 import { flexRoutes } from "./routes/flex.ts";
 import { proxyRoutes } from "./routes/proxy.ts";
 import { staticRoutes } from "./routes/static.ts";
+import { isWebClientFile } from "./lib/web_client_files.ts";
 import { opsRoutes } from "./routes/ops.ts";
 import { ServerMetrics } from "./lib/metrics.ts";
 import { requestLog } from "./lib/http/request_log.ts";
@@ -202,7 +203,10 @@ export class MxFlexServer {
     app.route("/", metricsRoutes({ registry: metrics.registry, token: metricsToken }));
     app.route(
       "/",
-      staticRoutes({ dirs: o.staticDirs ?? [config.staticDir, BUILTIN_STATIC] }),
+      staticRoutes({
+        dirs: o.staticDirs ??
+          [config.staticDir, { path: BUILTIN_STATIC, serves: isWebClientFile }],
+      }),
     );
     return new MxFlexServer(sessions, hub, app, flex.tokens, log, dispatcher, metrics, lifecycle);
   }

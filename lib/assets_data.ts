@@ -1552,17 +1552,6 @@ if (!stored.token) {
 document.documentElement.dataset.app = "ready";
 `,
   },
-  "static/deno.json": {
-    type: "application/json; charset=utf-8",
-    etag: "66f1856e73f56515ddff6f8c",
-    text: `{
-  "compilerOptions": {
-    "checkJs": true,
-    "lib": ["dom", "dom.iterable", "dom.asynciterable", "esnext"]
-  }
-}
-`,
-  },
   "static/favicon.svg": {
     type: "image/svg+xml",
     etag: "25a22385686571b6fca0f170",
