@@ -1,0 +1,119 @@
+// @ts-check
+/**
+ * The tab bar (ARIA tabs: `role=tablist`, one `role=tab` per view, arrow keys, Home and
+ * End move between them, the chosen tab alone in the Tab order) and which panels are on
+ * screen (`lib/tabs.js`): one at a time on a phone, the calls always beside the chosen one
+ * on a wide screen. Badges: the number of live calls (marked while one rings) and of unread
+ * voicemails.
+ *
+ * Test hooks: `[role=tab][data-tab=calls|history|voicemail|contacts]` with
+ * `aria-selected`, panels `#panel-<tab>`, `#calls-badge`, `#voicemail-badge` (with
+ * `data-ringing` on the calls badge).
+ *
+ * @module
+ */
+import { isEnded } from "../lib/calls.js";
+import { byId } from "../lib/dom.js";
+import {
+  isShown,
+  isTab,
+  nextTab,
+  tabsOffered,
+  WIDE_DEFAULT_TAB,
+  WIDE_MIN_PX,
+} from "../lib/tabs.js";
+import { unreadCount } from "../lib/voicemail.js";
+
+/** @typedef {import("../session.js").SessionState} SessionState */
+/** @typedef {import("../lib/tabs.js").Tab} Tab */
+
+/**
+ * Sets a badge: hidden at 0, else the count, read out with `label`.
+ * @param {HTMLElement} badge
+ * @param {number} n
+ * @param {string} label e.g. "unread"
+ */
+function setBadge(badge, n, label) {
+  badge.hidden = n === 0;
+  const text = String(n);
+  if (badge.textContent !== text) badge.textContent = text;
+  badge.setAttribute("aria-label", `${n} ${label}`);
+}
+
+/** @type {import("../session.js").ViewFactory} */
+export function tabsView(ctx) {
+  const bar = byId("tabs");
+  const tabs = /** @type {HTMLButtonElement[]} */ ([...bar.querySelectorAll("[role=tab]")]);
+  const callsBadge = byId("calls-badge");
+  const voicemailBadge = byId("voicemail-badge");
+  const wideQuery = globalThis.matchMedia(`(min-width: ${WIDE_MIN_PX}px)`);
+  const wiring = new AbortController();
+
+  /** @param {HTMLElement} tab */
+  const panelOf = (tab) => byId(tab.getAttribute("aria-controls") ?? "");
+
+  /** @param {SessionState} s */
+  const render = (s) => {
+    for (const t of tabs) {
+      const name = /** @type {Tab} */ (t.dataset.tab);
+      const selected = name === s.tab;
+      t.hidden = !tabsOffered(s.wide).includes(name);
+      t.setAttribute("aria-selected", String(selected));
+      t.tabIndex = selected ? 0 : -1;
+      panelOf(t).hidden = !isShown(name, s);
+    }
+    bar.dataset.wide = String(s.wide);
+  };
+
+  /** @param {SessionState} s */
+  const renderBadges = (s) => {
+    let live = 0, ringing = false;
+    for (const c of s.calls.values()) {
+      if (isEnded(c)) continue;
+      live++;
+      if (c.state === "ringing") ringing = true;
+    }
+    setBadge(callsBadge, live, live === 1 ? "call" : "calls");
+    callsBadge.dataset.ringing = String(ringing);
+    setBadge(voicemailBadge, s.voicemails ? unreadCount(s.voicemails) : 0, "unread");
+  };
+
+  bar.addEventListener("click", (e) => {
+    const t = e.target instanceof Element ? e.target.closest("[role=tab]") : null;
+    const name = t instanceof HTMLElement ? t.dataset.tab : undefined;
+    if (isTab(name)) ctx.showTab(name);
+  }, { signal: wiring.signal });
+
+  bar.addEventListener("keydown", (e) => {
+    const s = ctx.store.get();
+    const next = nextTab(tabsOffered(s.wide), s.tab, e.key);
+    if (!next) return;
+    e.preventDefault();
+    ctx.showTab(next);
+    tabs.find((t) => t.dataset.tab === next)?.focus();
+  }, { signal: wiring.signal });
+
+  wideQuery.addEventListener("change", () => {
+    ctx.store.update((s) => {
+      const wide = wideQuery.matches;
+      if (s.wide === wide) return s;
+      return { ...s, wide, tab: wide && s.tab === "calls" ? WIDE_DEFAULT_TAB : s.tab };
+    });
+  }, { signal: wiring.signal });
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (s.tab !== before.tab || s.wide !== before.wide) render(s);
+    if (s.calls !== before.calls || s.voicemails !== before.voicemails) renderBadges(s);
+  });
+  render(ctx.store.get());
+  renderBadges(ctx.store.get());
+
+  return {
+    stop() {
+      unsubscribe();
+      wiring.abort();
+      setBadge(callsBadge, 0, "calls");
+      setBadge(voicemailBadge, 0, "unread");
+    },
+  };
+}
