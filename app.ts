@@ -1,22 +1,22 @@
 /**
- * Assembles MXFlex from a configuration: MX sessions, auth, SSE hub, push, and the HTTP
- * routers, behind one `fetch` handler. `main.ts` adds the listener; tests and the Deno
- * Deploy entry use this directly.
+ * The composition root: builds every service of MXFlex from a configuration (MX sessions,
+ * Flex tokens and their monitors, the call-event -> SSE link, auth, push, metrics) and hands
+ * them to `routes/mod.ts`, which mounts the middleware and routers, behind one `fetch`
+ * handler. `main.ts` adds the listener; tests and the Deno Deploy entry use this directly.
  *
  * @module
  */
-import { Hono } from "hono";
+import type { Hono } from "hono";
 import type { AppConfig } from "./lib/config.ts";
 import type { Logger } from "./lib/log.ts";
 import { MxSession } from "./lib/mx/session.ts";
 import { PushMonitors } from "./lib/mx/push_monitors.ts";
-import type { TokenMonitors } from "./lib/mx/token_monitors.ts";
+import { TokenMonitors } from "./lib/mx/token_monitors.ts";
+import { publishFlexEvents } from "./lib/mx/flex_events.ts";
 import { TokenIssuer } from "./lib/auth/jwt.ts";
 import { VerifiedCache } from "./lib/auth/basic.ts";
 import { RateLimiter } from "./lib/auth/rate_limit.ts";
 import { SseHub } from "./lib/sse/hub.ts";
-import { HttpError, toErrorResponse } from "./lib/http/errors.ts";
-import { mxHttpError } from "./lib/http/mx_errors.ts";
 import { KvTrustStore } from "./lib/store/trust.ts";
 import { TokenStore } from "./lib/store/tokens.ts";
 import { PushDedupe } from "./lib/store/dedupe.ts";
@@ -24,15 +24,9 @@ import { PushDispatcher } from "./lib/push/dispatcher.ts";
 import { loadPushConfig } from "./lib/push/config.ts";
 import type { WireLogger } from "./lib/csta/wire_log.ts";
 import type { Backoff } from "./lib/csta/client.ts";
-import { VERSION } from "./lib/version.ts";
-import { flexRoutes } from "./routes/flex.ts";
-import { proxyRoutes } from "./routes/proxy.ts";
-import { staticRoutes } from "./routes/static.ts";
-import { isWebClientFile } from "./lib/web_client_files.ts";
-import { opsRoutes } from "./routes/ops.ts";
 import { ServerMetrics } from "./lib/metrics.ts";
-import { requestLog } from "./lib/http/request_log.ts";
-import { metricsRoutes } from "./routes/metrics.ts";
+import { buildApp } from "./routes/mod.ts";
+import { isWebClientFile } from "./lib/web_client_files.ts";
 
 /** Options for {@link MxFlexServer.create}. */
 export interface ServerOptions {
@@ -49,6 +43,11 @@ export interface ServerOptions {
   sseHeartbeatMs?: number;
   /** Bearer token opening `/metrics` beyond loopback; default `config.metricsToken`. */
   metricsToken?: string;
+  /**
+   * A voicemail download whose client reads nothing for this long is cut and the MX transfer
+   * cancelled, ms; default 60 s (tests use small values).
+   */
+  voicemailIdleMs?: number;
 }
 
 /** Directory of the built-in web client. */
@@ -156,59 +155,35 @@ export class MxFlexServer {
     });
     for (const s of sessions.values()) push.attach(s);
 
-    const flex = flexRoutes({
-      mx: sessions.get(config.flexMx)!,
+    // The Flex API: its MX's call events of monitored extensions go to the hub, and each
+    // token holds a monitor reference until logout or expiry.
+    const flexMx = sessions.get(config.flexMx)!;
+    publishFlexEvents(flexMx, hub);
+    const tokens = new TokenMonitors(flexMx, log);
+
+    const lifecycle = { closing: false };
+    const app = buildApp({
+      log,
+      metrics,
+      sessions,
+      flexMx,
+      tokens,
       issuer,
       hub,
-      log,
-      loginLimiter: new RateLimiter({ limit: 10, windowMs: 60_000 }),
-      ipLimiter: new RateLimiter({ limit: 60, windowMs: 60_000 }),
+      push,
+      limits: {
+        login: new RateLimiter({ limit: 10, windowMs: 60_000 }),
+        loginIp: new RateLimiter({ limit: 60, windowMs: 60_000 }),
+        proxyFail: new RateLimiter({ limit: 20, windowMs: 60_000 }),
+      },
+      authCache: new VerifiedCache({ ttlMs: 5 * 60_000 }),
+      metricsToken: o.metricsToken ?? (config.metricsToken || undefined),
+      staticDirs: o.staticDirs ??
+        [config.staticDir, { path: BUILTIN_STATIC, serves: isWebClientFile }],
+      closing: () => lifecycle.closing,
+      voicemailIdleMs: o.voicemailIdleMs,
     });
-    const lifecycle = { closing: false };
-    const app = new Hono();
-    app.use("*", requestLog({ log, observe: (r) => metrics.http(r) }));
-    app.use("*", async (c, next) => {
-      // Shutting down: tokens and monitors are being released, so answering normally would
-      // tell clients their token was revoked (401) and end their sessions. 503 says "retry".
-      if (lifecycle.closing) {
-        throw new HttpError(503, "server shutting down", { "Retry-After": "5" });
-      }
-      await next();
-      c.res.headers.set("Server", `MXFlex/${VERSION}`);
-      c.res.headers.set("X-API-Version", "1.0");
-    });
-    app.onError((err, c) => {
-      const h = err instanceof HttpError ? err : mxHttpError(err);
-      if (!h) {
-        log.error(`internal error on ${c.req.method} ${c.req.path}`, {
-          error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-        });
-      }
-      return toErrorResponse(h ?? err);
-    });
-    app.notFound(() => toErrorResponse(new HttpError(404, "not found")));
-    app.route("/", opsRoutes(sessions));
-    app.route("/", flex.app);
-    app.route(
-      "/",
-      proxyRoutes({
-        sessions,
-        authCache: new VerifiedCache({ ttlMs: 5 * 60_000 }),
-        failLimiter: new RateLimiter({ limit: 20, windowMs: 60_000 }),
-        push,
-        log,
-      }),
-    );
-    const metricsToken = o.metricsToken ?? (config.metricsToken || undefined);
-    app.route("/", metricsRoutes({ registry: metrics.registry, token: metricsToken }));
-    app.route(
-      "/",
-      staticRoutes({
-        dirs: o.staticDirs ??
-          [config.staticDir, { path: BUILTIN_STATIC, serves: isWebClientFile }],
-      }),
-    );
-    return new MxFlexServer(sessions, hub, app, flex.tokens, log, dispatcher, metrics, lifecycle);
+    return new MxFlexServer(sessions, hub, app, tokens, log, dispatcher, metrics, lifecycle);
   }
 
   /** The request handler (for `Deno.serve`). */

@@ -13,7 +13,7 @@
 import { encodeFrame, FrameDecoder } from "../lib/csta/frame.ts";
 import { parseXml } from "../lib/csta/xml.ts";
 import { type CallEvent, decodeCallEvent, encodeEventJson } from "../lib/csta/events.ts";
-import { makeCall } from "../lib/csta/commands.ts";
+import { makeCall } from "../lib/csta/commands/mod.ts";
 import { deliveredXml, eventBuffer, FRAMES, TLS_CHUNK } from "./csta_fixtures.ts";
 
 const BUF = eventBuffer(FRAMES);
@@ -105,7 +105,7 @@ Deno.bench({
 
 let invoke = 0;
 Deno.bench({
-  name: "encode MakeCall: commands.makeCall + encodeFrame",
+  name: "encode MakeCall: commands/calls.ts makeCall + encodeFrame",
   group: "encode",
   fn() {
     invoke = invoke === 9998 ? 1 : invoke + 1;

@@ -4,8 +4,7 @@
  * verifies on every request (HS256 via jose).
  *
  * ```sh
- * deno run -A --unstable-kv bench/load_contacts.ts [--c=50] [--seconds=10] [--warmup=2] [--wrk] \
- *   [--server=lean|deno]
+ * deno run -A --unstable-kv bench/load_contacts.ts [--c=50] [--seconds=10] [--warmup=2] [--wrk]
  * ```
  *
  * The server is a `serve_for_bench.ts` child (simulator + MXFlex; 67 contacts). Clients are

@@ -19,7 +19,7 @@
  *
  * ```sh
  * deno run -A --unstable-kv bench/load_mixed.ts [--minutes=3] [--contacts-clients=4] [--sse=300]
- *   [--logins-per-min=30] [--callers=2] [--incoming-ms=1000] [--report=30] [--server=lean|deno]
+ *   [--logins-per-min=30] [--callers=2] [--incoming-ms=1000] [--report=30]
  * ```
  *
  * The server (MX simulator + MXFlex, `serve_for_bench.ts`) runs in a child process, so the RSS
@@ -380,388 +380,497 @@ interface MemSample {
   mem: MemReply;
 }
 
-async function main(): Promise<void> {
-  const minutes = argNum("minutes", 3);
-  const contactsClients = argNum("contacts-clients", 4);
-  const sseN = argNum("sse", 300);
-  const loginsPerMin = Math.min(50, argNum("logins-per-min", 30));
-  const callers = Math.min(CALL_PAIRS.length, argNum("callers", 2));
-  const incomingMs = argNum("incoming-ms", 1000);
-  const reportS = argNum("report", 30);
-  const runMs = minutes * 60_000;
-  console.log(
-    `load_mixed: minutes=${minutes} contacts-clients=${contactsClients} sse=${sseN} ` +
-      `logins-per-min=${loginsPerMin} callers=${callers} incoming-ms=${incomingMs} ` +
-      `nproc=${navigator.hardwareConcurrency}`,
-  );
+/** Command-line settings. */
+interface Options {
+  minutes: number;
+  contactsClients: number;
+  sseN: number;
+  loginsPerMin: number;
+  callers: number;
+  incomingMs: number;
+  reportS: number;
+}
 
-  const srv: BenchServer = await startBenchServer();
-  const port = Number(new URL(srv.url).port);
-  const base = srv.url;
-  const stats = new Stats();
-  const rx: Received = new Map();
-  const check = new DeliveryCheck(rx);
-  const sse: SseCounters = { events: 0, delivered: 0, dropped: 0, connectErrors: 0 };
-  const subs: Subscriber[] = [];
-  const loops: Promise<void>[] = [];
-  let stopAt = Infinity;
-  const running = () => performance.now() < stopAt;
+function options(): Options {
+  return {
+    minutes: argNum("minutes", 3),
+    contactsClients: argNum("contacts-clients", 4),
+    sseN: argNum("sse", 300),
+    loginsPerMin: Math.min(50, argNum("logins-per-min", 30)),
+    callers: Math.min(CALL_PAIRS.length, argNum("callers", 2)),
+    incomingMs: argNum("incoming-ms", 1000),
+    reportS: argNum("report", 30),
+  };
+}
 
-  try {
-    // Long-lived tokens: 4 logins, well inside the per-IP login budget.
-    const tokens: string[] = [];
-    for (const u of TOKEN_USERS) tokens.push(await login(base, u.login, u.password));
+/** CPU time of the server and of this process at one instant. */
+interface CpuSample {
+  srv: number;
+  cli: number;
+  t: number;
+}
 
-    // SSE subscribers, round-robin over the token users, opened 50 at a time.
-    for (let i = 0; i < sseN; i += 50) {
-      await Promise.all(
-        Array.from({ length: Math.min(50, sseN - i) }, (_, j) => {
-          const id = i + j;
-          const u = id % TOKEN_USERS.length;
-          const s = new Subscriber(
-            id,
-            TOKEN_USERS[u].ext,
-            `/api/events?access_token=${encodeURIComponent(tokens[u])}`,
+function cpuNow(srv: BenchServer): CpuSample {
+  return { srv: procCpuMs(srv.pid), cli: procCpuMs(Deno.pid), t: performance.now() };
+}
+
+/** What every load kind shares: the server, the long-lived tokens, counters, the deadline. */
+class Run {
+  readonly base: string;
+  readonly port: number;
+  readonly stats = new Stats();
+  readonly rx: Received = new Map();
+  readonly check = new DeliveryCheck(this.rx);
+  readonly sse: SseCounters = { events: 0, delivered: 0, dropped: 0, connectErrors: 0 };
+  readonly subs: Subscriber[] = [];
+  /** Call-log answers that took >= SLOW_CALLLOG_MS: record count → answers. */
+  readonly slowCalllog = new Map<number, number>();
+  readonly memSamples: MemSample[] = [];
+  tokens: string[] = [];
+  /** performance.now() at which the measured run ends (Infinity until it starts). */
+  stopAt = Infinity;
+
+  constructor(readonly srv: BenchServer) {
+    this.base = srv.url;
+    this.port = Number(new URL(srv.url).port);
+  }
+
+  running(): boolean {
+    return performance.now() < this.stopAt;
+  }
+
+  /** Sleeps until `next` (performance.now() time), but not past the deadline. */
+  pace(next: number): Promise<void> {
+    return sleep(Math.max(0, Math.min(next - performance.now(), this.stopAt - performance.now())));
+  }
+
+  openSubscribers(): number {
+    return this.subs.filter((s) => s.ready).length;
+  }
+}
+
+/** Long-lived tokens: 4 logins, well inside the per-IP login budget. */
+async function loginTokenUsers(run: Run): Promise<void> {
+  for (const u of TOKEN_USERS) run.tokens.push(await login(run.base, u.login, u.password));
+}
+
+/** SSE subscribers, round-robin over the token users, opened 50 at a time. */
+async function openSse(run: Run, n: number): Promise<void> {
+  for (let i = 0; i < n; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, (_, j) => {
+        const id = i + j;
+        const u = id % TOKEN_USERS.length;
+        const s = new Subscriber(
+          id,
+          TOKEN_USERS[u].ext,
+          `/api/events?access_token=${encodeURIComponent(run.tokens[u])}`,
+        );
+        run.subs.push(s);
+        return s.open(run.port, run.rx, run.sse).catch(() => run.sse.connectErrors++);
+      }),
+    );
+  }
+}
+
+/** (b) contacts: one closed-loop keep-alive client. */
+async function contactsLoop(run: Run, i: number): Promise<void> {
+  const cl = new KeepAliveGet("/api/contacts", run.tokens[i % run.tokens.length]);
+  for (let n = 0; n < MAX_ITER && run.running(); n++) {
+    const ts = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const { status } = await Promise.race([
+        cl.request(run.port),
+        new Promise<never>((_, rej) => {
+          timer = setTimeout(
+            () => rej(new DOMException("timeout", "TimeoutError")),
+            REQUEST_TIMEOUT_MS,
           );
-          subs.push(s);
-          return s.open(port, rx, sse).catch(() => sse.connectErrors++);
         }),
-      );
+      ]);
+      run.stats.response("contacts", status, performance.now() - ts);
+    } catch (err) {
+      if (!run.running()) break;
+      run.stats.failure("contacts", err);
+      cl.close();
+      await sleep(50);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  cl.close();
+}
+
+/** (a) logins, each followed by a logout of the new token; paced, never bursting. */
+async function loginLoop(run: Run, loginsPerMin: number): Promise<void> {
+  const gap = 60_000 / Math.max(1, loginsPerMin);
+  for (let n = 0; n < MAX_ITER && run.running(); n++) {
+    const next = performance.now() + gap;
+    const [user, password] = LOGIN_USERS[n % LOGIN_USERS.length];
+    try {
+      const r = await timedFetch(`${run.base}/api/login`, {
+        method: "POST",
+        body: new URLSearchParams({ login: user, password }),
+      });
+      run.stats.response("login", r.status, r.ms, true);
+      if (r.status === 200) {
+        const token = (JSON.parse(r.body) as { access_token: string }).access_token;
+        try {
+          const o = await timedFetch(`${run.base}/api/logout`, {
+            headers: { Authorization: `Bearer ${token}` },
+          });
+          run.stats.response("logout", o.status, o.ms);
+        } catch (err) {
+          run.stats.failure("logout", err);
+        }
+      }
+    } catch (err) {
+      run.stats.failure("login", err);
+    }
+    await run.pace(next);
+  }
+}
+
+/** `DELETE /api/calls/{callId}` counted as `kind`. */
+async function hangUp(run: Run, kind: Kind, callId: number, token: string): Promise<void> {
+  try {
+    const r = await timedFetch(`${run.base}/api/calls/${callId}`, {
+      method: "DELETE",
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    run.stats.response(kind, r.status, r.ms);
+  } catch (err) {
+    run.stats.failure(kind, err);
+  }
+}
+
+/** (c) click-to-call between two token users (pair `i`), hung up ~300 ms later. */
+async function callerLoop(run: Run, i: number): Promise<void> {
+  const [from, to] = CALL_PAIRS[i];
+  for (let n = 0; n < MAX_ITER && run.running(); n++) {
+    let callId: number | undefined;
+    try {
+      const r = await timedFetch(`${run.base}/api/call`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${run.tokens[from]}` },
+        body: new URLSearchParams({ to: TOKEN_USERS[to].ext }),
+      });
+      run.stats.response("call", r.status, r.ms);
+      if (r.status === 200) {
+        callId = (JSON.parse(r.body) as { call: { callId: number } }).call.callId;
+        run.check.expect(callId, [TOKEN_USERS[from].ext, TOKEN_USERS[to].ext], run.subs);
+      }
+    } catch (err) {
+      run.stats.failure("call", err);
+    }
+    await sleep(300);
+    if (callId !== undefined) await hangUp(run, "hangup", callId, run.tokens[from]);
+    await sleep(200);
+  }
+}
+
+/** (e) simulator-originated incoming calls to 3095, hung up by dmitry ~500 ms later. */
+async function incomingLoop(run: Run, incomingMs: number): Promise<void> {
+  for (let n = 0; n < MAX_ITER && run.running(); n++) {
+    const next = performance.now() + incomingMs;
+    const ts = performance.now();
+    let callId: number | undefined;
+    try {
+      const r = await run.srv.cmd<{ callId: number; t: number }>("call 79031744445");
+      run.stats.response("incoming", 200, performance.now() - ts);
+      callId = r.callId;
+      run.check.expect(callId, [TOKEN_USERS[0].ext], run.subs, r.t);
+    } catch (err) {
+      run.stats.failure("incoming", err);
     }
     await sleep(500);
-    const startGc = await srv.cmd<MemReply>("gc");
+    if (callId !== undefined) await hangUp(run, "inhangup", callId, run.tokens[0]);
+    await run.pace(next);
+  }
+}
+
+/** (f) one Proxy API path with Basic auth every `gapMs`; slow call-log answers are noted. */
+async function proxyLoop(
+  run: Run,
+  kind: Kind,
+  gapMs: number,
+  path: () => string,
+  user: string,
+): Promise<void> {
+  const auth = { Authorization: "Basic " + btoa(user) };
+  for (let n = 0; n < MAX_ITER && run.running(); n++) {
+    const next = performance.now() + gapMs;
+    try {
+      const r = await timedFetch(`${run.base}${path()}`, { headers: auth });
+      run.stats.response(kind, r.status, r.ms);
+      if (kind === "calllog" && r.status === 200 && r.ms >= SLOW_CALLLOG_MS) {
+        const records = (JSON.parse(r.body) as { callog: unknown[] }).callog.length;
+        run.slowCalllog.set(records, (run.slowCalllog.get(records) ?? 0) + 1);
+      }
+    } catch (err) {
+      run.stats.failure(kind, err);
+    }
+    await run.pace(next);
+  }
+}
+
+/** The address book every 200 ms and the call log of the last minute every 1 s. */
+function proxyLoops(run: Run): Promise<void>[] {
+  return [
+    proxyLoop(run, "addressbook", 200, () => "/mx/test/addressbook", "dmitry:secret"),
+    proxyLoop(
+      run,
+      "calllog",
+      1000,
+      () => `/mx/test/calllog?timestamp=${Math.floor(Date.now() / 1000) - 60}`,
+      "maxim:secret",
+    ),
+  ];
+}
+
+/** One report window: per-kind lines, the latest memory sample, SSE figures; resets it. */
+class WindowReport {
+  #last: number;
+  #cpu: CpuSample;
+  #events = 0;
+  #delivered = 0;
+
+  constructor(readonly run: Run, readonly t0: number, cpu0: CpuSample) {
+    this.#last = t0;
+    this.#cpu = cpu0;
+  }
+
+  /** Whether a report is due at `now`. */
+  due(now: number, reportS: number): boolean {
+    return now - this.#last >= reportS * 1000 - 500 || now >= this.run.stopAt;
+  }
+
+  print(now: number): void {
+    const { check, sse, stats } = this.run;
+    const secs = (now - this.#last) / 1000;
+    const cpu = { ...cpuNow(this.run.srv), t: now };
+    const last = this.#cpu;
+    const el = cpu.t - last.t;
     console.log(
-      `${subs.filter((s) => s.ready).length}/${sseN} SSE subscribers open; server after GC: ` +
+      `\n[t=${fmt((now - this.t0) / 1000, 0)} s] last ${fmt(secs, 0)} s; CPU server ${
+        fmt((cpu.srv - last.srv) / el * 100, 0)
+      } %, load generator ${fmt((cpu.cli - last.cli) / el * 100, 0)} %`,
+    );
+    for (const k of KINDS) console.log(kindLine(k, stats.win.get(k)!, secs));
+    const m = this.run.memSamples[this.run.memSamples.length - 1];
+    if (m) {
+      console.log(
+        `  server  RSS ${mib(m.rss)} MiB  heapUsed ${mib(m.mem.heapUsed)} MiB  heapTotal ${
+          mib(m.mem.heapTotal)
+        } MiB  external ${mib(m.mem.external)} MiB  subscribers ${m.mem.subscribers}`,
+      );
+    }
+    check.latWin.sort((a, b) => a - b);
+    console.log(
+      `  sse     ${this.run.openSubscribers()} open, events ${
+        sse.events - this.#events
+      } (DeliveredEvent ${sse.delivered - this.#delivered}), calls checked ${check.calls}, ` +
+        `deliveries ok ${check.ok} missed ${check.missed}, dropped ${sse.dropped}; ` +
+        `incoming-call delivery p50 ${fmt(percentile(check.latWin, 50), 2)} ms p99 ${
+          fmt(percentile(check.latWin, 99), 2)
+        } ms`,
+    );
+    this.#events = sse.events;
+    this.#delivered = sse.delivered;
+    check.latWin = [];
+    stats.reset();
+    this.#last = now;
+    this.#cpu = cpu;
+  }
+}
+
+/** Delivery checks every second, memory every 5 s, a report every `reportS`. */
+async function monitorLoop(
+  run: Run,
+  reportS: number,
+  t0: number,
+  cpu0: CpuSample,
+): Promise<void> {
+  const report = new WindowReport(run, t0, cpu0);
+  let lastMem = -Infinity;
+  for (let n = 0; n < MAX_ITER && run.running(); n++) {
+    await sleep(Math.min(1000, Math.max(0, run.stopAt - performance.now())));
+    run.check.settle();
+    const now = performance.now();
+    if (now - lastMem >= MEM_EVERY_MS) {
+      lastMem = now;
+      try {
+        const mem = await run.srv.cmd<MemReply>("mem");
+        run.memSamples.push({ s: (now - t0) / 1000, rss: procMem(run.srv.pid).rss, mem });
+      } catch {
+        // child busy or gone; the next sample will tell
+      }
+    }
+    if (report.due(now, reportS)) report.print(now);
+  }
+}
+
+/** Prints the RSS trend (median of the first vs the last minute); returns both medians. */
+function printMemoryTrend(
+  memSamples: MemSample[],
+  elapsed: number,
+): { first: number; last: number } {
+  const first = memSamples.filter((m) => m.s <= 60);
+  const last = memSamples.filter((m) => m.s >= elapsed - 60);
+  const f = median(first.map((m) => m.rss)), l = median(last.map((m) => m.rss));
+  const fh = median(first.map((m) => m.mem.heapUsed));
+  const lh = median(last.map((m) => m.mem.heapUsed));
+  const growth = (l - f) / f * 100;
+  console.log(
+    `  server RSS median first minute ${mib(f)} MiB (${first.length} samples), last minute ${
+      mib(l)
+    } MiB (${last.length}): ${growth >= 0 ? "+" : ""}${fmt(growth)} % -> ${
+      Math.abs(growth) < 5 ? "FLAT" : growth > 0 ? "GROWING" : "SHRINKING"
+    } (threshold ±5 %); heapUsed median ${mib(fh)} -> ${mib(lh)} MiB; RSS min/max ${
+      mib(Math.min(...memSamples.map((m) => m.rss)))
+    }/${mib(Math.max(...memSamples.map((m) => m.rss)))} MiB`,
+  );
+  return { first: f, last: l };
+}
+
+/** The machine-readable summary line. */
+function printJson(
+  run: Run,
+  o: Options,
+  elapsed: number,
+  rss: { first: number; last: number },
+): void {
+  const { check, stats, memSamples } = run;
+  console.log(
+    `JSON ${
+      JSON.stringify({
+        minutes: o.minutes,
+        contactsClients: o.contactsClients,
+        sse: o.sseN,
+        elapsed,
+        kinds: Object.fromEntries(
+          KINDS.map((k) => {
+            const c = stats.all.get(k)!;
+            return [k, {
+              n: c.done,
+              rps: c.done / elapsed,
+              p50: percentile(c.lat, 50),
+              p99: percentile(c.lat, 99),
+              errors: c.errors,
+              r429: c.r429,
+            }];
+          }),
+        ),
+        sseCalls: check.calls,
+        sseOk: check.ok,
+        sseMissed: check.missed,
+        rssFirstMin: rss.first,
+        rssLastMin: rss.last,
+        memSamples: memSamples.map((m) => [Math.round(m.s), m.rss, m.mem.heapUsed]),
+      })
+    }`,
+  );
+}
+
+/** The end-of-run report: totals per kind, SSE deliveries, CPU, memory trend, RESULT, JSON. */
+function printTotals(
+  run: Run,
+  o: Options,
+  elapsed: number,
+  cpu0: CpuSample,
+  cpu1: CpuSample,
+  gc: { start: MemReply; end: MemReply },
+): void {
+  const { check, sse, stats, memSamples } = run;
+  const dropped = sse.dropped;
+  console.log(`\n=== totals over ${fmt(elapsed, 0)} s ===`);
+  let errors = 0, r429 = 0;
+  for (const k of KINDS) {
+    const c = stats.all.get(k)!;
+    errors += c.errors;
+    r429 += c.r429;
+    console.log(kindLine(k, c, elapsed) + `  n=${c.done}`);
+  }
+  check.latAll.sort((a, b) => a - b);
+  console.log(
+    `  sse: ${o.sseN} subscribers (${sse.connectErrors} connect errors), ${sse.events} events ` +
+      `(${sse.delivered} DeliveredEvent); ${check.calls} calls checked: ${check.ok} ` +
+      `deliveries ok, ${check.missed} missed${
+        check.missSamples.length ? ` (${check.missSamples.join("; ")})` : ""
+      }, ${check.unmatched} unmatched call ids, ${dropped} streams dropped; incoming-call ` +
+      `delivery p50 ${fmt(percentile(check.latAll, 50), 2)} ms p99 ${
+        fmt(percentile(check.latAll, 99), 2)
+      } ms max ${fmt(check.latAll[check.latAll.length - 1], 2)} ms`,
+  );
+  const slow = [...run.slowCalllog].sort((a, b) => a[0] - b[0]);
+  console.log(
+    `  calllog answers >= ${SLOW_CALLLOG_MS} ms: ${slow.reduce((a, [, v]) => a + v, 0)} of ${
+      stats.all.get("calllog")!.done
+    }; their record counts: ${
+      slow.map(([k, v]) => `${k}${v > 1 ? `×${v}` : ""}`).join(", ") || "-"
+    }`,
+  );
+  console.log(
+    `  CPU: server ${fmt((cpu1.srv - cpu0.srv) / (elapsed * 10), 0)} %, load generator ${
+      fmt((cpu1.cli - cpu0.cli) / (elapsed * 10), 0)
+    } % (of one core)`,
+  );
+  const rss = printMemoryTrend(memSamples, elapsed);
+  console.log(
+    `  server after full GC: start RSS ${mib(gc.start.rss)} MiB heap ${
+      mib(gc.start.heapUsed)
+    } MiB; end RSS ${mib(gc.end.rss)} MiB heap ${mib(gc.end.heapUsed)} MiB`,
+  );
+  console.log(
+    `  RESULT errors=${errors + check.missed + dropped + sse.connectErrors} ` +
+      `(http ${errors}, sse missed ${check.missed}, dropped ${dropped}, connect ${sse.connectErrors}), ` +
+      `expected 429s=${r429}`,
+  );
+  printJson(run, o, elapsed, rss);
+}
+
+async function main(): Promise<void> {
+  const o = options();
+  console.log(
+    `load_mixed: minutes=${o.minutes} contacts-clients=${o.contactsClients} sse=${o.sseN} ` +
+      `logins-per-min=${o.loginsPerMin} callers=${o.callers} incoming-ms=${o.incomingMs} ` +
+      `nproc=${navigator.hardwareConcurrency}`,
+  );
+  const run = new Run(await startBenchServer());
+  try {
+    await loginTokenUsers(run);
+    await openSse(run, o.sseN);
+    await sleep(500);
+    const startGc = await run.srv.cmd<MemReply>("gc");
+    console.log(
+      `${run.openSubscribers()}/${o.sseN} SSE subscribers open; server after GC: ` +
         `RSS ${mib(startGc.rss)} MiB, heap ${mib(startGc.heapUsed)} MiB, ` +
         `subscribers ${startGc.subscribers}`,
     );
 
-    const t0 = performance.now();
-    stopAt = t0 + runMs;
-    stats.measuring = true;
-    const cpu0 = { srv: procCpuMs(srv.pid), cli: procCpuMs(Deno.pid), t: t0 };
-
-    // (b) contacts: closed-loop keep-alive clients.
-    for (let i = 0; i < contactsClients; i++) {
-      loops.push((async () => {
-        const cl = new KeepAliveGet("/api/contacts", tokens[i % tokens.length]);
-        for (let n = 0; n < MAX_ITER && running(); n++) {
-          const ts = performance.now();
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          try {
-            const { status } = await Promise.race([
-              cl.request(port),
-              new Promise<never>((_, rej) => {
-                timer = setTimeout(
-                  () => rej(new DOMException("timeout", "TimeoutError")),
-                  REQUEST_TIMEOUT_MS,
-                );
-              }),
-            ]);
-            stats.response("contacts", status, performance.now() - ts);
-          } catch (err) {
-            if (!running()) break;
-            stats.failure("contacts", err);
-            cl.close();
-            await sleep(50);
-          } finally {
-            clearTimeout(timer);
-          }
-        }
-        cl.close();
-      })());
-    }
-
-    // (a) logins, each followed by a logout of the new token; paced, never bursting.
-    loops.push((async () => {
-      const gap = 60_000 / Math.max(1, loginsPerMin);
-      for (let n = 0; n < MAX_ITER && running(); n++) {
-        const next = performance.now() + gap;
-        const [user, password] = LOGIN_USERS[n % LOGIN_USERS.length];
-        try {
-          const r = await timedFetch(`${base}/api/login`, {
-            method: "POST",
-            body: new URLSearchParams({ login: user, password }),
-          });
-          stats.response("login", r.status, r.ms, true);
-          if (r.status === 200) {
-            const token = (JSON.parse(r.body) as { access_token: string }).access_token;
-            try {
-              const o = await timedFetch(`${base}/api/logout`, {
-                headers: { Authorization: `Bearer ${token}` },
-              });
-              stats.response("logout", o.status, o.ms);
-            } catch (err) {
-              stats.failure("logout", err);
-            }
-          }
-        } catch (err) {
-          stats.failure("login", err);
-        }
-        await sleep(Math.max(0, Math.min(next - performance.now(), stopAt - performance.now())));
-      }
-    })());
-
-    // (c) click-to-call between the token users, hung up ~300 ms later.
-    for (let i = 0; i < callers; i++) {
-      loops.push((async () => {
-        const [from, to] = CALL_PAIRS[i];
-        const auth = { Authorization: `Bearer ${tokens[from]}` };
-        for (let n = 0; n < MAX_ITER && running(); n++) {
-          let callId: number | undefined;
-          try {
-            const r = await timedFetch(`${base}/api/call`, {
-              method: "POST",
-              headers: auth,
-              body: new URLSearchParams({ to: TOKEN_USERS[to].ext }),
-            });
-            stats.response("call", r.status, r.ms);
-            if (r.status === 200) {
-              callId = (JSON.parse(r.body) as { call: { callId: number } }).call.callId;
-              check.expect(callId, [TOKEN_USERS[from].ext, TOKEN_USERS[to].ext], subs);
-            }
-          } catch (err) {
-            stats.failure("call", err);
-          }
-          await sleep(300);
-          if (callId !== undefined) {
-            try {
-              const r = await timedFetch(`${base}/api/calls/${callId}`, {
-                method: "DELETE",
-                headers: auth,
-              });
-              stats.response("hangup", r.status, r.ms);
-            } catch (err) {
-              stats.failure("hangup", err);
-            }
-          }
-          await sleep(200);
-        }
-      })());
-    }
-
-    // (e) simulator-originated incoming calls to 3095, hung up by dmitry ~500 ms later.
-    loops.push((async () => {
-      const auth = { Authorization: `Bearer ${tokens[0]}` };
-      for (let n = 0; n < MAX_ITER && running(); n++) {
-        const next = performance.now() + incomingMs;
-        const ts = performance.now();
-        let callId: number | undefined;
-        try {
-          const r = await srv.cmd<{ callId: number; t: number }>("call 79031744445");
-          stats.response("incoming", 200, performance.now() - ts);
-          callId = r.callId;
-          check.expect(callId, [TOKEN_USERS[0].ext], subs, r.t);
-        } catch (err) {
-          stats.failure("incoming", err);
-        }
-        await sleep(500);
-        if (callId !== undefined) {
-          try {
-            const r = await timedFetch(`${base}/api/calls/${callId}`, {
-              method: "DELETE",
-              headers: auth,
-            });
-            stats.response("inhangup", r.status, r.ms);
-          } catch (err) {
-            stats.failure("inhangup", err);
-          }
-        }
-        await sleep(Math.max(0, Math.min(next - performance.now(), stopAt - performance.now())));
-      }
-    })());
-
-    // Record counts of call-log answers that took >= SLOW_CALLLOG_MS (→ count).
-    const slowCalllog = new Map<number, number>();
-    // (f) Proxy API with Basic auth: the address book every 200 ms, the call log every 1 s.
-    const proxyLoop = (kind: Kind, gapMs: number, path: () => string, user: string) => {
-      const auth = { Authorization: "Basic " + btoa(user) };
-      return (async () => {
-        for (let n = 0; n < MAX_ITER && running(); n++) {
-          const next = performance.now() + gapMs;
-          try {
-            const r = await timedFetch(`${base}${path()}`, { headers: auth });
-            stats.response(kind, r.status, r.ms);
-            if (kind === "calllog" && r.status === 200 && r.ms >= SLOW_CALLLOG_MS) {
-              const records = (JSON.parse(r.body) as { callog: unknown[] }).callog.length;
-              slowCalllog.set(records, (slowCalllog.get(records) ?? 0) + 1);
-            }
-          } catch (err) {
-            stats.failure(kind, err);
-          }
-          await sleep(
-            Math.max(0, Math.min(next - performance.now(), stopAt - performance.now())),
-          );
-        }
-      })();
-    };
-    loops.push(proxyLoop("addressbook", 200, () => "/mx/test/addressbook", "dmitry:secret"));
-    loops.push(
-      proxyLoop(
-        "calllog",
-        1000,
-        () => `/mx/test/calllog?timestamp=${Math.floor(Date.now() / 1000) - 60}`,
-        "maxim:secret",
-      ),
-    );
-
-    // Delivery checks every second, memory every 5 s, report every `reportS`.
-    const memSamples: MemSample[] = [];
-    loops.push((async () => {
-      let lastReport = t0;
-      let lastMem = -Infinity;
-      let lastCpu = cpu0;
-      let sseEvents0 = 0, delivered0 = 0;
-      for (let n = 0; n < MAX_ITER && running(); n++) {
-        await sleep(Math.min(1000, Math.max(0, stopAt - performance.now())));
-        check.settle();
-        const now = performance.now();
-        if (now - lastMem >= MEM_EVERY_MS) {
-          lastMem = now;
-          try {
-            const mem = await srv.cmd<MemReply>("mem");
-            memSamples.push({ s: (now - t0) / 1000, rss: procMem(srv.pid).rss, mem });
-          } catch {
-            // child busy or gone; the next sample will tell
-          }
-        }
-        if (now - lastReport >= reportS * 1000 - 500 || now >= stopAt) {
-          const secs = (now - lastReport) / 1000;
-          const cpu = { srv: procCpuMs(srv.pid), cli: procCpuMs(Deno.pid), t: now };
-          const el = cpu.t - lastCpu.t;
-          console.log(
-            `\n[t=${fmt((now - t0) / 1000, 0)} s] last ${fmt(secs, 0)} s; CPU server ${
-              fmt((cpu.srv - lastCpu.srv) / el * 100, 0)
-            } %, load generator ${fmt((cpu.cli - lastCpu.cli) / el * 100, 0)} %`,
-          );
-          for (const k of KINDS) console.log(kindLine(k, stats.win.get(k)!, secs));
-          const m = memSamples[memSamples.length - 1];
-          if (m) {
-            console.log(
-              `  server  RSS ${mib(m.rss)} MiB  heapUsed ${mib(m.mem.heapUsed)} MiB  heapTotal ${
-                mib(m.mem.heapTotal)
-              } MiB  external ${mib(m.mem.external)} MiB  subscribers ${m.mem.subscribers}`,
-            );
-          }
-          check.latWin.sort((a, b) => a - b);
-          console.log(
-            `  sse     ${subs.filter((s) => s.ready).length} open, events ${
-              sse.events - sseEvents0
-            } (DeliveredEvent ${sse.delivered - delivered0}), calls checked ${check.calls}, ` +
-              `deliveries ok ${check.ok} missed ${check.missed}, dropped ${sse.dropped}; ` +
-              `incoming-call delivery p50 ${fmt(percentile(check.latWin, 50), 2)} ms p99 ${
-                fmt(percentile(check.latWin, 99), 2)
-              } ms`,
-          );
-          sseEvents0 = sse.events;
-          delivered0 = sse.delivered;
-          check.latWin = [];
-          stats.reset();
-          lastReport = now;
-          lastCpu = cpu;
-        }
-      }
-    })());
-
-    await Promise.all(loops);
-    stats.measuring = false;
+    const cpu0 = cpuNow(run.srv);
+    const t0 = cpu0.t;
+    run.stopAt = t0 + o.minutes * 60_000;
+    run.stats.measuring = true;
+    await Promise.all([
+      ...Array.from({ length: o.contactsClients }, (_, i) => contactsLoop(run, i)),
+      loginLoop(run, o.loginsPerMin),
+      ...Array.from({ length: o.callers }, (_, i) => callerLoop(run, i)),
+      incomingLoop(run, o.incomingMs),
+      ...proxyLoops(run),
+      monitorLoop(run, o.reportS, t0, cpu0),
+    ]);
+    run.stats.measuring = false;
     const elapsed = (performance.now() - t0) / 1000;
     await sleep(DELIVERY_GRACE_MS);
-    check.settle(true);
-    const endGc = await srv.cmd<MemReply>("gc");
-    const dropped = sse.dropped;
-    const cpu1 = { srv: procCpuMs(srv.pid), cli: procCpuMs(Deno.pid) };
-
-    console.log(`\n=== totals over ${fmt(elapsed, 0)} s ===`);
-    let errors = 0, r429 = 0;
-    for (const k of KINDS) {
-      const c = stats.all.get(k)!;
-      errors += c.errors;
-      r429 += c.r429;
-      console.log(kindLine(k, c, elapsed) + `  n=${c.done}`);
-    }
-    check.latAll.sort((a, b) => a - b);
-    console.log(
-      `  sse: ${sseN} subscribers (${sse.connectErrors} connect errors), ${sse.events} events ` +
-        `(${sse.delivered} DeliveredEvent); ${check.calls} calls checked: ${check.ok} ` +
-        `deliveries ok, ${check.missed} missed${
-          check.missSamples.length ? ` (${check.missSamples.join("; ")})` : ""
-        }, ${check.unmatched} unmatched call ids, ${dropped} streams dropped; incoming-call ` +
-        `delivery p50 ${fmt(percentile(check.latAll, 50), 2)} ms p99 ${
-          fmt(percentile(check.latAll, 99), 2)
-        } ms max ${fmt(check.latAll[check.latAll.length - 1], 2)} ms`,
-    );
-    const slow = [...slowCalllog].sort((a, b) => a[0] - b[0]);
-    console.log(
-      `  calllog answers >= ${SLOW_CALLLOG_MS} ms: ${slow.reduce((a, [, v]) => a + v, 0)} of ${
-        stats.all.get("calllog")!.done
-      }; their record counts: ${
-        slow.map(([k, v]) => `${k}${v > 1 ? `×${v}` : ""}`).join(", ") || "-"
-      }`,
-    );
-    console.log(
-      `  CPU: server ${fmt((cpu1.srv - cpu0.srv) / (elapsed * 10), 0)} %, load generator ${
-        fmt((cpu1.cli - cpu0.cli) / (elapsed * 10), 0)
-      } % (of one core)`,
-    );
-    const first = memSamples.filter((m) => m.s <= 60);
-    const last = memSamples.filter((m) => m.s >= elapsed - 60);
-    const f = median(first.map((m) => m.rss)), l = median(last.map((m) => m.rss));
-    const fh = median(first.map((m) => m.mem.heapUsed));
-    const lh = median(last.map((m) => m.mem.heapUsed));
-    const growth = (l - f) / f * 100;
-    console.log(
-      `  server RSS median first minute ${mib(f)} MiB (${first.length} samples), last minute ${
-        mib(l)
-      } MiB (${last.length}): ${growth >= 0 ? "+" : ""}${fmt(growth)} % -> ${
-        Math.abs(growth) < 5 ? "FLAT" : growth > 0 ? "GROWING" : "SHRINKING"
-      } (threshold ±5 %); heapUsed median ${mib(fh)} -> ${mib(lh)} MiB; RSS min/max ${
-        mib(Math.min(...memSamples.map((m) => m.rss)))
-      }/${mib(Math.max(...memSamples.map((m) => m.rss)))} MiB`,
-    );
-    console.log(
-      `  server after full GC: start RSS ${mib(startGc.rss)} MiB heap ${
-        mib(startGc.heapUsed)
-      } MiB; end RSS ${mib(endGc.rss)} MiB heap ${mib(endGc.heapUsed)} MiB`,
-    );
-    console.log(
-      `  RESULT errors=${errors + check.missed + dropped + sse.connectErrors} ` +
-        `(http ${errors}, sse missed ${check.missed}, dropped ${dropped}, connect ${sse.connectErrors}), ` +
-        `expected 429s=${r429}`,
-    );
-    console.log(
-      `JSON ${
-        JSON.stringify({
-          minutes,
-          contactsClients,
-          sse: sseN,
-          elapsed,
-          kinds: Object.fromEntries(
-            KINDS.map((k) => {
-              const c = stats.all.get(k)!;
-              return [k, {
-                n: c.done,
-                rps: c.done / elapsed,
-                p50: percentile(c.lat, 50),
-                p99: percentile(c.lat, 99),
-                errors: c.errors,
-                r429: c.r429,
-              }];
-            }),
-          ),
-          sseCalls: check.calls,
-          sseOk: check.ok,
-          sseMissed: check.missed,
-          rssFirstMin: f,
-          rssLastMin: l,
-          memSamples: memSamples.map((m) => [Math.round(m.s), m.rss, m.mem.heapUsed]),
-        })
-      }`,
-    );
+    run.check.settle(true);
+    const endGc = await run.srv.cmd<MemReply>("gc");
+    printTotals(run, o, elapsed, cpu0, cpuNow(run.srv), { start: startGc, end: endGc });
   } finally {
-    stopAt = 0;
-    for (const s of subs) s.close();
-    await srv.close();
+    run.stopAt = 0;
+    for (const s of run.subs) s.close();
+    await run.srv.close();
   }
 }
 

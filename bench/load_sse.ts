@@ -4,8 +4,7 @@
  * the server's RSS per idle SSE connection.
  *
  * ```sh
- * deno run -A --unstable-kv bench/load_sse.ts [--n=1000,5000] [--calls=20] [--bare] \
- *   [--server=lean|deno]
+ * deno run -A --unstable-kv bench/load_sse.ts [--n=1000,5000] [--calls=20] [--bare]
  * ```
  *
  * The server (simulator + MXFlex, `serve_for_bench.ts`) is a child process; subscribers are raw

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { type BenchServerKind, type ServeHello, serverKindArg } from "./serve_for_bench.ts";
+import type { ServeHello } from "./serve_for_bench.ts";
 
-export type { BenchServerKind, MemReply, ServeHello } from "./serve_for_bench.ts";
-export { serverKindArg, wallMs } from "./serve_for_bench.ts";
+export type { MemReply, ServeHello } from "./serve_for_bench.ts";
+export { wallMs } from "./serve_for_bench.ts";
 
 /** A running `serve_for_bench.ts` child. */
 export interface BenchServer {
@@ -15,8 +15,6 @@ export interface BenchServer {
   url: string;
   /** Child pid. */
   pid: number;
-  /** HTTP server carrying MXFlex in the child (undefined for `--bare` and `--sim-only`). */
-  server?: BenchServerKind;
   /** Sends one command line and resolves with its JSON reply. */
   cmd<T = Record<string, unknown>>(line: string): Promise<T>;
   /** Asks the child to quit and waits for it (at most 5 s, then kills it). */
@@ -24,9 +22,8 @@ export interface BenchServer {
 }
 
 /**
- * Starts the benchmark server child. `opts.server` picks the HTTP server carrying MXFlex;
- * by default it is this process's own `--server=lean|deno` flag (default `lean`), so every
- * load script takes that flag. The choice is logged to stderr.
+ * Starts the benchmark server child (`Deno.serve`; `opts.tls`: HTTPS with HTTP/2 by ALPN on
+ * `https://localhost:<port>`, clients need the fixture certificate `CERT` as CA).
  *
  * @example
  * ```ts
@@ -36,7 +33,7 @@ export interface BenchServer {
  * ```
  */
 export async function startBenchServer(
-  opts: { bare?: boolean; simOnly?: boolean; sim?: string; server?: BenchServerKind } = {},
+  opts: { bare?: boolean; simOnly?: boolean; sim?: string; tls?: boolean } = {},
 ): Promise<BenchServer & { simPort?: number }> {
   const args = [
     "run",
@@ -48,7 +45,7 @@ export async function startBenchServer(
   if (opts.bare) args.push("--bare");
   if (opts.simOnly) args.push("--sim-only");
   if (opts.sim) args.push(`--sim=${opts.sim}`);
-  args.push(`--server=${opts.server ?? serverKindArg()}`);
+  if (opts.tls) args.push("--tls");
   const child = new Deno.Command(Deno.execPath(), {
     args,
     stdin: "piped",
@@ -72,9 +69,6 @@ export async function startBenchServer(
     }
   };
   const hello = JSON.parse(await readLine()) as ServeHello;
-  if (hello.server) {
-    console.error(`bench server: pid ${hello.pid}, ${hello.mode}, HTTP server ${hello.server}`);
-  }
   // Commands are strictly sequential: chain them so replies match requests.
   let chain: Promise<unknown> = Promise.resolve();
   const enc = new TextEncoder();
@@ -91,7 +85,6 @@ export async function startBenchServer(
   return {
     url: hello.url,
     pid: hello.pid,
-    server: hello.server,
     simPort: hello.simPort,
     cmd,
     async close() {

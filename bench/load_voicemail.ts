@@ -3,8 +3,7 @@
  * through `GET /mx/test/voicemail/<id>` (Basic auth dmitry/secret).
  *
  * ```sh
- * deno run -A --unstable-kv bench/load_voicemail.ts [--mb=50] [--runs=3] [--split] \
- *   [--server=lean|deno]
+ * deno run -A --unstable-kv bench/load_voicemail.ts [--mb=50] [--runs=3] [--split]
  * ```
  *
  * `--split` runs the simulator in a third process, so the measured child is MXFlex alone (what a

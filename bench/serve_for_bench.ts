@@ -3,16 +3,16 @@
  * are measured apart from the load generator:
  *
  * ```sh
- * deno run -A --unstable-kv --v8-flags=--expose-gc bench/serve_for_bench.ts [--bare] \
- *   [--server=lean|deno]
+ * deno run -A --unstable-kv --v8-flags=--expose-gc bench/serve_for_bench.ts [--bare] [--tls]
  * ```
  *
  * Default mode is `startHarness()` (the MX simulator over TLS, MxFlexServer, HTTP on
- * 127.0.0.1:0) with the simulator's auto-answer off, so an incoming call produces exactly one
- * DeliveredEvent. `--server=lean` (default, what `main.ts` uses for plain HTTP) serves MXFlex
- * through the lean HTTP/1.1 server (`serveH1`); `--server=deno` through `Deno.serve`. `--bare` serves a minimal SSE endpoint instead (plain `Deno.serve` and one
- * `ReadableStream` per client, no hono, no hub, no auth): the baseline that tells what an idle
- * SSE connection costs in Deno itself. `--sim-only` runs just the simulator (TLS) and prints its
+ * 127.0.0.1:0 through `listen()`, i.e. `Deno.serve`) with the simulator's auto-answer off, so
+ * an incoming call produces exactly one DeliveredEvent. `--tls` serves HTTPS instead (the
+ * fixture certificate for `localhost`; HTTP/2 or HTTP/1.1 by ALPN), the URL is then
+ * `https://localhost:<port>`. `--bare` serves a minimal SSE endpoint instead (plain `Deno.serve`
+ * and one `ReadableStream` per client, no hono, no hub, no auth): the baseline that tells what
+ * an idle SSE connection costs in Deno itself. `--sim-only` runs just the simulator (TLS) and prints its
  * port as `simPort`; `--sim=127.0.0.1:<port>` runs just MXFlex against such a simulator, so the
  * server's memory can be measured without the simulator's (`call`/`vm` go to the `--sim-only`
  * process then).
@@ -23,7 +23,7 @@
  * | command | reply |
  * |---|---|
  * | `mem` | `{rss, heapUsed, heapTotal, external, subscribers}` (bytes) |
- * | `gc` | same as `mem`, after a full GC (needs `--expose-gc`) |
+ * | `gc [ms]` | same as `mem`, after a full GC (needs `--expose-gc`); with `ms`, GC, wait that long (finalizers, freed native memory), GC again |
  * | `call <from>` | `{callId, t}`: `t` (ms, wall clock with µs precision) is taken just before `sim.incomingCall({from, to: "3095"})` |
  * | `vm <bytes>` | `{id}`: a voicemail of that many bytes for 3095 |
  * | `fanout` | `{publishes, totalMs, maxMs}`: time spent inside `hub.publish` so far |
@@ -31,22 +31,20 @@
  *
  * @module
  */
-import { CERT, DMITRY, type Harness, KEY, startHarness } from "../tests/helpers/harness.ts";
+import {
+  CERT,
+  CERT_FILE,
+  DMITRY,
+  type Harness,
+  KEY,
+  KEY_FILE,
+  startHarness,
+} from "../tests/helpers/harness.ts";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../lib/config.ts";
 import { silentLogger } from "../lib/log.ts";
 import { MxFlexServer } from "../app.ts";
-import { serveH1 } from "../lib/http/h1_server.ts";
-
-/** Which HTTP server carries MXFlex: the lean HTTP/1.1 server or `Deno.serve`. */
-export type BenchServerKind = "lean" | "deno";
-
-/** Reads `--server=lean|deno` from the arguments (default `lean`); throws on anything else. */
-export function serverKindArg(args: readonly string[] = Deno.args): BenchServerKind {
-  const v = args.find((a) => a.startsWith("--server="))?.slice(9) ?? "lean";
-  if (v !== "lean" && v !== "deno") throw new Error(`--server must be lean or deno, not ${v}`);
-  return v;
-}
+import { listen } from "../lib/listen/listen.ts";
 
 /** The first line the child prints. */
 export interface ServeHello {
@@ -58,14 +56,12 @@ export interface ServeHello {
   mode: string;
   /** Simulator TLS port (`--sim-only`). */
   simPort?: number;
-  /** HTTP server carrying MXFlex (`harness` and `server` modes). */
-  server?: BenchServerKind;
 }
 
 /** MXFlex alone against a simulator elsewhere, assembled like `startHarness()`. */
 async function startServerOnly(
   simAddr: string,
-  kind: BenchServerKind,
+  tls: boolean,
 ): Promise<{ url: string; server: MxFlexServer }> {
   const config = normalizeConfig({
     host: "127.0.0.1:0",
@@ -82,11 +78,15 @@ async function startServerOnly(
   });
   server.start();
   await Promise.all([...server.sessions.values()].map((s) => s.ready(10_000)));
-  const listenOn = { hostname: "127.0.0.1", port: 0 };
-  const http = kind === "lean"
-    ? serveH1(server.fetch, listenOn)
-    : Deno.serve({ ...listenOn, onListen() {} }, server.fetch);
-  return { url: `http://127.0.0.1:${http.addr.port}`, server };
+  const http = await listen(server.fetch, {
+    host: "127.0.0.1:0",
+    tls: tls ? { certFile: CERT_FILE, keyFile: KEY_FILE } : undefined,
+  });
+  return { url: baseUrl(tls, http.addr.port), server };
+}
+
+function baseUrl(tls: boolean, port: number): string {
+  return tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
 }
 
 /** Reply to `mem` and `gc`. */
@@ -118,7 +118,7 @@ async function main(): Promise<void> {
   const bare = Deno.args.includes("--bare");
   const simOnly = Deno.args.includes("--sim-only");
   const simAddr = Deno.args.find((a) => a.startsWith("--sim="))?.slice(6);
-  const kind = serverKindArg();
+  const tls = Deno.args.includes("--tls");
   /** What `call` and `vm` drive, and what `mem` counts subscribers of. */
   let h: Pick<Harness, "sim"> & { server?: MxFlexServer } | undefined;
   let simPort: number | undefined;
@@ -130,7 +130,8 @@ async function main(): Promise<void> {
 
   if (bare) {
     const retry = enc.encode("retry: 3000\n\n");
-    bareServer = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    const listenOn = { hostname: "127.0.0.1", port: 0, onListen() {} };
+    const handler = () => {
       bareSubs++;
       const body = new ReadableStream<Uint8Array>({
         start(c) {
@@ -141,20 +142,23 @@ async function main(): Promise<void> {
         },
       });
       return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
-    });
-    url = `http://127.0.0.1:${(bareServer.addr as Deno.NetAddr).port}`;
+    };
+    bareServer = tls
+      ? Deno.serve({ ...listenOn, cert: CERT, key: KEY }, handler)
+      : Deno.serve(listenOn, handler);
+    url = baseUrl(tls, (bareServer.addr as Deno.NetAddr).port);
   } else if (simOnly) {
     const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY }, answerAfterMs: -1 });
     h = { sim };
     simPort = sim.port;
     url = "";
   } else if (simAddr) {
-    const so = await startServerOnly(simAddr, kind);
+    const so = await startServerOnly(simAddr, tls);
     url = so.url;
     h = undefined;
     soServer = so.server;
   } else {
-    const hh = await startHarness({ sim: { answerAfterMs: -1 }, lean: kind === "lean" });
+    const hh = await startHarness({ sim: { answerAfterMs: -1 }, tls });
     h = hh;
     url = hh.url;
   }
@@ -174,8 +178,7 @@ async function main(): Promise<void> {
     };
   }
   const mode = bare ? "bare" : simOnly ? "sim" : simAddr ? "server" : "harness";
-  const served = mode === "harness" || mode === "server" ? kind : undefined;
-  reply({ url, pid: Deno.pid, mode, simPort, server: served } satisfies ServeHello);
+  reply({ url, pid: Deno.pid, mode, simPort } satisfies ServeHello);
 
   const mem = (): MemReply => {
     const m = Deno.memoryUsage();
@@ -204,6 +207,10 @@ async function main(): Promise<void> {
           const gc = (globalThis as { gc?: () => void }).gc;
           if (gc) {
             for (let i = 0; i < 3; i++) gc();
+          }
+          if (arg) {
+            await new Promise((r) => setTimeout(r, Number(arg)));
+            gc?.();
           }
           reply(mem());
           break;

@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "3301fdb655cb4fe5fbe840c3",
+    etag: "528766b17e5a7f486d0fa45c",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -100,7 +100,8 @@ paths:
                 access_token: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjE1MDU0MTU1OTYsImV4dCI6IjMwOTUiLCJpYXQiOjE1MDU0MTE5ODYsIm14IjoiNjMwMjIiLCJzdWIiOiI0Mzg4NDg1MTE0NzQwNjE0NSJ9.signature
                 expires_in: 3600
         "400":
-          description: No login given, or a malformed body.
+          description: No login given, a password over 1024 characters (\`password too long\`),
+            or a malformed body.
           content:
             application/json:
               schema: { $ref: "#/components/schemas/Error" }
@@ -885,7 +886,9 @@ components:
     basic:
       type: http
       scheme: basic
-      description: The MX user's login and password.
+      description: |
+        The MX user's login and password. A password over 1024 characters is answered
+        \`400\` \`{"error": "password too long"}\` before any MX login, as on \`POST /api/login\`.
 
   parameters:
     CallId:

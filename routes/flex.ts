@@ -6,23 +6,31 @@
  */
 import { type Context, Hono } from "hono";
 import type { MxSession } from "../lib/mx/session.ts";
-import { type TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
+import type { TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
+import { flexTopic } from "../lib/mx/flex_events.ts";
 import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
 import { type SseHub, sseResponse } from "../lib/sse/hub.ts";
-import { formatJson, HttpError, JSON_CONTENT_TYPE, jsonResponse } from "../lib/http/errors.ts";
+import {
+  formatJson,
+  HttpError,
+  JSON_CONTENT_TYPE,
+  jsonResponse,
+  tooManyRequests,
+} from "../lib/http/errors.ts";
 import { type Fields, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
+import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import { type CallAction, callControl, makeCall, transferCall } from "../lib/csta/operations.ts";
-import { encodeEventJson } from "../lib/csta/events.ts";
-import type { Contact } from "../lib/csta/types.ts";
+import type { CallAction, Contact } from "../lib/mx/mod.ts";
 import { withOptionalFields } from "../lib/http/contact_json.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** What the Flex router needs. */
 export interface FlexDeps {
   mx: MxSession;
+  /** Live tokens and their monitors and streams (built by the composition root). */
+  tokens: TokenMonitors;
   issuer: TokenIssuer;
   hub: SseHub;
   log: Logger;
@@ -33,14 +41,6 @@ export interface FlexDeps {
 }
 
 type Env = { Variables: { claims: TokenClaims; fields: Fields } };
-
-/** Longest accepted password (characters). */
-export const MAX_PASSWORD = 1024;
-
-/** SSE topic of an extension on the Flex MX. */
-export function flexTopic(ext: string): string {
-  return `flex:${ext}`;
-}
 
 /** Flex contact JSON, field order as the original (mx-protocol §5.6). */
 export function flexContact(c: Contact): Record<string, string> {
@@ -62,47 +62,39 @@ export function compareExt(a: string, b: string): number {
 }
 
 /**
- * Builds the router. Also wires MX call events of monitored extensions into the SSE hub.
+ * Builds the router. The events it streams are published to the hub by the composition root
+ * (`publishFlexEvents`).
  *
  * @example
  * ```ts
- * app.route("/", flexRoutes({ mx, issuer, hub, log, loginLimiter, ipLimiter }));
+ * app.route("/", flexRoutes({ mx, tokens, issuer, hub, log, loginLimiter, ipLimiter }));
  * ```
  */
-export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors } {
+export function flexRoutes(d: FlexDeps): Hono<Env> {
   const app = new Hono<Env>();
-  const tokens = new TokenMonitors(d.mx, d.log);
-
-  d.mx.onCallEvent((ext, ev) => {
-    if (d.mx.holders(ext) > 0) d.hub.publish(flexTopic(ext), ev.name, encodeEventJson(ev));
-  });
+  const tokens = d.tokens;
 
   app.post("/api/login", async (c) => {
     const f = await readFields(c.req.raw);
     const login = stringField(f, "login");
     const password = typeof f.password === "string" ? f.password : "";
     if (!login) throw new HttpError(400, "login required");
-    // Escaped into XML a long password could exceed the 64 KB CSTA frame.
-    if (password.length > MAX_PASSWORD) throw new HttpError(400, "password too long");
+    checkPassword(password);
     const ip = clientIp(c);
     // Every attempt counts per address; only failures count per login name.
     for (const r of [d.ipLimiter.hit(ip), d.loginLimiter.check(login)]) {
-      if (!r.allowed) {
-        throw new HttpError(429, "too many login attempts", {
-          "Retry-After": String(r.retryAfterSeconds),
-        });
-      }
+      if (!r.allowed) throw tooManyRequests("too many login attempts", r.retryAfterSeconds);
     }
     let info;
     try {
       info = await d.mx.verifyUser(login, password, { platform: "CRM", version: "1.0" });
     } catch (err) {
-      const h = mxHttpError(err);
-      if (h?.status === 401) {
+      // Only a refused login counts against the name; the error itself goes to onError.
+      if (mxHttpError(err)?.status === 401) {
         d.loginLimiter.hit(login);
         d.log.info("login refused", { login, ip });
       }
-      throw h ?? err;
+      throw err;
     }
     // A successful login clears the failures recorded for this name.
     d.loginLimiter.reset(login);
@@ -110,11 +102,7 @@ export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors
     const sn = d.mx.sn ?? info.sn;
     const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn });
     const { jti, exp } = await d.issuer.verify(token);
-    try {
-      await tokens.add(jti, info.ext, exp);
-    } catch (err) {
-      throw mxHttpError(err) ?? err;
-    }
+    await tokens.add(jti, info.ext, exp);
     d.log.info("login", { login, ext: info.ext, ip });
     return jsonResponse({ token_type: "Bearer", access_token: token, expires_in: expiresIn });
   });
@@ -184,10 +172,8 @@ export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors
     if ((c.req.header("if-none-match") ?? "").split(",").some((t) => t.trim() === etag)) {
       return new Response(null, { status: 304, headers: { ETag: etag } });
     }
-    if (d.mx.state !== "connected" && version === 0) {
-      throw new HttpError(503, "MX unavailable: address book not loaded yet");
-    }
     if (cached?.version !== version) {
+      // contacts() is the one "address book not loaded yet" check (503).
       const list = d.mx.contacts().sort((a, b) => compareExt(a.ext, b.ext)).map(flexContact);
       cached = { version, etag, body: formatJson({ contacts: list }) };
     }
@@ -207,22 +193,13 @@ export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors
     if (from !== cl.ext && d.mx.contacts().some((ct) => ct.ext === from && ct.jid !== cl.sub)) {
       throw new HttpError(403, "from is another user's extension");
     }
-    try {
-      const call = await makeCall(d.mx.client.connection, from, to);
-      return jsonResponse({ call });
-    } catch (err) {
-      throw mxHttpError(err) ?? err;
-    }
+    return jsonResponse({ call: await d.mx.makeCall(from, to) });
   });
 
   const control = (action: CallAction) => async (c: Context<Env>) => {
     const cl = c.get("claims");
     const { callId, deviceId } = callTarget(c, cl);
-    try {
-      await callControl(d.mx.client.connection, action, callId, deviceId);
-    } catch (err) {
-      throw mxHttpError(err) ?? err;
-    }
+    await d.mx.callControl(action, callId, deviceId);
     return c.body(null, 204);
   };
   app.post("/api/calls/:callId/hold", control("hold"));
@@ -234,15 +211,10 @@ export function flexRoutes(d: FlexDeps): { app: Hono<Env>; tokens: TokenMonitors
     const { callId, deviceId } = callTarget(c, cl);
     const to = stringField(c.get("fields"), "to") ?? stringField(c.get("fields"), "destination");
     if (!to) throw new HttpError(400, "destination phone required");
-    try {
-      const call = await transferCall(d.mx.client.connection, callId, deviceId, to);
-      return jsonResponse({ call });
-    } catch (err) {
-      throw mxHttpError(err) ?? err;
-    }
+    return jsonResponse({ call: await d.mx.transferCall(callId, deviceId, to) });
   });
 
-  return { app, tokens };
+  return app;
 }
 
 function bearer(h: string | undefined): string {

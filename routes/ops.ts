@@ -4,7 +4,7 @@
  * @module
  */
 import { Hono } from "hono";
-import type { MxSession } from "../lib/mx/session.ts";
+import type { MxSession } from "../lib/mx/mod.ts";
 import { jsonResponse } from "../lib/http/errors.ts";
 import { embeddedAsset } from "../lib/assets.ts";
 
@@ -40,8 +40,8 @@ export function opsRoutes(sessions: Map<string, MxSession>): Hono {
       mx[name] = {
         state: s.state,
         sn: s.sn,
-        reconnects: s.client.reconnects,
-        error: s.client.lastError || undefined,
+        reconnects: s.reconnects,
+        error: s.lastError || undefined,
       };
     }
     return jsonResponse({ ready, mx }, ready ? 200 : 503);

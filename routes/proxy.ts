@@ -6,26 +6,21 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import type { MxSession } from "../lib/mx/session.ts";
-import type { PushMonitors } from "../lib/mx/push_monitors.ts";
+import type {
+  CallLogRecord,
+  Contact,
+  MxSession,
+  PushMonitors,
+  UserSession,
+  Voicemail,
+} from "../lib/mx/mod.ts";
 import { parseBasicAuth, type VerifiedCache } from "../lib/auth/basic.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
-import { HttpError, jsonResponse } from "../lib/http/errors.ts";
+import { BodyCutError, HttpError, jsonResponse, tooManyRequests } from "../lib/http/errors.ts";
 import { boolField, intField, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
+import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import type { CstaConnection } from "../lib/csta/connection.ts";
-import { CstaError } from "../lib/csta/commands.ts";
-import {
-  callbackCall,
-  deleteVoicemail,
-  downloadVoicemail,
-  fetchCallLog,
-  listVoicemail,
-  startMonitor,
-  updateVoicemail,
-} from "../lib/csta/operations.ts";
-import type { CallLogRecord, Contact, Voicemail } from "../lib/csta/types.ts";
 import { withOptionalFields } from "../lib/http/contact_json.ts";
 import type { Logger } from "../lib/log.ts";
 import { mimeForFormat } from "../lib/http/mime.ts";
@@ -59,6 +54,8 @@ export interface ProxyDeps {
   failLimiter: RateLimiter;
   push: PushMonitors;
   log: Logger;
+  /** Stall limit of voicemail downloads, ms; default {@link VOICEMAIL_IDLE_MS}. */
+  voicemailIdleMs?: number;
 }
 
 type Env = { Variables: { mx: MxSession; user: ProxyUser } };
@@ -132,9 +129,10 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     if (!mx) throw new HttpError(404, "not found");
     c.set("mx", mx);
     const creds = parseBasicAuth(c.req.header("authorization"));
-    if (!creds || !creds.login || creds.password.length > 1024) {
+    if (!creds || !creds.login) {
       throw new HttpError(401, "unauthorized", { "WWW-Authenticate": 'Basic realm="mxproxy"' });
     }
+    checkPassword(creds.password);
     c.set("user", { login: creds.login, password: creds.password, jid: "", ext: "" });
     await next();
   });
@@ -156,60 +154,47 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     }
   };
 
-  /** Runs `fn` on a fresh session logged in as the user; closes it afterwards. */
+  /**
+   * Runs `fn` on a fresh session logged in as the user (closed afterwards unless `keepOpen`,
+   * see `MxSession.withUser`); a successful login also refreshes the auth cache.
+   */
   const withUser = async <T>(
     c: Context<Env>,
-    fn: (conn: CstaConnection, u: ProxyUser) => Promise<T>,
+    fn: (user: UserSession) => Promise<T>,
     keepOpen = false,
   ): Promise<T> => {
     const mx = c.get("mx");
     const u = c.get("user");
     guardFailures(c);
-    let conn: CstaConnection;
     try {
-      conn = await mx.openUserSession(u.login, u.password, USER_ATTRS);
+      return await mx.withUser(u.login, u.password, async (user) => {
+        await d.authCache.set(mx.name, u.login, u.password, { jid: user.jid, ext: user.ext });
+        return await fn(user);
+      }, { attrs: USER_ATTRS, keepOpen });
     } catch (err) {
       throw authFailure(c, err);
-    }
-    const info = conn.info!;
-    await d.authCache.set(mx.name, u.login, u.password, { jid: info.jid, ext: info.ext });
-    let handedOff = false;
-    try {
-      const out = await fn(conn, { ...u, jid: info.jid, ext: info.ext });
-      handedOff = keepOpen;
-      return out;
-    } catch (err) {
-      throw mxHttpError(err) ?? err;
-    } finally {
-      if (!handedOff) conn.close();
     }
   };
 
   const guardFailures = (c: Context<Env>) => {
-    const key = `${clientIp(c)}`;
-    const r = d.failLimiter.check(key);
-    if (!r.allowed) {
-      throw new HttpError(429, "too many failed logins", {
-        "Retry-After": String(r.retryAfterSeconds),
-      });
-    }
+    const r = d.failLimiter.check(clientIp(c));
+    if (!r.allowed) throw tooManyRequests("too many failed logins", r.retryAfterSeconds);
   };
 
-  const authFailure = (c: Context<Env>, err: unknown): HttpError | unknown => {
+  /**
+   * A refused login counts against the client address and gets the Basic challenge; any other
+   * error is returned unchanged for the app's one error path (onError + mxHttpError).
+   */
+  const authFailure = (c: Context<Env>, err: unknown): unknown => {
     const h = mxHttpError(err);
-    if (h?.status === 401) {
-      d.failLimiter.hit(clientIp(c));
-      return new HttpError(401, h.message, { "WWW-Authenticate": 'Basic realm="mxproxy"' });
-    }
-    return h ?? err;
+    if (h?.status !== 401) return err;
+    d.failLimiter.hit(clientIp(c));
+    return new HttpError(401, h.message, { "WWW-Authenticate": 'Basic realm="mxproxy"' });
   };
 
   app.get("/mx/:name/addressbook", async (c) => {
     const mx = c.get("mx");
     await identify(c);
-    if (mx.contactsVersion === 0) {
-      throw new HttpError(503, "MX unavailable: address book not loaded");
-    }
     const book: Record<string, Record<string, string>> = {};
     const list = mx.contacts().sort((a, b) => (a.jid < b.jid ? -1 : a.jid > b.jid ? 1 : 0));
     for (const ct of list) book[ct.jid] = proxyContact(ct);
@@ -218,7 +203,7 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
 
   app.get("/mx/:name/calllog", async (c) => {
     const ts = parseTimestamp(c.req.query("timestamp"));
-    const log = await withUser(c, (conn) => fetchCallLog(conn, ts));
+    const log = await withUser(c, (user) => user.callLog(ts));
     return jsonResponse({ callog: log.map(proxyCallLog) });
   });
 
@@ -230,39 +215,26 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     if (!to) throw new HttpError(400, "to required");
     const ringDelay = intField(f, "ringDelay", 1, 0, 255);
     const vmDelay = intField(f, "vmDelay", 30, 0, 255);
-    const call = await withUser(
-      c,
-      (conn, u) => callbackCall(conn, { ext: u.ext, from, to, ringDelay, vmDelay }),
-    );
+    const call = await withUser(c, (user) => user.callback({ from, to, ringDelay, vmDelay }));
     return jsonResponse(call);
   });
 
   app.get("/mx/:name/voicemail", async (c) => {
-    const list = await withUser(c, async (conn, u) => {
-      await startMonitor(conn, u.ext);
-      return listVoicemail(conn, u.ext);
-    });
+    const list = await withUser(c, (user) => user.voicemails());
     return jsonResponse({ voicemails: list.map(proxyVoicemail) });
   });
 
   app.get("/mx/:name/voicemail/:id", async (c) => {
     const id = mailId(c);
-    let conn: CstaConnection | undefined;
-    const dl = await withUser(c, async (cn, u) => {
-      conn = cn;
-      await startMonitor(cn, u.ext);
-      try {
-        return await downloadVoicemail(cn, id);
-      } catch (err) {
-        if (err instanceof CstaError) throw new HttpError(404, "voicemail not found");
-        throw err;
-      }
+    const dl = await withUser(c, async (user) => {
+      const dl = await user.downloadVoicemail(id);
+      if (!dl) throw new HttpError(404, "voicemail not found");
+      return dl;
     }, true);
-    // The session lives as long as the stream: closed at its end, on error, when the
-    // client leaves (cancel sends MailCancelReceive first, see downloadVoicemail), or when
-    // the client stops reading for VOICEMAIL_IDLE_MS (a stalled client must not hold an MX
-    // session forever).
-    const session = conn!;
+    // The user session lives as long as the download's stream, which closes it at its end, on
+    // error and when cancelled (after MailCancelReceive): here when the client leaves, or
+    // stops reading for VOICEMAIL_IDLE_MS (a stalled client must not hold an MX session
+    // forever).
     const src = dl.stream.getReader();
     let idle: ReturnType<typeof setTimeout> | undefined;
     const stopIdle = () => clearTimeout(idle);
@@ -270,13 +242,13 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
       stopIdle();
       idle = setTimeout(() => {
         d.log.info(`voicemail ${id}: client stalled, download cancelled`);
-        src.cancel().catch(() => {}).finally(() => session.close());
+        src.cancel().catch(() => {});
         try {
-          ctl.error(new Error("client stalled"));
+          ctl.error(new BodyCutError("client stalled"));
         } catch {
           // already closed
         }
-      }, VOICEMAIL_IDLE_MS);
+      }, d.voicemailIdleMs ?? VOICEMAIL_IDLE_MS);
     };
     const body = new ReadableStream<Uint8Array>({
       start(ctl) {
@@ -287,7 +259,6 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
         try {
           const { done, value } = await src.read();
           if (done) {
-            session.close();
             ctl.close();
           } else {
             ctl.enqueue(value);
@@ -295,14 +266,12 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
           }
         } catch (err) {
           d.log.warn(`voicemail ${id} stream failed: ${(err as Error).message}`);
-          session.close();
           ctl.error(err);
         }
       },
       async cancel() {
         stopIdle();
         await src.cancel().catch(() => {});
-        session.close();
       },
     }, { highWaterMark: 0 });
     try {
@@ -318,7 +287,6 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     } catch (err) {
       stopIdle();
       await src.cancel().catch(() => {});
-      session.close();
       throw err;
     }
   });
@@ -329,24 +297,15 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     const note = f.note === undefined ? undefined : String(stringField(f, "note") ?? "");
     const read = boolField(f, "readed") ?? boolField(f, "read");
     if (note === undefined && read === undefined) throw new HttpError(400, "bad request");
-    await withUser(c, async (conn, u) => {
-      await startMonitor(conn, u.ext);
-      await updateVoicemail(conn, id, { read, note });
-    });
+    await withUser(c, (user) => user.updateVoicemail(id, { read, note }));
     return c.body(null, 204);
   });
 
   app.delete("/mx/:name/voicemail/:id", async (c) => {
     const id = mailId(c);
-    await withUser(c, async (conn, u) => {
-      await startMonitor(conn, u.ext);
-      try {
-        await deleteVoicemail(conn, id);
-      } catch (err) {
-        // The seed: deleting an absent or foreign message is not an error.
-        if (!(err instanceof CstaError)) throw err;
-      }
-    });
+    // The seed: deleting an absent or foreign message is not an error (UserSession ignores
+    // the MX's refusal).
+    await withUser(c, (user) => user.deleteVoicemail(id));
     return c.body(null, 204);
   });
 

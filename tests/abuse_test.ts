@@ -6,20 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { exportSPKI, generateKeyPair, SignJWT } from "jose";
-import { basic, DMITRY, flexLogin, type Harness, startHarness } from "./helpers/harness.ts";
+import { basic, DMITRY, flexLogin, type Harness, withHarness } from "./helpers/harness.ts";
 import { AuthError, TokenIssuer } from "../lib/auth/jwt.ts";
-
-async function withHarness(
-  fn: (h: Harness) => Promise<void>,
-  staticDirs?: string[],
-): Promise<void> {
-  const h = await startHarness({ staticDirs });
-  try {
-    await fn(h);
-  } finally {
-    await h.close();
-  }
-}
 
 const STACK_RE = /\bat\s+\S*(\/|\\)\S+\.(ts|js|mjs):\d+/;
 
@@ -348,7 +336,7 @@ Deno.test("abuse: path traversal on static files never leaves the directory", as
         const text = await res.text();
         assert.ok(!text.includes("TOP-SECRET"), t);
       }
-    }, [`${root}/www`]);
+    }, { staticDirs: [`${root}/www`] });
   } finally {
     await Deno.remove(root, { recursive: true });
   }

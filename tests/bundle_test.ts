@@ -21,6 +21,7 @@ import { contentTypeFor, type StaticOptions, staticRoutes } from "../routes/stat
 import { toErrorResponse } from "../lib/http/errors.ts";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { CERT, DMITRY, KEY, withHarness } from "./helpers/harness.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const REPO = REPO_ROOT.pathname.replace(/\/$/, "");
 
@@ -184,25 +185,23 @@ function freePort(): number {
   return port;
 }
 
-/** Polls `url` until `ok(res)` or the child exits (then fails with its stderr). */
-async function waitFor(
+/** Polls `url` until `ok(res)`; fails at once, with its stderr, if the child exits. */
+function waitForUrl(
   url: string,
   ok: (r: Response) => boolean,
   exited: () => boolean,
   stderr: () => string,
 ): Promise<void> {
-  for (let i = 0; i < 600; i++) {
+  return waitUntil(async () => {
     if (exited()) assert.fail(`bundle exited early:\n${stderr()}`);
     try {
       const res = await fetch(url);
       await res.body?.cancel();
-      if (ok(res)) return;
+      return ok(res);
     } catch {
-      // not listening yet
+      return false; // not listening yet
     }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`${url} did not become ready:\n${stderr()}`);
+  }, { what: () => `${url} to become ready:\n${stderr()}`, timeoutMs: 60_000, intervalMs: 100 });
 }
 
 async function readAll(stream: ReadableStream<Uint8Array>, sink: (s: string) => void) {
@@ -275,8 +274,8 @@ Deno.test("bundle: scripts/bundle.sh output runs alone with deno run against the
     });
     const base = `http://127.0.0.1:${port}`;
     const exited = () => exitCode !== undefined;
-    await waitFor(`${base}/healthz`, (r) => r.status === 200, exited, () => stderr);
-    await waitFor(`${base}/readyz`, (r) => r.status === 200, exited, () => stderr);
+    await waitForUrl(`${base}/healthz`, (r) => r.status === 200, exited, () => stderr);
+    await waitForUrl(`${base}/readyz`, (r) => r.status === 200, exited, () => stderr);
 
     // 3. The API, the embedded web client and the embedded OpenAPI document.
     const health = await fetch(`${base}/healthz`);

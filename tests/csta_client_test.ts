@@ -5,29 +5,36 @@
  */
 import assert from "node:assert/strict";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
+import { CstaConnection } from "../lib/csta/connection.ts";
+import { backoffDelay, CstaClient } from "../lib/csta/client.ts";
 import {
   BusyError,
+  CertificateError,
   ConnectionClosedError,
-  CstaConnection,
+  LoginFailedError,
+  RefusedError,
   TimeoutError,
-} from "../lib/csta/connection.ts";
-import { backoffDelay, CstaClient, UnavailableError } from "../lib/csta/client.ts";
-import { CstaError, LoginFailedError } from "../lib/csta/commands.ts";
+  UnavailableError,
+  UnreachableError,
+} from "../lib/csta/errors.ts";
 import {
   callControl,
   downloadVoicemail,
   fetchAddressBook,
   fetchCallLog,
   listVoicemail,
-  makeCall,
+  placeCall,
   startMonitor,
   stopMonitor,
-} from "../lib/csta/operations.ts";
+} from "../lib/csta/commands/mod.ts";
 import { decodeCallEvent } from "../lib/csta/events.ts";
-import { CertificateError } from "../lib/csta/transport.ts";
 import { redactWire } from "../lib/csta/wire_log.ts";
 import type { XmlElement } from "../lib/csta/xml.ts";
 import { CERT, KEY } from "./helpers/harness.ts";
+import { waitUntil } from "./helpers/wait.ts";
+
+/** A self-signed certificate that is not the simulator's. */
+const OTHER_CERT = Deno.readTextFileSync(new URL("./fixtures/other-cert.pem", import.meta.url));
 
 const FINGERPRINT =
   "C4:07:50:6F:5A:0A:5D:81:39:C9:F7:FE:08:74:6A:17:3D:95:EB:7B:91:36:EF:9D:AA:37:93:34:EA:49:8E:E5";
@@ -108,9 +115,12 @@ Deno.test("csta: connecting to a closed port fails fast; a pinned fingerprint is
   await withSim(async (sim) => {
     const port = sim.port;
     await sim.pause();
+    // A socket error never leaves the transport raw: wrapped, with its code in the message.
     await assert.rejects(
       CstaConnection.connect({ hostname: "127.0.0.1", port, tls: {} }),
-      (e: unknown) => e instanceof Error,
+      (e: unknown) =>
+        e instanceof UnreachableError && e.message === "MX unreachable: ECONNREFUSED" &&
+        (e.cause as { code?: string }).code === "ECONNREFUSED",
     );
     await sim.resume();
     await assert.rejects(
@@ -123,6 +133,12 @@ Deno.test("csta: connecting to a closed port fails fast; a pinned fingerprint is
     await assert.rejects(connect(sim, { tls: { tofu: () => false } }), CertificateError);
     const trusted = await connect(sim, { tls: { ca: [CERT] } });
     trusted.close();
+    // A configured CA that did not sign the MX's certificate: a CertificateError, not a raw
+    // TLS error.
+    await assert.rejects(
+      connect(sim, { tls: { ca: [OTHER_CERT] } }),
+      (e: unknown) => e instanceof CertificateError && /^MX certificate rejected: /.test(e.message),
+    );
   });
 });
 
@@ -149,15 +165,11 @@ Deno.test("csta: MakeCall, monitor events and call control on the server session
     conn.onMessage((m) => events.push(m));
     const ref = await startMonitor(conn, "3095");
     assert.ok(ref > 0);
-    const call = await makeCall(conn, "3095", "3099");
+    const call = await placeCall(conn, "3095", "3099");
     assert.equal(call.deviceId, "3095");
     const until = async (name: string) => {
-      for (let i = 0; i < 200 && !events.some((e) => e.name === name); i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      const e = events.find((x) => x.name === name);
-      assert.ok(e, `no ${name}`);
-      return decodeCallEvent(e)!;
+      await waitUntil(() => events.some((e) => e.name === name), { what: name });
+      return decodeCallEvent(events.find((x) => x.name === name)!)!;
     };
     const est = await until("EstablishedEvent");
     assert.equal(est.callId, call.callId);
@@ -166,7 +178,7 @@ Deno.test("csta: MakeCall, monitor events and call control on the server session
     await until("HeldEvent");
     await callControl(conn, "clear", call.callId, "3095");
     await until("ConnectionClearedEvent");
-    await assert.rejects(callControl(conn, "hold", 424242, "3095"), CstaError);
+    await assert.rejects(callControl(conn, "hold", 424242, "3095"), RefusedError);
     await stopMonitor(conn, ref);
     conn.close();
   });
@@ -192,7 +204,7 @@ Deno.test("csta: call log blocks, empty log, voicemail list and chunked download
     assert.ok(dl.totalChunks > 1);
     const got = new Uint8Array(await new Response(dl.stream).arrayBuffer());
     assert.deepEqual(got, content);
-    await assert.rejects(downloadVoicemail(conn, "nope"), CstaError);
+    await assert.rejects(downloadVoicemail(conn, "nope"), RefusedError);
     conn.close();
   });
 });
@@ -217,12 +229,12 @@ Deno.test("csta: request timeout, bounded pending requests, closed connection", 
     const conn = await connect(sim, { requestTimeoutMs: 200, maxPending: 3 });
     await conn.login({ type: "Server", userName: "server", password: "password" });
     sim.setSilent(["MakeCall"]);
-    const pending = [1, 2, 3].map(() => makeCall(conn, "3095", "3099"));
-    await assert.rejects(makeCall(conn, "3095", "3099"), BusyError);
+    const pending = [1, 2, 3].map(() => placeCall(conn, "3095", "3099"));
+    await assert.rejects(placeCall(conn, "3095", "3099"), BusyError);
     for (const p of pending) await assert.rejects(p, TimeoutError);
     assert.equal(conn.pendingCount, 0);
     conn.close();
-    await assert.rejects(makeCall(conn, "3095", "3099"), ConnectionClosedError);
+    await assert.rejects(placeCall(conn, "3095", "3099"), ConnectionClosedError);
   });
 });
 
@@ -268,19 +280,14 @@ Deno.test("csta: client reconnects with backoff and restores monitors", async ()
     await client.ready(5000);
     await client.monitor("3095");
     sim.dropConnections();
-    await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => client.state !== "connected", { what: "the drop noticed" });
     await client.ready(5000);
     assert.equal(client.reconnects, 1);
     // The restored monitor delivers events tagged with the extension.
     sim.incomingCall({ from: "3044", to: "3095" });
-    for (
-      let i = 0;
-      i < 200 && !seen.some(([e, n]) => e === "3095" && n === "DeliveredEvent");
-      i++
-    ) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    assert.ok(seen.some(([e, n]) => e === "3095" && n === "DeliveredEvent"));
+    await waitUntil(() => seen.some(([e, n]) => e === "3095" && n === "DeliveredEvent"), {
+      what: "DeliveredEvent tagged 3095",
+    });
     await client.stop();
     assert.equal(client.state, "stopped");
   });

@@ -6,12 +6,10 @@ import {
   answerCall,
   callLogRequest,
   clearConnection,
-  CstaError,
   deflectCall,
   holdCall,
-  isCstaError,
+  isErrorReply,
   KEEPALIVE,
-  LoginFailedError,
   loginRequest,
   logout,
   mailCancelReceive,
@@ -26,20 +24,20 @@ import {
   parseAbEntry,
   parseAbList,
   parseCallLog,
-  parseCstaError,
+  parseErrorReply,
   parseLoginReply,
   parseMailChunk,
   parseMailList,
   parseMakeCall,
   parseMonitorStart,
   parseTransfer,
-  ProtocolError,
   retrieveCall,
   setCallMode,
   shouldRetryPlain,
   singleStepTransferCall,
   updateVmNote,
-} from "../lib/csta/commands.ts";
+} from "../lib/csta/commands/mod.ts";
+import { CstaError, LoginFailedError, ProtocolError, RefusedError } from "../lib/csta/errors.ts";
 
 const NS = ' xmlns="http://www.ecma-international.org/standards/ecma-323/csta/ed4"';
 const HASH = "W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n";
@@ -210,7 +208,7 @@ Deno.test("parseMonitorStart: pretty, namespaced, error, garbage", () => {
       parseMonitorStart(
         parseXml("<CSTAErrorCode><operation>invalidDeviceID</operation></CSTAErrorCode>"),
       ),
-    (err: unknown) => err instanceof CstaError && err.message === "invalidDeviceID",
+    (err: unknown) => err instanceof RefusedError && err.message === "invalidDeviceID",
   );
   assert.throws(() => parseMonitorStart(parseXml("<Foo/>")), ProtocolError);
 });
@@ -327,7 +325,7 @@ Deno.test("parseMakeCall: sample reply, namespaced reply, errors", () => {
       parseMakeCall(
         parseXml("<CSTAErrorCode><privateErrorCode>URM Denied</privateErrorCode></CSTAErrorCode>"),
       ),
-    (err: unknown) => err instanceof CstaError && err.message === "URM Denied",
+    (err: unknown) => err instanceof RefusedError && err.message === "URM Denied",
   );
   assert.throws(
     () => parseMakeCall(parseXml("<Other/>")),
@@ -492,7 +490,7 @@ Deno.test("parseMailList: reconstructed reply", () => {
   ]);
   assert.throws(
     () => parseMailList(parseXml("<CSTAErrorCode><a>no</a></CSTAErrorCode>")),
-    CstaError,
+    RefusedError,
   );
 });
 
@@ -530,7 +528,7 @@ Deno.test("parseMailChunk: empty content, bad base64, error reply", () => {
   );
   assert.throws(
     () => parseMailChunk(parseXml("<CSTAErrorCode><e>no such mail</e></CSTAErrorCode>")),
-    (err: unknown) => err instanceof CstaError && err.message === "no such mail",
+    (err: unknown) => err instanceof RefusedError && err.message === "no such mail",
   );
 });
 
@@ -573,7 +571,7 @@ Deno.test("parseTransfer", () => {
   <transferredCall><callID>44</callID><deviceID>3099</deviceID></transferredCall>
 </SingleStepTransferCallResponse>`);
   assert.deepEqual(parseTransfer(e), { callId: 44, deviceId: "3099" });
-  assert.throws(() => parseTransfer(parseXml("<CSTAErrorCode/>")), CstaError);
+  assert.throws(() => parseTransfer(parseXml("<CSTAErrorCode/>")), RefusedError);
 });
 
 // --- CSTAErrorCode -------------------------------------------------------------------------
@@ -582,10 +580,10 @@ Deno.test("CSTAErrorCode: sample, last non-empty child, fallback", () => {
   const sample = parseXml(
     "<CSTAErrorCode><privateErrorCode>URM Denied</privateErrorCode></CSTAErrorCode>",
   );
-  assert.equal(isCstaError(sample), true);
-  assert.equal(parseCstaError(sample), "URM Denied");
+  assert.equal(isErrorReply(sample), true);
+  assert.equal(parseErrorReply(sample), "URM Denied");
   assert.equal(
-    parseCstaError(
+    parseErrorReply(
       parseXml(`<CSTAErrorCode${NS}>
   <operation>invalidCallID</operation>
   <privateErrorCode>  Call not found </privateErrorCode>
@@ -594,10 +592,10 @@ Deno.test("CSTAErrorCode: sample, last non-empty child, fallback", () => {
     ),
     "Call not found",
   );
-  assert.equal(parseCstaError(parseXml("<CSTAErrorCode/>")), "CSTA error");
-  assert.equal(parseCstaError(parseXml("<CSTAErrorCode><a> </a></CSTAErrorCode>")), "CSTA error");
-  assert.equal(isCstaError(parseXml("<MakeCallResponse/>")), false);
-  const err = new CstaError("x");
-  assert.ok(err instanceof Error);
-  assert.equal(err.name, "CstaError");
+  assert.equal(parseErrorReply(parseXml("<CSTAErrorCode/>")), "CSTA error");
+  assert.equal(parseErrorReply(parseXml("<CSTAErrorCode><a> </a></CSTAErrorCode>")), "CSTA error");
+  assert.equal(isErrorReply(parseXml("<MakeCallResponse/>")), false);
+  const err = new RefusedError("x");
+  assert.ok(err instanceof CstaError);
+  assert.equal(err.name, "RefusedError");
 });

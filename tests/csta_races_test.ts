@@ -4,84 +4,12 @@
  * An unhandled rejection anywhere fails these tests (Deno reports it as a test error).
  */
 import assert from "node:assert/strict";
-import { encodeFrame, EVENT_INVOKE_ID, FrameDecoder } from "../lib/csta/frame.ts";
-import { parseXml, type XmlElement } from "../lib/csta/xml.ts";
+import { EVENT_INVOKE_ID } from "../lib/csta/frame.ts";
 import { CstaConnection } from "../lib/csta/connection.ts";
 import { CstaClient } from "../lib/csta/client.ts";
-import { fetchAddressBook } from "../lib/csta/operations.ts";
-
-type Reply = Array<[number, string]>;
-type Handler = (msg: XmlElement, id: number) => Reply | Promise<Reply>;
-
-/** A fake MX: logs in anyone, then answers with `handler`. */
-class FakeMx {
-  readonly received: string[] = [];
-  readonly port: number;
-  #listener: Deno.Listener;
-  #conns = new Set<Deno.Conn>();
-  #loop: Promise<void>;
-
-  constructor(readonly handler: Handler) {
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.port = (this.#listener.addr as Deno.NetAddr).port;
-    this.#loop = this.#accept();
-  }
-
-  count(name: string): number {
-    return this.received.filter((n) => n === name).length;
-  }
-
-  async #accept(): Promise<void> {
-    for await (const conn of this.#listener) {
-      this.#conns.add(conn);
-      this.#serve(conn).catch(() => {}).finally(() => this.#conns.delete(conn));
-    }
-  }
-
-  async #serve(conn: Deno.Conn): Promise<void> {
-    const dec = new FrameDecoder();
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) return;
-      for (const f of dec.push(buf.subarray(0, n))) {
-        const msg = parseXml(f.payload);
-        this.received.push(msg.name);
-        let out: Reply;
-        if (msg.name === "loginRequest") {
-          out = [[
-            f.invokeId,
-            `<loginResponce Code="0" sn="1" apiversion="11" ext="" userId="0">OK</loginResponce>`,
-          ]];
-        } else if (msg.name === "keepalive" || msg.name === "logout") {
-          continue;
-        } else {
-          out = await this.handler(msg, f.invokeId);
-        }
-        if (!out.length) continue;
-        // Everything of one reply goes out in a single write, as one TCP read on the client.
-        const parts = out.map(([id, xml]) => encodeFrame(id, xml));
-        const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-        let off = 0;
-        for (const p of parts) {
-          all.set(p, off);
-          off += p.length;
-        }
-        await conn.write(all).catch(() => {});
-      }
-    }
-  }
-
-  dropAll(): void {
-    for (const c of this.#conns) c.close();
-  }
-
-  async close(): Promise<void> {
-    this.#listener.close();
-    this.dropAll();
-    await this.#loop.catch(() => {});
-  }
-}
+import { fetchAddressBook } from "../lib/csta/commands/mod.ts";
+import { FakeMx } from "./helpers/fake_mx.ts";
+import { sleep, waitUntil } from "./helpers/wait.ts";
 
 function client(mx: FakeMx, extra: Partial<ConstructorParameters<typeof CstaClient>[0]> = {}) {
   return new CstaClient({
@@ -106,7 +34,15 @@ function monitorReply(id: number): [number, string] {
   ];
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A command the fake MXs below answer with `<Pong/>`: a marker that a socket is in sync. */
+const PING = "<Ping/>";
+
+/** A promise and the function that resolves it: a fake MX holds replies until released. */
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => open = r);
+  return { wait, open };
+}
 
 Deno.test("races: Logout in the same read as an address-book page fails the fetch, no crash", async () => {
   const mx = new FakeMx((msg) =>
@@ -127,7 +63,8 @@ Deno.test("races: Logout in the same read as an address-book page fails the fetc
     const conn = await CstaConnection.connect({ hostname: "127.0.0.1", port: mx.port, tls: false });
     await conn.login({ type: "Server", userName: "s", password: "p" });
     await assert.rejects(fetchAddressBook(conn), /logout: forced|closed/);
-    await sleep(50); // let any stray rejection surface inside this test
+    // Torn down: a stray rejection would have been raised by now (and fails the run).
+    assert.ok((await conn.closed) instanceof Error);
   } finally {
     await mx.close();
   }
@@ -146,26 +83,36 @@ Deno.test("races: an oversize request rejects cleanly and leaves nothing pending
     await assert.rejects(conn.request(`<x>${"a".repeat(70_000)}</x>`), /frame too large/);
     assert.equal(conn.pendingCount, 0);
     conn.destroy("test");
-    await sleep(150); // past the request timeout: nothing may reject unhandled
+    // Elapsed time is the point here: past the 100 ms request timeout, a timer wrongly left
+    // armed fires and its unhandled rejection fails the run (Deno's sanitizers do not track
+    // timers).
+    await sleep(150);
   } finally {
     await mx.close();
   }
 });
 
 Deno.test("races: concurrent monitor() calls for one extension send one MonitorStart", async () => {
+  // The MonitorStart reply is held until all three calls are under way.
+  const reply = gate();
   const mx = new FakeMx(async (msg, id) => {
+    if (msg.name === "Ping") return [[id, "<Pong/>"]];
     if (msg.name !== "MonitorStart") return [[id, "<MonitorStopResponse/>"]];
-    await sleep(30);
+    await reply.wait;
     return [monitorReply(id)];
   });
   const c = client(mx);
   try {
     c.start();
     await c.ready(2000);
-    await Promise.all([c.monitor("200"), c.monitor("200"), c.monitor("200")]);
+    const all = Promise.all([c.monitor("200"), c.monitor("200"), c.monitor("200")]);
+    await waitUntil(() => mx.count("MonitorStart") >= 1, { what: "MonitorStart" });
+    reply.open();
+    await all;
     assert.equal(mx.count("MonitorStart"), 1);
     await c.unmonitor("200");
-    await sleep(30);
+    // A later command on the same socket: a second MonitorStop would have arrived before it.
+    await c.connection.request(PING);
     assert.equal(mx.count("MonitorStop"), 1);
   } finally {
     await c.stop();
@@ -195,7 +142,7 @@ Deno.test("races: an event in the same read as MonitorStartResponse is routed to
     c.start();
     await c.ready(2000);
     await c.monitor("300");
-    await sleep(20);
+    await waitUntil(() => seen.length > 0, { what: "the DeliveredEvent" });
     assert.deepEqual(seen, ["300"]);
   } finally {
     await c.stop();
@@ -207,8 +154,8 @@ Deno.test("races: a monitor requested during session set-up is running when 'con
   const mx = new FakeMx((msg, id) => msg.name === "MonitorStart" ? [monitorReply(id)] : []);
   const c: CstaClient = client(mx, {
     onSession: async () => {
-      void c.monitor("400");
-      await sleep(20);
+      // Set-up goes on until the MX has confirmed the monitor requested meanwhile.
+      await c.monitor("400");
     },
   });
   try {
@@ -223,11 +170,12 @@ Deno.test("races: a monitor requested during session set-up is running when 'con
 });
 
 Deno.test("races: a monitor released while it is being restored stays released", async () => {
-  let delay = 0;
+  let held: ReturnType<typeof gate> | undefined;
   const mx = new FakeMx(async (msg, id) => {
     if (msg.name === "MonitorStop") return [[id, "<MonitorStopResponse/>"]];
+    if (msg.name === "Ping") return [[id, "<Pong/>"]];
     if (msg.name !== "MonitorStart") return [];
-    await sleep(delay);
+    await held?.wait;
     return [monitorReply(id)];
   });
   const c = client(mx);
@@ -235,13 +183,16 @@ Deno.test("races: a monitor released while it is being restored stays released",
     c.start();
     await c.ready(2000);
     await c.monitor("500");
-    delay = 150;
+    held = gate();
     mx.dropAll();
     // Wait until the restore has sent its MonitorStart, then release while it waits.
-    for (let i = 0; i < 100 && mx.count("MonitorStart") < 2; i++) await sleep(10);
+    await waitUntil(() => mx.count("MonitorStart") >= 2, { what: "the restore's MonitorStart" });
     await c.unmonitor("500");
+    held.open();
     await c.ready(2000);
-    await sleep(200);
+    await waitUntil(() => mx.count("MonitorStop") >= 1, { what: "MonitorStop" });
+    // A later command on the same socket: whatever the restore still sent came before it.
+    await c.connection.request(PING);
     assert.deepEqual(c.monitoredExtensions, []);
     assert.equal(c.isMonitoring("500"), false);
     assert.equal(mx.count("MonitorStop"), 1, "the restored monitor was stopped on the MX");
@@ -252,18 +203,16 @@ Deno.test("races: a monitor released while it is being restored stays released",
 });
 
 Deno.test("races: stop() during connection set-up closes the new session", async () => {
-  let release!: () => void;
-  const gate = new Promise<void>((r) => release = r);
+  const setUp = gate();
   const mx = new FakeMx(() => []);
-  const c = client(mx, { onSession: () => gate });
+  const c = client(mx, { onSession: () => setUp.wait });
   try {
     c.start();
-    for (let i = 0; i < 100 && mx.received.length === 0; i++) await sleep(10);
+    await waitUntil(() => mx.received.length > 0, { what: "the login" });
     const stopping = c.stop();
-    release();
+    setUp.open();
     await stopping;
-    await sleep(30);
-    assert.ok(mx.count("logout") >= 0);
+    await waitUntil(() => mx.connections === 0, { what: "the new session closed" });
     assert.equal(c.state, "stopped");
   } finally {
     await mx.close();

@@ -11,42 +11,23 @@ import {
   DMITRY,
   flexLogin,
   type Harness,
-  SseReader,
+  openEvents,
   startHarness,
   withHarness,
 } from "./helpers/harness.ts";
+import { FakeMx } from "./helpers/fake_mx.ts";
+import { waitUntil } from "./helpers/wait.ts";
 import { CstaConnection } from "../lib/csta/connection.ts";
-import { encodeFrame } from "../lib/csta/frame.ts";
 import { TokenStore } from "../lib/store/tokens.ts";
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `pred` every 10 ms; throws after `timeoutMs`. */
-async function waitUntil(pred: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-async function openEvents(url: string, token: string): Promise<SseReader> {
-  const res = await fetch(`${url}/api/events`, {
-    headers: { accept: "text/event-stream", authorization: `Bearer ${token}` },
-  });
-  assert.equal(res.status, 200);
-  return new SseReader(res);
-}
 
 /** Waits until the server session is connected again after `before` reconnects. */
 async function waitReconnected(h: Harness, before: number, timeoutMs: number): Promise<number> {
   const mx = h.server.sessions.get("test")!;
   const t0 = performance.now();
-  await waitUntil(
-    () => mx.state === "connected" && mx.client.reconnects > before,
+  await waitUntil(() => mx.state === "connected" && mx.client.reconnects > before, {
     timeoutMs,
-    "reconnect",
-  );
+    what: "reconnect",
+  });
   return performance.now() - t0;
 }
 
@@ -87,7 +68,7 @@ Deno.test("faults: close() tells SSE clients to retry, stops monitors, logs out,
     await h.sim.waitFor("logout", undefined, 5000, mark);
     assert.equal(h.server.sessions.get("test")!.state, "stopped");
     assert.equal(h.server.hub.subscriberCount(), 0);
-    await waitUntil(() => h.sim.sessionCount() === 0, 5000, "MX sessions closed");
+    await waitUntil(() => h.sim.sessionCount() === 0, { what: "MX sessions closed" });
     assert.equal(h.sim.monitorCount(), 0);
   } finally {
     await h.close();
@@ -113,13 +94,13 @@ Deno.test("faults: MX socket dropped under traffic: quick reconnect, same SSE st
         await res.body?.cancel();
       }
     })();
-    await waitUntil(() => (statuses.get(200) ?? 0) >= 3, 5000, "traffic");
+    await waitUntil(() => (statuses.get(200) ?? 0) >= 3, { what: "traffic" });
     const before = mx.client.reconnects;
     h.sim.dropConnections();
     const ms = await waitReconnected(h, before, 2000);
     assert.ok(ms < 2000, `reconnect took ${ms} ms`);
     const ok = statuses.get(200) ?? 0;
-    await waitUntil(() => (statuses.get(200) ?? 0) > ok, 5000, "traffic after reconnect");
+    await waitUntil(() => (statuses.get(200) ?? 0) > ok, { what: "traffic after reconnect" });
     stop = true;
     await traffic;
     for (const s of statuses.keys()) assert.ok([200, 503, 504].includes(s), `status ${s}`);
@@ -148,9 +129,18 @@ Deno.test("faults: MX restart: reconnect within 2 s of it coming back, device to
     const store = new TokenStore(h.kv);
     assert.equal((await store.listForUser("test", DMITRY.jid)).length, 1);
     const before = mx.client.reconnects;
+    let attempts = 0;
+    const unwatch = mx.client.onState((s) => {
+      if (s === "connecting") attempts++;
+    });
     await h.sim.pause();
-    await waitUntil(() => mx.state !== "connected", 5000, "disconnect noticed");
-    await sleep(300); // a few failed attempts while the MX is away
+    await waitUntil(() => mx.state !== "connected", { what: "disconnect noticed" });
+    // Failed attempts while the MX is away (each one a "connecting" that fails).
+    await waitUntil(() => attempts >= 2 && mx.state === "disconnected", {
+      what: "two failed reconnect attempts",
+    });
+    unwatch();
+    assert.match(mx.client.lastError, /ECONNREFUSED/);
     const mark = h.sim.mark();
     await h.sim.resume();
     const ms = await waitReconnected(h, before, 2000);
@@ -210,32 +200,10 @@ Deno.test("faults: an MX that stops answering gives 504s quickly and no pile-up"
 
 Deno.test("faults: the pending-request bound refuses instead of piling up", async () => {
   // A fake MX that accepts a login and then never answers anything.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const socks: Deno.Conn[] = [];
-  const accepting = (async () => {
-    for await (const c of listener) {
-      socks.push(c);
-      void (async () => {
-        const buf = new Uint8Array(65536);
-        let answered = false;
-        try {
-          for (;;) {
-            const n = await c.read(buf);
-            if (n === null) break;
-            if (!answered) {
-              answered = true;
-              await c.write(encodeFrame(1, LOGIN_REPLY));
-            }
-          }
-        } catch {
-          // closed
-        }
-      })();
-    }
-  })();
+  const mx = new FakeMx();
   const conn = await CstaConnection.connect({
     hostname: "127.0.0.1",
-    port: (listener.addr as Deno.NetAddr).port,
+    port: mx.port,
     tls: false,
     maxPending: 5,
     requestTimeoutMs: 300,
@@ -251,100 +219,59 @@ Deno.test("faults: the pending-request bound refuses instead of piling up", asyn
     assert.equal(conn.pendingCount, 0);
   } finally {
     conn.destroy();
-    listener.close();
-    for (const s of socks) {
-      try {
-        s.close();
-      } catch {
-        // already closed
-      }
-    }
-    await accepting.catch(() => {});
+    await mx.close();
   }
 });
 
+/**
+ * Opens an SSE stream, injects `fault` on the MX side, waits for the reconnect (within 2 s)
+ * and checks that the same stream carries the next incoming call. Returns the MX session.
+ */
+async function survivesFault(h: Harness, fault: () => void, from: string) {
+  const token = await flexLogin(h.url);
+  const sse = await openEvents(h.url, token);
+  const mx = h.server.sessions.get("test")!;
+  const before = mx.client.reconnects;
+  fault();
+  await waitReconnected(h, before, 2000);
+  const callId = h.sim.incomingCall({ from, to: DMITRY.ext });
+  assert.equal(JSON.parse((await sse.until("DeliveredEvent")).at(-1)!.data).callId, callId);
+  await sse.cancel();
+  return mx;
+}
+
 Deno.test("faults: a malformed frame ends the session; MXFlex reconnects and events flow", async () => {
   await withHarness(async (h) => {
-    const token = await flexLogin(h.url);
-    const sse = await openEvents(h.url, token);
-    const mx = h.server.sessions.get("test")!;
-    const before = mx.client.reconnects;
-    h.sim.sendMalformedFrame();
-    await waitReconnected(h, before, 2000);
+    const mx = await survivesFault(h, () => h.sim.sendMalformedFrame(), "+15550101");
     assert.match(mx.client.lastError, /^$|protocol error/);
-    const callId = h.sim.incomingCall({ from: "+15550101", to: DMITRY.ext });
-    assert.equal(JSON.parse((await sse.until("DeliveredEvent")).at(-1)!.data).callId, callId);
-    await sse.cancel();
   });
 });
 
 Deno.test("faults: Logout from the MX -> reconnect, SSE keeps working", async () => {
   await withHarness(async (h) => {
-    const token = await flexLogin(h.url);
-    const sse = await openEvents(h.url, token);
-    const mx = h.server.sessions.get("test")!;
-    const before = mx.client.reconnects;
-    h.sim.sendLogout("forced");
-    await waitReconnected(h, before, 2000);
-    const callId = h.sim.incomingCall({ from: "+15550102", to: DMITRY.ext });
-    assert.equal(JSON.parse((await sse.until("DeliveredEvent")).at(-1)!.data).callId, callId);
-    await sse.cancel();
+    await survivesFault(h, () => h.sim.sendLogout("forced"), "+15550102");
   });
 });
 
-const LOGIN_REPLY = '<loginResponce Code="0" sn="1" apiversion="11" userId="1" ext="100"/>';
-
-/** A one-connection fake MX: answers the login, then runs `after` on the socket. */
-function fakeMx(
-  after: (c: Deno.Conn) => Promise<void>,
-): { port: number; done: Promise<void>; close(): void } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  let sock: Deno.Conn | undefined;
-  const done = (async () => {
-    const c = await listener.accept();
-    sock = c;
-    const buf = new Uint8Array(65536);
-    try {
-      const n = await c.read(buf);
-      if (n === null) return;
-      await c.write(encodeFrame(1, LOGIN_REPLY));
-      await after(c);
-      // Drain until the client goes away.
-      while ((await c.read(buf)) !== null) { /* ignore */ }
-    } catch {
-      // the client closed the socket
-    }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    done,
-    close() {
-      listener.close();
-      try {
-        sock?.close();
-      } catch {
-        // already closed
-      }
-    },
-  };
+/** A plain-TCP connection to a fake MX that records the names of the bad messages it skips. */
+async function connectRecording(mx: FakeMx): Promise<{ conn: CstaConnection; bad: string[] }> {
+  const bad: string[] = [];
+  const conn = await CstaConnection.connect({
+    hostname: "127.0.0.1",
+    port: mx.port,
+    tls: false,
+    onBadMessage: (e) => bad.push(e.name),
+  });
+  return { conn, bad };
 }
 
 Deno.test("faults: oversize and bad-XML frames from the MX", async () => {
   // A frame header announcing more than 65 535 bytes: the session ends with a protocol error.
   {
     const header = new Uint8Array([0, 1, 0, 0, 0x39, 0x39, 0x39, 0x39]);
-    const mx = fakeMx(async (c) => {
-      // After the client's next frame, so the login reply is not in the same read.
-      await c.read(new Uint8Array(65536));
-      await c.write(header);
-    });
-    const bad: string[] = [];
-    const conn = await CstaConnection.connect({
-      hostname: "127.0.0.1",
-      port: mx.port,
-      tls: false,
-      onBadMessage: (e) => bad.push(e.name),
-    });
+    // In answer to the client's next frame, so the login reply is not in the same read.
+    const mx = new FakeMx(() => [header]);
+    const { conn, bad } = await connectRecording(mx);
     try {
       await conn.login({ type: "Server", userName: "s", password: "p" });
       await assert.rejects(conn.request("<Anything/>"), { name: "ConnectionClosedError" });
@@ -353,24 +280,14 @@ Deno.test("faults: oversize and bad-XML frames from the MX", async () => {
       assert.deepEqual(bad, ["FrameError"]);
     } finally {
       conn.destroy();
-      mx.close();
-      await mx.done;
+      await mx.close();
     }
   }
   // A maximum-size frame of junk XML is skipped; the session goes on.
   {
     const junk = "<a>" + "x".repeat(65_535 - 8 - 3);
-    const mx = fakeMx(async (c) => {
-      await c.write(encodeFrame(9999, junk));
-      await c.write(encodeFrame(9999, '<Ping n="1"/>'));
-    });
-    const bad: string[] = [];
-    const conn = await CstaConnection.connect({
-      hostname: "127.0.0.1",
-      port: mx.port,
-      tls: false,
-      onBadMessage: (e) => bad.push(e.name),
-    });
+    const mx = new FakeMx(undefined, { afterLogin: [[9999, junk], [9999, '<Ping n="1"/>']] });
+    const { conn, bad } = await connectRecording(mx);
     try {
       const got = new Promise<string>((r) => conn.onMessage((m) => r(m.name)));
       await conn.login({ type: "Server", userName: "s", password: "p" });
@@ -379,8 +296,7 @@ Deno.test("faults: oversize and bad-XML frames from the MX", async () => {
       assert.equal(conn.isClosed, false);
     } finally {
       conn.destroy();
-      mx.close();
-      await mx.done;
+      await mx.close();
     }
   }
 });
@@ -405,7 +321,7 @@ Deno.test("faults: a slow SSE consumer is disconnected without hurting others", 
     const slow = await rawSseClient(port, token);
     try {
       const fast = await openEvents(h.url, token);
-      await waitUntil(() => h.server.hub.subscriberCount(topic) === 2, 5000, "two subscribers");
+      await waitUntil(() => h.server.hub.subscriberCount(topic) === 2, { what: "two subscribers" });
       const data = "z".repeat(32 * 1024);
       let n = 0;
       // Lock-step with the fast client (it never falls behind); bounded at 64 MiB in total.
@@ -461,7 +377,10 @@ Deno.test("faults: 1,000 SSE clients connecting and dropping leave nothing behin
       }
     };
     const settle = () =>
-      waitUntil(() => h.server.hub.subscriberCount() === 0, 10_000, "subscribers gone");
+      waitUntil(() => h.server.hub.subscriberCount() === 0, {
+        timeoutMs: 10_000,
+        what: "subscribers gone",
+      });
     await churn(100); // warm-up: JIT, pools, buffers
     await settle();
     const sessions0 = h.sim.sessionCount();
@@ -475,7 +394,10 @@ Deno.test("faults: 1,000 SSE clients connecting and dropping leave nothing behin
     const fds1 = openFds();
     if (fds0 !== undefined && fds1 !== undefined) {
       // Client-side keep-alive pool connections may linger; a leak would be ~1,000.
-      await waitUntil(() => openFds()! <= fds0 + 60, 10_000, `fds back near ${fds0}`);
+      await waitUntil(() => openFds()! <= fds0 + 60, {
+        timeoutMs: 10_000,
+        what: `fds back near ${fds0}`,
+      });
     }
     // Generous: a per-connection leak of even 64 KiB would be ~64 MB.
     const grown = Deno.memoryUsage().rss - rss0;

@@ -4,19 +4,19 @@
 import assert from "node:assert/strict";
 import { decodeJwt, SignJWT } from "jose";
 import { EventSource } from "eventsource";
-import { DMITRY, flexLogin, SseReader, startHarness, withHarness } from "./helpers/harness.ts";
+import {
+  CERT,
+  DMITRY,
+  flexLogin,
+  openEvents,
+  SseReader,
+  startHarness,
+  withHarness,
+} from "./helpers/harness.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 function auth(token: string): HeadersInit {
   return { authorization: `Bearer ${token}` };
-}
-
-async function openEvents(url: string, token: string, lastEventId?: string): Promise<SseReader> {
-  const headers: Record<string, string> = { accept: "text/event-stream" };
-  if (lastEventId) headers["last-event-id"] = lastEventId;
-  const res = await fetch(`${url}/api/events?access_token=${token}`, { headers });
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
-  return new SseReader(res);
 }
 
 Deno.test("flex: login returns a JWT with the seed's claims; the user is monitored", async () => {
@@ -133,7 +133,13 @@ Deno.test("flex: missing, tampered, alg:none and foreign-key tokens are 401", as
     for (const bad of [tampered, none, foreign, t.slice(0, -5), "garbage"]) {
       res = await fetch(`${h.url}/api/contacts`, { headers: auth(bad) });
       assert.equal(res.status, 401, bad);
-      assert.ok((await res.json()).error);
+      // The RFC 6750 challenge for a rejected token, and the issuer's short reason.
+      assert.equal(
+        res.headers.get("www-authenticate"),
+        'Bearer realm="MXFlex", error="invalid_token"',
+        bad,
+      );
+      assert.deepEqual(await res.json(), { error: "invalid token" });
     }
   });
 });
@@ -164,17 +170,15 @@ Deno.test("flex: contacts come sorted by extension with presence, and support ET
     assert.equal(again.status, 304);
     // A change on the MX is pushed to the cache and changes the ETag.
     h.sim.updateUser("43884852031096113", { firstName: "Max" });
-    let changed: Response | undefined;
-    for (let i = 0; i < 50; i++) {
-      changed = await fetch(`${h.url}/api/contacts`, {
-        headers: { ...auth(t), "if-none-match": etag },
-      });
-      if (changed.status === 200) break;
-      await changed.body?.cancel();
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.equal(changed!.status, 200);
-    const max = (await changed!.json()).contacts.find((c: { ext: string }) => c.ext === "3099");
+    const mx = h.server.sessions.get("test")!;
+    await waitUntil(() => mx.contact("43884852031096113")?.firstName === "Max", {
+      what: "the AbUpdateUserEvent in the cache",
+    });
+    const changed = await fetch(`${h.url}/api/contacts`, {
+      headers: { ...auth(t), "if-none-match": etag },
+    });
+    assert.equal(changed.status, 200);
+    const max = (await changed.json()).contacts.find((c: { ext: string }) => c.ext === "3099");
     assert.equal(max.firstName, "Max");
   });
 });
@@ -306,7 +310,7 @@ Deno.test("flex: Last-Event-ID replays missed events after a reconnect", async (
     const later = await openEvents(h.url, t);
     await later.until("EstablishedEvent");
     await later.cancel();
-    const replay = await openEvents(h.url, t, first.id);
+    const replay = await openEvents(h.url, t, { lastEventId: first.id });
     const again = await replay.until("EstablishedEvent");
     assert.ok(again.length >= 1);
     assert.ok(Number(again[0].id) > Number(first.id), "only events after Last-Event-ID");
@@ -359,10 +363,11 @@ Deno.test("flex: a real EventSource client receives events", async () => {
   await withHarness(async (h) => {
     const t = await flexLogin(h.url);
     const es = new EventSource(`${h.url}/api/events?access_token=${t}`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const got = new Promise<MessageEvent>((resolve, reject) => {
         es.addEventListener("DeliveredEvent", (e) => resolve(e as MessageEvent));
-        setTimeout(() => reject(new Error("no event")), 5000);
+        timer = setTimeout(() => reject(new Error("no event")), 5000);
       });
       await new Promise<void>((r) => es.addEventListener("open", () => r()));
       const callId = h.sim.incomingCall({ from: "3044", to: "3095" });
@@ -370,6 +375,7 @@ Deno.test("flex: a real EventSource client receives events", async () => {
       assert.equal(JSON.parse(ev.data).callId, callId);
       assert.ok(ev.lastEventId);
     } finally {
+      clearTimeout(timer);
       es.close();
     }
   });
@@ -380,10 +386,9 @@ Deno.test("flex: 503 while the MX is down, recovery when it returns (monitors re
     const t = await flexLogin(h.url);
     const mx = h.server.sessions.get("test")!;
     await h.sim.pause();
-    // Wait for MXFlex to notice the dropped session.
-    for (let i = 0; i < 100 && mx.state === "connected"; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(() => mx.state !== "connected", {
+      what: "MXFlex to notice the dropped session",
+    });
     let res = await fetch(`${h.url}/api/call`, {
       method: "POST",
       headers: auth(t),
@@ -473,12 +478,30 @@ Deno.test("flex: contacts ETags differ between server instances", async () => {
   }
 });
 
-Deno.test("flex: login and live events also work through Deno.serve (the TLS-mode server)", async () => {
-  await withHarness(async (h) => {
-    const t = await flexLogin(h.url);
-    const sse = await openEvents(h.url, t);
-    const callId = h.sim.incomingCall({ from: "3044", to: "3095" });
-    assert.equal(JSON.parse((await sse.next()).data).callId, callId);
-    await sse.cancel();
-  }, { lean: false });
+Deno.test("flex: login and live events over HTTPS with HTTP/2 (ALPN h2, no HTTP/1.1 fallback)", async () => {
+  // http1: false makes any non-h2 negotiation a request failure.
+  const client = Deno.createHttpClient({ caCerts: [CERT], http1: false, http2: true });
+  try {
+    await withHarness(async (h) => {
+      assert.match(h.url, /^https:/);
+      const login = await fetch(`${h.url}/api/login`, {
+        method: "POST",
+        body: new URLSearchParams({ login: DMITRY.login, password: DMITRY.password }),
+        client,
+      });
+      assert.equal(login.status, 200);
+      const t = (await login.json()).access_token;
+      const res = await fetch(`${h.url}/api/events?access_token=${t}`, {
+        headers: { accept: "text/event-stream" },
+        client,
+      });
+      assert.equal(res.status, 200);
+      const sse = new SseReader(res);
+      const callId = h.sim.incomingCall({ from: "3044", to: "3095" });
+      assert.equal(JSON.parse((await sse.next()).data).callId, callId);
+      await sse.cancel();
+    }, { tls: true });
+  } finally {
+    client.close();
+  }
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_SIZE } from "../lib/csta/frame.ts";
+import { encodeFrame, FrameDecoder, MAX_FRAME_SIZE } from "../lib/csta/frame.ts";
+import { FrameError } from "../lib/csta/errors.ts";
 
 const LOGIN =
   `<loginRequest type="User" platform="CRM" version="1.0"><userName>user_login</userName><pwd>W6ph5Mm5Pz8GgiULbPgzG37mj9g=&#xA;</pwd></loginRequest>`;

@@ -9,8 +9,9 @@
  * throw uncaught or hang.
  */
 import assert from "node:assert/strict";
-import { encodeFrame, type Frame, FrameDecoder, FrameError } from "../lib/csta/frame.ts";
-import { parseXml, type XmlElement, XmlError } from "../lib/csta/xml.ts";
+import { encodeFrame, type Frame, FrameDecoder } from "../lib/csta/frame.ts";
+import { parseXml, type XmlElement } from "../lib/csta/xml.ts";
+import { FrameError, XmlError } from "../lib/csta/errors.ts";
 import {
   decodeAbEvent,
   decodeCallEvent,

@@ -14,16 +14,7 @@ import {
 import { isValidRequestId, requestId, requestLog } from "../lib/http/request_log.ts";
 import { isLoopback, metricsRoutes } from "../routes/metrics.ts";
 import type { Logger } from "../lib/log.ts";
-import { DMITRY, flexLogin, type Harness, startHarness } from "./helpers/harness.ts";
-
-async function withHarness(fn: (h: Harness) => Promise<void>): Promise<void> {
-  const h = await startHarness();
-  try {
-    await fn(h);
-  } finally {
-    await h.close();
-  }
-}
+import { DMITRY, flexLogin, withHarness } from "./helpers/harness.ts";
 
 /** The value of one sample line, or undefined. */
 function sample(text: string, series: string): number | undefined {

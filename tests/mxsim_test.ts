@@ -10,6 +10,7 @@ import {
   type SimOptions,
 } from "../lib/mxsim/mod.ts";
 import { RawClient, type RawFrame } from "./helpers/raw_client.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const CERT = await Deno.readTextFile(new URL("./fixtures/mx-cert.pem", import.meta.url));
 const KEY = await Deno.readTextFile(new URL("./fixtures/mx-key.pem", import.meta.url));
@@ -67,15 +68,6 @@ async function monitor(c: RawClient, ext: string): Promise<number> {
   );
   assert.equal(r.el.name, "MonitorStartResponse", r.xml);
   return Number(textAt(r.el, "monitorCrossRefID"));
-}
-
-/** Polls a condition (no timing assertion: only a generous upper bound against hangs). */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`condition never met: ${what}`);
 }
 
 function callRef(id: number, dev: string): string {
@@ -611,7 +603,7 @@ Deno.test("session rules: keepalive silent, unknown command error, logout closes
     assert.equal(r.el.name, "MonitorStartAbResponse");
     b.send("<logout/>");
     await b.waitEnded();
-    await until(() => sim.sessionCount() === 0, "sessions closed");
+    await waitUntil(() => sim.sessionCount() === 0, { what: "sessions closed" });
     // Garbage frame header from a client: that session only.
     const c = await login(connect, "dmitry", "secret");
     const d = await login(connect, "maxim", "secret");
@@ -659,7 +651,7 @@ Deno.test("faults: silent commands, delay, drop, malformed frame, server Logout"
 
     sim.dropConnections();
     await c.waitEnded();
-    await until(() => sim.sessionCount() === 0, "dropped");
+    await waitUntil(() => sim.sessionCount() === 0, { what: "dropped" });
 
     const m = await login(connect, "dmitry", "secret");
     sim.sendMalformedFrame();

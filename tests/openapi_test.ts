@@ -6,7 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { basic, type Harness, SseReader, startHarness } from "./helpers/harness.ts";
+import {
+  basic,
+  type Harness,
+  openEvents,
+  type SseReader,
+  startHarness,
+} from "./helpers/harness.ts";
 
 const DOC_URL = new URL("../docs/openapi.yaml", import.meta.url);
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -278,12 +284,7 @@ Deno.test("openapi: Flex API responses and SSE events fit the schemas", async ()
     assert.ok(contacts.contacts.some((c: Json) => c.ext === "3099"));
 
     // Events of one call, then call control.
-    const ev = await fetch(`${u}/api/events?access_token=${token}`, {
-      headers: { Accept: "text/event-stream" },
-    });
-    assert.equal(ev.status, 200);
-    assert.match(ev.headers.get("content-type") ?? "", /^text\/event-stream/);
-    sse = new SseReader(ev);
+    sse = await openEvents(u, token);
 
     res = await fetch(`${u}/api/call`, {
       method: "POST",

@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { basic, DMITRY, type Harness, withHarness } from "./helpers/harness.ts";
+import { RawHttp } from "./helpers/raw_http.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 function get(h: Harness, path: string, auth = basic()): Promise<Response> {
   return fetch(`${h.url}/mx/test${path}`, { headers: { authorization: auth } });
@@ -259,11 +261,40 @@ Deno.test("proxy: a client leaving mid-download makes the server cancel on the M
     assert.match(cancel.xml, new RegExp(`<mailId>${id}</mailId>`));
     assert.ok(h.sim.cancelledDownloads.some((c) => c.mailId === id));
     // The user's MX session is closed too: only the server session remains.
-    for (let i = 0; i < 100 && h.sim.sessionCount() > 1; i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(() => h.sim.sessionCount() <= 1, { what: "the user session closed" });
     assert.equal(h.sim.sessionCount(), 1);
   });
+});
+
+Deno.test("proxy: a client that stops reading a voicemail download is cut after the idle limit and the MX transfer cancelled", async () => {
+  // Deno.serve pulls the body only as the socket drains, so a client that stops reading stalls
+  // the route's stream; the route's own idle timer (voicemailIdleMs) must end it. 32 MiB is
+  // far more than the loopback socket buffers hold while nobody reads.
+  const size = 32 * 1024 * 1024;
+  await withHarness(async (h) => {
+    const id = h.sim.addVoicemail(DMITRY.ext, { from: "3099", content: new Uint8Array(size) });
+    const mark = h.sim.mark();
+    const c = await RawHttp.connect(Number(new URL(h.url).port));
+    try {
+      await c.sendHead("GET", `/mx/test/voicemail/${id}`, { Authorization: basic() });
+      const head = await c.readHead();
+      assert.equal(head.status, 200);
+      await c.readBody(1); // the download is under way; from now on nothing is read
+      const cancel = await h.sim.waitFor("MailCancelReceive", undefined, 10_000, mark);
+      assert.match(cancel.xml, new RegExp(`<mailId>${id}</mailId>`));
+      // The response is cut, not completed: what is left in the buffers, then the end.
+      const rest = await c.readBody();
+      assert.equal(rest.ended, true);
+      assert.ok(c.bodyBytes < size, `${c.bodyBytes} of ${size} bytes`);
+      // The user's MX session is closed too: only the server session remains.
+      for (let i = 0; i < 100 && h.sim.sessionCount() > 1; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(h.sim.sessionCount(), 1);
+    } finally {
+      c.close();
+    }
+  }, { voicemailIdleMs: 300 });
 });
 
 Deno.test("proxy: a non-ASCII voicemail file name is served safely", async () => {

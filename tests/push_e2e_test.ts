@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { basic, CERT, DMITRY, type Harness, KEY, startHarness } from "./helpers/harness.ts";
 import { MOCK_TLS_CERT_PATH, MockApns, MockFcm } from "./helpers/mock_push.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 const FIXTURES = new URL("./fixtures/push/", import.meta.url).pathname;
 const APNS_TOKEN = "a1b2c3d4".repeat(8);
@@ -36,9 +37,13 @@ async function register(h: Harness, path: string, token: string): Promise<Respon
   });
 }
 
-async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  for (let t = 0; t < ms && !cond(); t += 20) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(cond(), `timed out waiting for ${what}`);
+/** Counts the DeliveredEvents of `ext` an instance has routed (to its push monitors too). */
+function countDelivered(h: Harness, ext: string): () => number {
+  let n = 0;
+  h.server.sessions.get("test")!.onCallEvent((e, ev) => {
+    if (e === ext && ev.name === "DeliveredEvent") n++;
+  });
+  return () => n;
 }
 
 Deno.test("push: an incoming call reaches every registered device once", async () => {
@@ -63,12 +68,12 @@ Deno.test("push: an incoming call reaches every registered device once", async (
     await h.sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
 
     const callId = h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
-    await waitFor(
+    await waitUntil(
       () =>
         apns.requestsFor(APNS_TOKEN).length === 1 &&
         apns.requestsFor(APNS_SANDBOX_TOKEN).length === 1 &&
         fcm.requests.length === 1,
-      "three pushes",
+      { what: "three pushes" },
     );
     const req = apns.requestsFor(APNS_TOKEN)[0];
     assert.equal(req.headers["apns-topic"], "com.example.mxflex");
@@ -95,7 +100,11 @@ Deno.test("push: an incoming call reaches every registered device once", async (
     });
     assert.equal(out.status, 200);
     await out.body?.cancel();
-    await new Promise((r) => setTimeout(r, 300));
+    // Both calls answered: their EstablishedEvents are on the wire before any later event.
+    await waitUntil(
+      () => h.sim.calls().length === 2 && h.sim.calls().every((c) => c.state === "connected"),
+      { what: "both calls established" },
+    );
     assert.equal(apns.requestsFor(APNS_TOKEN).length, 1);
 
     // Unregister: no push for the next call to that device.
@@ -105,8 +114,12 @@ Deno.test("push: an incoming call reaches every registered device once", async (
       body: JSON.stringify({ token: FCM_TOKEN }),
     });
     assert.equal(del.status, 204);
-    h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
-    await waitFor(() => apns.requestsFor(APNS_TOKEN).length === 2, "second APNs push");
+    const next = h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
+    await waitUntil(() => apns.requestsFor(APNS_TOKEN).length >= 2, { what: "second APNs push" });
+    // The later positive marker: the push after the first one is this call's, so neither the
+    // EstablishedEvents nor the outgoing call pushed anything.
+    assert.equal(apns.requestsFor(APNS_TOKEN).length, 2);
+    assert.equal(JSON.parse(apns.requestsFor(APNS_TOKEN)[1].body).callId, next);
     assert.equal(fcm.requests.length, 1);
   } finally {
     await h.close();
@@ -123,16 +136,22 @@ Deno.test("push: a token APNs reports as unregistered (410) is pruned", async ()
     assert.equal((await register(h, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
     apns.script(APNS_TOKEN, { status: 410, body: { reason: "Unregistered" } });
     h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
-    await waitFor(() => apns.requestsFor(APNS_TOKEN).length === 1, "push");
-    await waitFor(
+    await waitUntil(() => apns.requestsFor(APNS_TOKEN).length === 1, { what: "push" });
+    await waitUntil(
       () => (h.server.dispatcher?.stats()["apns:com.example.mxflex"]?.invalid ?? 0) === 1,
-      "prune",
+      { what: "prune" },
     );
-    const left = [];
-    for (const prefix of [["push", "token"], ["push", "user"]]) {
-      for await (const e of h.kv.list({ prefix })) left.push(e.key);
-    }
-    assert.equal(left.length, 0, "token removed from the store");
+    // The dispatcher counts the invalid token before its removal from KV has finished.
+    const left = async () => {
+      const keys = [];
+      for (const prefix of [["push", "token"], ["push", "user"]]) {
+        for await (const e of h.kv.list({ prefix })) keys.push(e.key);
+      }
+      return keys;
+    };
+    await waitUntil(async () => (await left()).length === 0, {
+      what: "token removed from the store",
+    });
   } finally {
     await h.close();
     await apns.close();
@@ -161,9 +180,13 @@ Deno.test("push: two MXFlex instances sharing one KV send one push per device", 
     // registering through b as well is the realistic path for a load-balanced pair.
     assert.equal((await register(b, "apns/com.example.mxflex", APNS_TOKEN)).status, 204);
     await sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, 0);
+    const seenA = countDelivered(a, DMITRY.ext), seenB = countDelivered(b, DMITRY.ext);
     for (let i = 0; i < 3; i++) sim.incomingCall({ from: "3044", to: DMITRY.ext });
-    await waitFor(() => apns.requestsFor(APNS_TOKEN).length >= 3, "three pushes");
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil(() => apns.requestsFor(APNS_TOKEN).length >= 3, { what: "three pushes" });
+    // Both instances have handed all three calls to their dispatchers; closing a dispatcher
+    // waits for its deliveries in flight, so every push either instance sends has arrived.
+    await waitUntil(() => seenA() === 3 && seenB() === 3, { what: "both instances saw 3 calls" });
+    await Promise.all([a.server.dispatcher!.close(), b.server.dispatcher!.close()]);
     assert.equal(apns.requestsFor(APNS_TOKEN).length, 3, "one push per call, not two");
     const ids = apns.requestsFor(APNS_TOKEN).map((r) => JSON.parse(r.body).callId);
     assert.equal(new Set(ids).size, 3);
@@ -199,9 +222,11 @@ Deno.test("push: after a restart, monitors are restored from the stored tokens",
     try {
       await sim.waitFor("MonitorStart", (m) => m.xml.includes(">3095<"), 5000, mark);
       const mx = second.server.sessions.get("test")!;
-      await waitFor(() => mx.client.isMonitoring(DMITRY.ext), "monitor confirmed");
+      await waitUntil(() => mx.client.isMonitoring(DMITRY.ext), { what: "monitor confirmed" });
       sim.incomingCall({ from: "3044", to: DMITRY.ext });
-      await waitFor(() => apns.requestsFor(APNS_TOKEN).length === 1, "push after restart");
+      await waitUntil(() => apns.requestsFor(APNS_TOKEN).length === 1, {
+        what: "push after restart",
+      });
     } finally {
       await second.close({ keepSim: true });
     }

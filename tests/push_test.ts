@@ -14,6 +14,7 @@ import type { PushResult, PushSender } from "../lib/push/types.ts";
 import { parseRetryAfter } from "../lib/push/types.ts";
 import { TokenStore } from "../lib/store/tokens.ts";
 import { PushDedupe } from "../lib/store/dedupe.ts";
+import { waitUntil } from "./helpers/wait.ts";
 import {
   fcmError,
   MOCK_TLS_CERT,
@@ -510,14 +511,9 @@ Deno.test("dispatcher: bounded concurrency", async () => {
       concurrency: 2,
     });
     const done = d.incomingCall({ mx: MX, jid: JID, callKey: "cc", payload: {} });
-    let finished = 0;
-    while (finished < 6) {
-      await new Promise((r) => setTimeout(r, 0));
-      const r = release.shift();
-      if (r) {
-        r();
-        finished++;
-      }
+    for (let finished = 0; finished < 6; finished++) {
+      await waitUntil(() => release.length > 0, { what: `send ${finished + 1} in progress` });
+      release.shift()!();
     }
     await done;
     await d.close();

@@ -8,8 +8,8 @@ import {
   rootName,
   textAt,
   type XmlElement,
-  XmlError,
 } from "../lib/csta/xml.ts";
+import { XmlError } from "../lib/csta/errors.ts";
 
 Deno.test("xml: prolog, namespaces and entities", () => {
   const e = parseXml(

@@ -19,28 +19,30 @@
  */
 
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { HttpError } from "../http/errors.ts";
 
 /**
- * A rejected token. Status 401 by default; the message is short and safe to show
- * ("token expired", "invalid token", "token revoked"). Carries the RFC 6750 challenge header.
+ * A rejected token. The message is short and safe to show ("token expired", "invalid token",
+ * "token revoked"). It knows nothing about HTTP (`lib/auth` does not depend on `lib/http`): the
+ * Flex routes answer it with 401 and the RFC 6750 challenge
+ * `Bearer realm="MXFlex", error="invalid_token"`.
  *
- * Note: the seed answered 403 for bad tokens (§5.3); a route that wants that can catch this and
- * re-throw with another status.
+ * @example
+ * ```ts
+ * try {
+ *   await issuer.verify(token);
+ * } catch (err) {
+ *   if (err instanceof AuthError) console.log(err.message); // "token expired"
+ * }
+ * ```
  */
-export class AuthError extends HttpError {
-  /** Always 401 (the token, not the permission, is the problem). */
-  declare readonly status: 401;
-
+export class AuthError extends Error {
   /**
-   * Creates a 401 token error with the RFC 6750 challenge.
+   * Creates a token error.
    *
    * @param message Short client-visible reason.
    */
   constructor(message: string) {
-    super(401, message, {
-      "WWW-Authenticate": `Bearer realm="MXFlex", error="invalid_token"`,
-    });
+    super(message);
     this.name = "AuthError";
   }
 }
@@ -165,7 +167,7 @@ export class TokenIssuer {
    * try {
    *   const { ext } = await issuer.verify(token);
    * } catch (err) {
-   *   if (err instanceof AuthError) return toErrorResponse(err);
+   *   if (err instanceof AuthError) throw new HttpError(401, err.message);
    *   throw err;
    * }
    * ```

@@ -10,7 +10,7 @@
  * ```ts
  * const perIp = new RateLimiter({ limit: 10, windowMs: 60_000 });
  * const { allowed, retryAfterSeconds } = perIp.check(ip);
- * if (!allowed) return errorResponse(429, "too many requests", { "Retry-After": String(retryAfterSeconds) });
+ * if (!allowed) throw tooManyRequests("too many requests", retryAfterSeconds); // lib/http/errors.ts
  * const ok = await tryLogin();
  * if (ok) perIp.reset(ip); else perIp.hit(ip);
  * ```

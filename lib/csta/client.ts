@@ -6,15 +6,11 @@
  *
  * @module
  */
-import {
-  ConnectionClosedError,
-  type ConnectionOptions,
-  type Credentials,
-  CstaConnection,
-} from "./connection.ts";
-import { stopMonitor } from "./operations.ts";
+import { type ConnectionOptions, type Credentials, CstaConnection } from "./connection.ts";
+import { monitorStart, parseMonitorStart, stopMonitor } from "./commands/monitors.ts";
+import { isErrorReply } from "./commands/error_reply.ts";
+import { ConnectionClosedError, LoginFailedError, UnavailableError } from "./errors.ts";
 import { child, type XmlElement } from "./xml.ts";
-import { isCstaError, LoginFailedError, monitorStart, parseMonitorStart } from "./commands.ts";
 import type { LoginInfo } from "./types.ts";
 
 /** Session state as shown by `/readyz` and metrics. */
@@ -42,15 +38,6 @@ export interface ClientOptions extends ConnectionOptions {
   onSession?: (conn: CstaConnection, info: LoginInfo) => Promise<void>;
   /** Diagnostics. */
   log?: (level: "info" | "warn" | "error", msg: string) => void;
-}
-
-/** Raised when an operation needs the MX but the session is down. */
-export class UnavailableError extends Error {
-  /** @param message why */
-  constructor(message = "MX unavailable") {
-    super(message);
-    this.name = "UnavailableError";
-  }
 }
 
 /** Listener for unsolicited messages; `ext` is set for messages of a monitor we own. */
@@ -176,7 +163,7 @@ export class CstaClient {
    * Ensures a monitor on `ext`; it survives reconnects until {@link unmonitor}. Resolves once
    * the MX confirmed it. While disconnected it is recorded and started on reconnect.
    * Concurrent calls for one extension share one `MonitorStart` (never two MX monitors).
-   * @throws {CstaError} when the MX refuses the monitor (the extension is then forgotten)
+   * @throws {RefusedError} when the MX refuses the monitor (the extension is then forgotten)
    */
   monitor(ext: string): Promise<void> {
     if (this.#monitors.get(ext) !== undefined) return Promise.resolve();
@@ -207,7 +194,7 @@ export class CstaClient {
     let ref = -1;
     await conn.request(monitorStart(ext), {
       onReply: (e) => {
-        if (isCstaError(e)) return;
+        if (isErrorReply(e)) return;
         ref = parseMonitorStart(e);
         if (conn !== this.#conn || !this.#monitors.has(ext)) return;
         this.#monitors.set(ext, ref);
@@ -333,9 +320,13 @@ export class CstaClient {
         this.#lastError = msg;
         this.#setState("disconnected");
         // Wrong server credentials will not fix themselves quickly: log loudly, keep trying.
+        // The socket error behind a wrapped one (with the address) is for the log only.
+        const cause = err instanceof Error && err.cause instanceof Error
+          ? ` (${err.cause.message})`
+          : "";
         this.#opts.log?.(
           err instanceof LoginFailedError ? "error" : "warn",
-          `MX connect failed: ${msg}`,
+          `MX connect failed: ${msg}${cause}`,
         );
       }
       const delay = backoffDelay(this.#attempt++, this.#opts.backoff);

@@ -10,21 +10,27 @@
  *
  * @module
  */
-import { encodeFrame, EVENT_INVOKE_ID, FrameDecoder, FrameError } from "./frame.ts";
+import { encodeFrame, EVENT_INVOKE_ID, FrameDecoder } from "./frame.ts";
 import { openTransport, type Transport, type TransportOptions } from "./transport.ts";
-import { parseXml, rootName, type XmlElement, XmlError } from "./xml.ts";
+import { parseXml, rootName, type XmlElement } from "./xml.ts";
 import type { WireLogger } from "./wire_log.ts";
 import {
-  CstaError,
-  isCstaError,
-  KEEPALIVE,
+  BusyError,
+  ConnectionClosedError,
+  FrameError,
   LoginFailedError,
+  RefusedError,
+  TimeoutError,
+  XmlError,
+} from "./errors.ts";
+import { isErrorReply, parseErrorReply } from "./commands/error_reply.ts";
+import {
+  KEEPALIVE,
   loginRequest,
   logout,
-  parseCstaError,
   parseLoginReply,
   shouldRetryPlain,
-} from "./commands.ts";
+} from "./commands/session.ts";
 import { hashPassword, isHashedPassword } from "./password.ts";
 import type { LoginInfo } from "./types.ts";
 
@@ -36,31 +42,6 @@ import type { LoginInfo } from "./types.ts";
 function handled<T>(p: Promise<T>): Promise<T> {
   p.catch(() => {});
   return p;
-}
-
-/** An MX reply did not arrive in time. Its message is what the HTTP layer shows. */
-export class TimeoutError extends Error {
-  constructor(message = "MX response timeout") {
-    super(message);
-    this.name = "TimeoutError";
-  }
-}
-
-/** The session ended (socket closed, server `Logout`, protocol error) or was never up. */
-export class ConnectionClosedError extends Error {
-  /** @param message why the connection is gone */
-  constructor(message = "MX connection closed") {
-    super(message);
-    this.name = "ConnectionClosedError";
-  }
-}
-
-/** Too many requests are waiting for this MX: refuse rather than pile up. */
-export class BusyError extends Error {
-  constructor() {
-    super("too many pending MX requests");
-    this.name = "BusyError";
-  }
 }
 
 /** Credentials and login attributes. */
@@ -222,7 +203,7 @@ export class CstaConnection {
 
   /**
    * Sends a payload and waits for the reply with the same invoke id.
-   * @throws {CstaError} when the MX answers `CSTAErrorCode` (unless `rawErrors`)
+   * @throws {RefusedError} when the MX answers `CSTAErrorCode` (unless `rawErrors`)
    * @throws {TimeoutError} when no reply arrives in time
    */
   request(
@@ -255,7 +236,7 @@ export class CstaConnection {
           // Runs synchronously while the frame is dispatched, before any later frame of the
           // same read (e.g. an event for a monitor this reply creates).
           onReply?.(e);
-          if (!opts.rawErrors && isCstaError(e)) reject(new CstaError(parseCstaError(e)));
+          if (!opts.rawErrors && isErrorReply(e)) reject(new RefusedError(parseErrorReply(e)));
           else resolve(e);
         },
         reject,

@@ -32,7 +32,8 @@
  * @module
  */
 import { child, textAt, type XmlElement } from "./xml.ts";
-import { parseAbEntry, parseMailItem } from "./commands.ts";
+import { parseAbEntry } from "./commands/address_book.ts";
+import { parseMailItem } from "./commands/mail.ts";
 import type { Contact, Voicemail } from "./types.ts";
 
 /** XML root names of the call events {@link decodeCallEvent} understands. */

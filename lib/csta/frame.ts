@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { FrameError } from "./errors.ts";
 
 /** Length of the fixed frame header in bytes. */
 export const HEADER_SIZE = 8;
@@ -26,15 +27,6 @@ export interface Frame {
   invokeId: number;
   /** The XML payload, decoded as UTF-8. */
   payload: string;
-}
-
-/** Raised for frames that violate the wire format. The stream cannot be resynchronised. */
-export class FrameError extends Error {
-  /** @param message what was wrong with the frame */
-  constructor(message: string) {
-    super(message);
-    this.name = "FrameError";
-  }
 }
 
 const encoder = new TextEncoder();

@@ -12,6 +12,12 @@
  */
 import net from "node:net";
 import tls from "node:tls";
+import {
+  CertificateError,
+  ConnectionClosedError,
+  ConnectTimeoutError,
+  UnreachableError,
+} from "./errors.ts";
 
 /** How to authenticate the MX's certificate. */
 export interface MxTlsOptions {
@@ -36,7 +42,10 @@ export interface TransportOptions {
   connectTimeoutMs?: number;
 }
 
-/** A connected byte stream with just what the CSTA connection needs. */
+/**
+ * A connected byte stream with just what the CSTA connection needs. Socket errors reach the
+ * close receiver as a {@link ConnectionClosedError}, never raw.
+ */
 export interface Transport {
   /** Sends bytes; order is preserved. */
   write(bytes: Uint8Array): void;
@@ -52,21 +61,55 @@ export interface Transport {
   readonly fingerprint?: string;
 }
 
-/** Raised when the MX's certificate does not match what we trust. */
-export class CertificateError extends Error {
-  /** @param message what did not match */
-  constructor(message: string) {
-    super(message);
-    this.name = "CertificateError";
-  }
+/** The system error code of a `node:net` / `node:tls` error, if it has one. */
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code ? code : undefined;
 }
 
-/** Raised when the connection could not be made in time. */
-export class ConnectTimeoutError extends Error {
-  constructor() {
-    super("MX connect timeout");
-    this.name = "ConnectTimeoutError";
+// OpenSSL / rustls verification failures as node:tls reports them (only possible when a `ca`
+// is configured: otherwise the chain is not checked and the fingerprint decides).
+const CERT_CODES =
+  /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|SIGNATURE|UnknownIssuer/i;
+
+/**
+ * Wraps a socket error raised before the session was up into a CSTA error: a certificate
+ * verification failure becomes {@link CertificateError}, anything else
+ * {@link UnreachableError}; the system code is kept in the message, the error as `cause`.
+ *
+ * @example
+ * ```ts
+ * connectError(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:7778"), { code: "ECONNREFUSED" }))
+ *   .message; // "MX unreachable: ECONNREFUSED"
+ * ```
+ */
+export function connectError(err: unknown): CertificateError | UnreachableError {
+  if (err instanceof CertificateError || err instanceof UnreachableError) return err;
+  const code = codeOf(err);
+  const text = err instanceof Error ? err.message : String(err);
+  if (CERT_CODES.test(code ?? "") || CERT_CODES.test(text)) {
+    return new CertificateError(`MX certificate rejected: ${code ?? "verification failed"}`, {
+      cause: err,
+    });
   }
+  return new UnreachableError(code ?? "socket error", { cause: err });
+}
+
+/**
+ * Wraps a socket error of an established session (`ECONNRESET`, `EPIPE`, …) into
+ * {@link ConnectionClosedError}, keeping the system code in the message.
+ *
+ * @example
+ * ```ts
+ * lostError(Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" })).message;
+ * // "MX connection lost: ECONNRESET"
+ * ```
+ */
+export function lostError(err: unknown): ConnectionClosedError {
+  if (err instanceof ConnectionClosedError) return err;
+  return new ConnectionClosedError(`MX connection lost: ${codeOf(err) ?? "socket error"}`, {
+    cause: err,
+  });
 }
 
 /** Normalises a fingerprint to upper-case colon-separated hex. */
@@ -88,18 +131,23 @@ export function openTransport(opts: TransportOptions): Promise<Transport> {
   return new Promise<Transport>((resolve, reject) => {
     let sock: net.Socket;
     const tlsOpts = opts.tls;
-    if (tlsOpts === false) {
-      sock = net.connect({ host: opts.hostname, port: opts.port });
-    } else {
-      sock = tls.connect({
-        host: opts.hostname,
-        port: opts.port,
-        // Chain checked only when the operator gave a CA; otherwise TOFU / pin below.
-        rejectUnauthorized: !!tlsOpts.ca?.length,
-        ca: tlsOpts.ca,
-        // MX servers are addressed by IP and their certificates rarely name it.
-        checkServerIdentity: () => undefined,
-      });
+    try {
+      if (tlsOpts === false) {
+        sock = net.connect({ host: opts.hostname, port: opts.port });
+      } else {
+        sock = tls.connect({
+          host: opts.hostname,
+          port: opts.port,
+          // Chain checked only when the operator gave a CA; otherwise TOFU / pin below.
+          rejectUnauthorized: !!tlsOpts.ca?.length,
+          ca: tlsOpts.ca,
+          // MX servers are addressed by IP and their certificates rarely name it.
+          checkServerIdentity: () => undefined,
+        });
+      }
+    } catch (err) {
+      // e.g. an invalid port or a malformed CA: still one of our errors, never a raw one.
+      return reject(connectError(err));
     }
     sock.setNoDelay(true);
     // Like the Go dialer: OS keep-alive every 60 s.
@@ -116,7 +164,7 @@ export function openTransport(opts: TransportOptions): Promise<Transport> {
       settled = true;
       clearTimeout(timer);
       sock.destroy();
-      reject(err);
+      reject(connectError(err));
     };
     sock.once("error", fail);
     const ready = () => {
@@ -157,7 +205,7 @@ function wrap(sock: net.Socket, fingerprint: string | undefined): Transport {
   sock.on("close", () => {
     if (closed) return;
     closed = true;
-    closeCb?.(lastErr);
+    closeCb?.(lastErr && lostError(lastErr));
   });
   return {
     fingerprint,

@@ -1,5 +1,5 @@
 /**
- * Data types shared by the CSTA command parsers (`commands.ts`), the event decoders
+ * Data types shared by the CSTA command parsers (`commands/`), the event decoders
  * (`events.ts`) and their users. They are wire-neutral: the HTTP layer decides how each is
  * rendered as JSON (field names, omitempty rules), so nothing here is pre-formatted.
  *

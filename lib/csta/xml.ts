@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { XmlError } from "./errors.ts";
 
 /** A parsed element. `text` is the concatenated character data directly inside it. */
 export interface XmlElement {
@@ -24,15 +25,6 @@ export interface XmlElement {
   children: XmlElement[];
   /** Character data directly inside this element (not trimmed). */
   text: string;
-}
-
-/** Raised when a payload is not well-formed within the supported subset. */
-export class XmlError extends Error {
-  /** @param message what was wrong */
-  constructor(message: string) {
-    super(message);
-    this.name = "XmlError";
-  }
 }
 
 /** Maximum element nesting; MX messages are at most ~5 deep. Guards the parser's stack. */

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Contact } from "../csta/types.ts";
+import type { Contact } from "../mx/types.ts";
 
 /** Optional contact fields, in the originals' order; each is emitted only when non-empty. */
 const OPTIONAL = ["homePhone", "cellPhone", "email", "homeSystem", "did", "exchangeId"] as const;

@@ -49,6 +49,41 @@ export class HttpError extends Error {
   }
 }
 
+/**
+ * The one 429 of the API: `{"error": message}` with `Retry-After` in whole seconds (at least 1),
+ * for every rate limit (Flex login, Proxy Basic auth).
+ *
+ * @example
+ * ```ts
+ * const r = limiter.check(ip);
+ * if (!r.allowed) throw tooManyRequests("too many failed logins", r.retryAfterSeconds);
+ * ```
+ */
+export function tooManyRequests(message: string, retryAfterSeconds: number): HttpError {
+  const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+  return new HttpError(429, message, { "Retry-After": String(seconds) });
+}
+
+/**
+ * The reason a streaming response body is cut on purpose (e.g. a stalled voicemail client).
+ * `Deno.serve` writes the error a body stream fails with to stderr; this one has no stack, so
+ * that is one line (`[BodyCut: client stalled]`), not a trace. Its message never reaches the
+ * client, whose connection is simply closed.
+ *
+ * @example
+ * ```ts
+ * controller.error(new BodyCutError("client stalled"));
+ * ```
+ */
+export class BodyCutError extends Error {
+  /** @param message why the body was cut (shown on the server's stderr) */
+  constructor(message: string) {
+    super(message);
+    this.name = "BodyCut";
+    this.stack = `${this.name}: ${message}`;
+  }
+}
+
 // Go's encoder escapes these even inside strings; JSON.stringify only emits them inside
 // strings, so a global replace is safe and keeps byte-compatible output (and stops a JSON
 // body sniffed as HTML from carrying markup).

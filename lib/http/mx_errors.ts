@@ -1,13 +1,16 @@
 /**
- * Maps MX-side failures to HTTP errors, in one place so every route answers alike:
+ * Maps MX-side failures to HTTP errors, in one place so every route answers alike. Only the
+ * CSTA client's own error classes (all deriving from `CstaError`, `lib/csta/errors.ts`) are
+ * MX failures, matched by `instanceof`; nothing is guessed from a `code` property, since
+ * Deno's own errors carry codes too (`Deno.errors.NotFound` has `code === "ENOENT"`).
  *
- * | failure                                   | status | why                                  |
- * |-------------------------------------------|--------|--------------------------------------|
- * | `loginFailed` (wrong credentials)         | 401    | the client must authenticate again   |
- * | `CSTAErrorCode` (MX refused the command)  | 422    | request understood, MX said no       |
- * | reply or connect timeout                  | 504    | the MX is a gateway we wait on       |
- * | session down, refused, TLS, busy          | 503    | try again later                      |
- * | anything else                             | 500    | message hidden, logged by the caller |
+ * | failure                                          | status | why                                  |
+ * |--------------------------------------------------|--------|--------------------------------------|
+ * | `LoginFailedError` (wrong credentials)           | 401    | the client must authenticate again   |
+ * | `RefusedError` (`CSTAErrorCode`: the MX said no) | 422    | request understood, MX said no       |
+ * | `TimeoutError`, `ConnectTimeoutError`            | 504    | the MX is a gateway we wait on       |
+ * | `UnavailableError` (session down, address book not loaded), `ConnectionClosedError`, `UnreachableError` (refused, reset, DNS), `CertificateError`, `BusyError` | 503 | try again later |
+ * | anything else (also `ProtocolError`, `FrameError`, `XmlError`, KV and file errors) | 500 | message hidden, logged by the caller |
  *
  * The originals answered 500 for CSTA errors and 408 for reply timeouts (mx-protocol §5.7,
  * §6.10); a CRM cannot act on those, so we use the codes above (documented in README.md).
@@ -15,10 +18,16 @@
  * @module
  */
 import { HttpError } from "./errors.ts";
-import { CstaError, LoginFailedError } from "../csta/commands.ts";
-import { BusyError, ConnectionClosedError, TimeoutError } from "../csta/connection.ts";
-import { UnavailableError } from "../csta/client.ts";
-import { CertificateError, ConnectTimeoutError } from "../csta/transport.ts";
+import {
+  BusyError,
+  CertificateError,
+  ConnectionClosedError,
+  LoginFailedError,
+  RefusedError,
+  TimeoutError,
+  UnavailableError,
+  UnreachableError,
+} from "../csta/mod.ts";
 
 /**
  * Converts an error from the MX layer into an {@link HttpError}, or returns `undefined` for
@@ -26,24 +35,21 @@ import { CertificateError, ConnectTimeoutError } from "../csta/transport.ts";
  *
  * @example
  * ```ts
- * try { await op(); } catch (err) { throw mxHttpError(err) ?? err; }
+ * app.onError((err) => toErrorResponse(mxHttpError(err) ?? err));
  * ```
  */
 export function mxHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof LoginFailedError) return new HttpError(401, err.message || "login failed");
-  if (err instanceof CstaError) return new HttpError(422, err.message);
-  if (err instanceof TimeoutError || err instanceof ConnectTimeoutError) {
-    return new HttpError(504, err.message);
-  }
+  if (err instanceof RefusedError) return new HttpError(422, err.message);
+  // ConnectTimeoutError is a TimeoutError.
+  if (err instanceof TimeoutError) return new HttpError(504, err.message);
   if (
     err instanceof UnavailableError || err instanceof ConnectionClosedError ||
-    err instanceof BusyError || err instanceof CertificateError
+    err instanceof UnreachableError || err instanceof CertificateError ||
+    err instanceof BusyError
   ) {
     return new HttpError(503, err.message);
   }
-  // Socket-level errors from node:net / node:tls (ECONNREFUSED, ECONNRESET, …).
-  const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
-  if (typeof code === "string") return new HttpError(503, `MX unreachable: ${code}`);
   return undefined;
 }

@@ -1,6 +1,7 @@
 /**
  * Starts the HTTP side of MXFlex in one of three modes, chosen by the `host`
- * setting (mx-protocol §5.9, see {@linkcode hostMode}):
+ * setting (mx-protocol §5.9, see {@linkcode hostMode}). Every mode serves through
+ * `Deno.serve` (hyper): HTTP/1.1 on plain HTTP, HTTP/2 or HTTP/1.1 by ALPN with TLS.
  *
  * - **plain HTTP** on `name:port` (localhost, IPs, `*.local`, other ports);
  * - **static TLS** from certificate/key files (HTTP/2 via ALPN);
@@ -32,7 +33,6 @@
 import { AcmeManager } from "./acme.ts";
 import { type CertStore, DirCertStore } from "./cert_store.ts";
 import { hostMode } from "./host_rule.ts";
-import { serveH1 } from "../http/h1_server.ts";
 
 /** A request handler as accepted by `Deno.serve`. */
 export type Handler = (
@@ -80,13 +80,6 @@ export interface ListenOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Diagnostic sink; never receives key material. */
   log?: (message: string) => void;
-  /**
-   * Plain-HTTP mode only: `"lean"` serves through {@linkcode serveH1} (a small HTTP/1.1
-   * server on a raw TCP listener, a few KB per idle SSE connection instead of ~60 KB with
-   * `Deno.serve`); `"deno"` uses `Deno.serve`. TLS and ACME modes always use `Deno.serve`
-   * (HTTP/2). Default `"lean"`.
-   */
-  server?: "lean" | "deno";
 }
 
 /** A running listener. */
@@ -130,9 +123,7 @@ export async function listen(handler: Handler, opts: ListenOptions): Promise<Lis
       group.current = serve(handler, { hostname, port: mode.port, cert, key });
       url = baseUrl("https", mode.mode === "acme" ? mode.domain : hostname, group.addr.port);
     } else if (mode.mode === "http") {
-      group.current = (opts.server ?? "lean") === "lean"
-        ? serveH1(handler, { hostname: mode.hostname, port: mode.port })
-        : serve(handler, { hostname: mode.hostname, port: mode.port });
+      group.current = serve(handler, { hostname: mode.hostname, port: mode.port });
       url = baseUrl("http", mode.hostname, group.addr.port);
     } else {
       const a = opts.acme ?? { store: new DirCertStore("letsEncrypt.cache") };
@@ -249,11 +240,8 @@ function serve(handler: Handler, o: ServeOpts): Deno.HttpServer<Deno.NetAddr> {
   return Deno.serve({ ...base, cert: o.cert, key: o.key }, handler);
 }
 
-/** What the group needs of a server: `Deno.HttpServer` or {@linkcode serveH1}'s result. */
-interface RunningServer {
-  addr: Deno.NetAddr;
-  shutdown(): Promise<void>;
-}
+/** What the group needs of a server (a `Deno.HttpServer`). */
+type RunningServer = Pick<Deno.HttpServer<Deno.NetAddr>, "addr" | "shutdown">;
 
 /** Tracks the active main server, servers being retired, and auxiliary servers. */
 class ServerGroup {

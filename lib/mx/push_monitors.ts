@@ -9,7 +9,7 @@
 import type { MxSession } from "./session.ts";
 import type { TokenStore } from "../store/tokens.ts";
 import type { PushDispatcher } from "../push/dispatcher.ts";
-import { pushPayload } from "../csta/events.ts";
+import { pushPayload } from "../csta/mod.ts";
 import type { Logger } from "../log.ts";
 
 /** Options for {@link PushMonitors}. */
@@ -53,7 +53,7 @@ export class PushMonitors {
 
   /** Watches an MX: restores monitors on every (re)connect and dispatches pushes. */
   attach(mx: MxSession): void {
-    mx.client.onState((s) => {
+    mx.onState((s) => {
       if (s === "connected") void this.#restore(mx);
     });
     if (mx.state === "connected") void this.#restore(mx);

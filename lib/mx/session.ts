@@ -1,18 +1,37 @@
 /**
  * Everything MXFlex does with one MX: the server-account session (self-healing), the cached
  * address book kept current by change notifications, reference-counted monitors on user
- * extensions, routing of call events by extension, and short-lived user sessions.
+ * extensions, routing of call events by extension, the call operations of the Flex API on the
+ * server session (make a call, call control, transfer), and short-lived user sessions
+ * ({@link UserSession}).
+ *
+ * Routes use this class (through `lib/mx/mod.ts`) and never the CSTA client below it.
  *
  * @module
  */
-import { type Backoff, type ClientState, CstaClient, UnavailableError } from "../csta/client.ts";
-import { type ConnectionOptions, type Credentials, CstaConnection } from "../csta/connection.ts";
-import { monitorStartAb } from "../csta/commands.ts";
-import { type CallEvent, decodeAbEvent, decodeCallEvent } from "../csta/events.ts";
-import { fetchAddressBook } from "../csta/operations.ts";
-import type { Contact, LoginInfo } from "../csta/types.ts";
-import type { WireLogger } from "../csta/wire_log.ts";
-import type { MxTlsOptions } from "../csta/transport.ts";
+import {
+  type Backoff,
+  type CallAction,
+  callControl,
+  type CallEvent,
+  type ClientState,
+  type ConnectionOptions,
+  CstaClient,
+  CstaConnection,
+  decodeAbEvent,
+  decodeCallEvent,
+  fetchAddressBook,
+  type LoginInfo,
+  type MakeCallResult,
+  monitorAddressBook,
+  type MxTlsOptions,
+  placeCall,
+  transferCall,
+  UnavailableError,
+  type WireLogger,
+} from "../csta/mod.ts";
+import type { Contact, UserLoginAttrs } from "./types.ts";
+import { UserSession } from "./user_session.ts";
 import type { MxConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 
@@ -68,7 +87,10 @@ export type CallEventListener = (ext: string, ev: CallEvent) => void;
 export class MxSession {
   /** Config name (`/mx/<name>/…`). */
   readonly name: string;
-  /** The self-healing server-account session. */
+  /**
+   * The self-healing server-account session, for diagnostics and tests. Routes use the
+   * operations of this class instead (`makeCall`, `callControl`, `withUser`, …).
+   */
   readonly client: CstaClient;
 
   #cfg: MxConfig;
@@ -95,7 +117,7 @@ export class MxSession {
       log: (level, msg) => opts.log[level](`mx ${cfg.name}: ${msg}`),
       onSession: async (conn) => {
         // MonitorStartAb before the fetch, so no change between the two is missed.
-        await conn.request(monitorStartAb());
+        await monitorAddressBook(conn);
         const list = await fetchAddressBook(conn);
         this.#contacts = new Map(list.map((c) => [c.jid, c]));
         this.#contactsVersion++;
@@ -136,13 +158,50 @@ export class MxSession {
     return this.client.state;
   }
 
-  /** Changes whenever the address book changes (for ETags). */
+  /** Number of successful reconnects of the server session. */
+  get reconnects(): number {
+    return this.client.reconnects;
+  }
+
+  /** Why the server session last failed ("" while it is up). */
+  get lastError(): string {
+    return this.client.lastError;
+  }
+
+  /**
+   * Adds a listener for server-session state changes; returns the remover.
+   *
+   * @example
+   * ```ts
+   * mx.onState((s) => s === "connected" && restoreMonitors());
+   * ```
+   */
+  onState(l: (s: ClientState) => void): () => void {
+    return this.client.onState(l);
+  }
+
+  /**
+   * Changes whenever the address book changes (for ETags); 0 until it is first loaded.
+   */
   get contactsVersion(): number {
     return this.#contactsVersion;
   }
 
-  /** The cached address book. */
+  /**
+   * The cached address book. The one "address book not loaded yet" check of the API: it is
+   * loaded with every server login, before the session reports "connected", and kept (and
+   * updated) across outages afterwards.
+   * @throws {UnavailableError} before the first load ("MX unavailable: address book not loaded yet")
+   *
+   * @example
+   * ```ts
+   * const byExt = new Map(mx.contacts().map((c) => [c.ext, c]));
+   * ```
+   */
   contacts(): Contact[] {
+    if (this.#contactsVersion === 0) {
+      throw new UnavailableError("MX unavailable: address book not loaded yet");
+    }
     return [...this.#contacts.values()];
   }
 
@@ -235,34 +294,124 @@ export class MxSession {
   }
 
   /**
-   * Opens a separate session logged in as a user. The caller must `close()` it.
-   * @throws {LoginFailedError} wrong credentials; transport errors when the MX is unreachable
+   * Places a call from a device (extension) to a number on the server session (Flex API).
+   * @throws {UnavailableError} when the server session is down
+   * @throws {RefusedError} when the MX refuses the call
+   *
+   * @example
+   * ```ts
+   * const { callId, deviceId } = await mx.makeCall("3095", "3099");
+   * ```
    */
-  async openUserSession(
+  async makeCall(from: string, to: string): Promise<MakeCallResult> {
+    return await placeCall(this.client.connection, from, to);
+  }
+
+  /**
+   * Holds, retrieves, answers or hangs up (`clear`) one call leg on the server session; the
+   * outcome arrives as a call event (`HeldEvent`, …).
+   * @throws {UnavailableError} when the server session is down
+   * @throws {RefusedError} when the MX refuses (e.g. an unknown call)
+   *
+   * @example
+   * ```ts
+   * await mx.callControl("hold", 38, "3095");
+   * ```
+   */
+  async callControl(action: CallAction, callId: number, deviceId: string): Promise<void> {
+    await callControl(this.client.connection, action, callId, deviceId);
+  }
+
+  /**
+   * Blind transfer of a call leg to `to`; returns the transferred leg.
+   * @throws {UnavailableError} when the server session is down
+   * @throws {RefusedError} when the MX refuses
+   *
+   * @example
+   * ```ts
+   * const leg = await mx.transferCall(38, "3095", "3099");
+   * ```
+   */
+  async transferCall(
+    callId: number,
+    deviceId: string,
+    to: string,
+  ): Promise<{ callId: number; deviceId: string }> {
+    return await transferCall(this.client.connection, callId, deviceId, to);
+  }
+
+  /**
+   * Opens a separate session logged in as a user. The caller must `close()` it; prefer
+   * {@link withUser}.
+   * @throws {LoginFailedError} wrong credentials
+   * @throws {UnreachableError} (or another `CstaError`) when the MX cannot be reached
+   *
+   * @example
+   * ```ts
+   * const user = await mx.openUser("dmitry", "secret", { platform: "iPhone", version: "1.0" });
+   * try { await user.voicemails(); } finally { user.close(); }
+   * ```
+   */
+  async openUser(
     login: string,
     password: string,
-    attrs: Omit<Credentials, "type" | "userName" | "password"> = {},
-  ): Promise<CstaConnection> {
+    attrs: UserLoginAttrs = {},
+  ): Promise<UserSession> {
     const conn = await CstaConnection.connect(this.#connectionOptions());
     try {
       await conn.login({ type: "User", userName: login, password, ...attrs });
-      return conn;
+      return new UserSession(conn);
     } catch (err) {
       conn.destroy("login failed");
       throw err;
     }
   }
 
-  /** Verifies user credentials with a throw-away session (closed right after the reply). */
+  /**
+   * Runs `fn` on a fresh session logged in as the user and closes it afterwards, also when
+   * `fn` fails. With `keepOpen`, a session whose `fn` succeeded stays open and belongs to
+   * what `fn` returned (a voicemail download, whose stream closes it at its end).
+   * @throws {LoginFailedError} wrong credentials, and whatever `fn` throws
+   *
+   * @example
+   * ```ts
+   * const log = await mx.withUser("dmitry", "secret", (u) => u.callLog(-1));
+   * ```
+   */
+  async withUser<T>(
+    login: string,
+    password: string,
+    fn: (user: UserSession) => Promise<T>,
+    opts: { attrs?: UserLoginAttrs; keepOpen?: boolean } = {},
+  ): Promise<T> {
+    const user = await this.openUser(login, password, opts.attrs);
+    let handedOff = false;
+    try {
+      const out = await fn(user);
+      handedOff = opts.keepOpen === true;
+      return out;
+    } finally {
+      if (!handedOff) user.close();
+    }
+  }
+
+  /**
+   * Verifies user credentials with a throw-away session (closed right after the reply).
+   * @throws {LoginFailedError} wrong credentials
+   *
+   * @example
+   * ```ts
+   * const { jid, ext } = await mx.verifyUser("dmitry", "secret", { platform: "CRM", version: "1.0" });
+   * ```
+   */
   async verifyUser(
     login: string,
     password: string,
-    attrs: Omit<Credentials, "type" | "userName" | "password"> = {},
+    attrs: UserLoginAttrs = {},
   ): Promise<LoginInfo> {
-    const conn = await this.openUserSession(login, password, attrs);
-    const info = conn.info!;
-    conn.close();
-    return info;
+    const user = await this.openUser(login, password, attrs);
+    user.close();
+    return user.info;
   }
 
   #connectionOptions(): ConnectionOptions {

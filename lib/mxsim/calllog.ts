@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { escapeXml } from "../csta/xml.ts";
+import { escapeXml, type XmlElement } from "../csta/xml.ts";
+import type { SimSession } from "./session.ts";
 
 /** Records per `callloginfo` block. */
 export const CALLLOG_BLOCK_SIZE = 21;
@@ -48,7 +49,14 @@ export interface SimCallLogRecord {
   monitorType: number;
 }
 
-/** Fills the defaults of a partial record (everything but the record id). */
+/**
+ * Fills the defaults of a partial record (everything but the record id).
+ *
+ * @example
+ * ```ts
+ * normalizeRecord({ gcid: "63022-00-0000D-177" }).direction; // "outgoing"
+ * ```
+ */
 export function normalizeRecord(
   r: Partial<SimCallLogRecord>,
 ): Omit<SimCallLogRecord, "recordId"> & {
@@ -76,7 +84,14 @@ export function normalizeRecord(
   };
 }
 
-/** Renders one `<callinfo>`. */
+/**
+ * Renders one `<callinfo>`.
+ *
+ * @example
+ * ```ts
+ * callInfoXml({ ...normalizeRecord({}), recordId: 1 }); // <callinfo missed="false" …
+ * ```
+ */
 export function callInfoXml(r: SimCallLogRecord): string {
   return `<callinfo missed="${r.missed}" direction="${escapeXml(r.direction)}">` +
     `<record_id>${r.recordId}</record_id><gcid>${escapeXml(r.gcid)}</gcid>` +
@@ -95,7 +110,16 @@ export function callInfoXml(r: SimCallLogRecord): string {
     `</callinfo>`;
 }
 
-/** Call logs keyed by extension; record ids are unique across the simulator. */
+/**
+ * Call logs keyed by extension; record ids are unique across the simulator.
+ *
+ * @example
+ * ```ts
+ * const log = new CallLogStore();
+ * log.add("3095", { direction: "incoming", missed: true });
+ * log.blocks("3095", -1).length; // 1
+ * ```
+ */
 export class CallLogStore {
   #logs = new Map<string, SimCallLogRecord[]>();
   #nextId = 1;
@@ -134,4 +158,20 @@ export class CallLogStore {
     }
     return out;
   }
+}
+
+/**
+ * Handles `<iq id="calllog" timestamp="t">` (mx-protocol §3.5): the session user's records
+ * (a Server session's: the empty extension's) as `<callloginfo>` events, or nothing at all
+ * for an empty result.
+ *
+ * @example
+ * ```ts
+ * handleCallLogRequest(store, session, parseXml('<iq type="get" id="calllog" timestamp="-1"/>'));
+ * ```
+ */
+export function handleCallLogRequest(store: CallLogStore, s: SimSession, el: XmlElement): void {
+  const ts = Number(el.attrs.timestamp ?? -1);
+  const ext = s.server ? "" : s.user!.ext;
+  for (const block of store.blocks(ext, Number.isFinite(ts) ? ts : -1)) s.event(block);
 }

@@ -2,12 +2,15 @@
  * Call state machine of the simulated MX: creates calls, diverts them to `forwardTo`,
  * answers and clears them on timers, handles hold / retrieve / transfer / deflect, and emits
  * the CSTA events of each step to the monitors of the internal devices involved. Completed
- * calls leave call-log records for both internal parties.
+ * calls leave call-log records for both internal parties. Also the handlers of the call
+ * commands (`MakeCall` and call control, mx-protocol §3.4, §3.11).
  *
  * @module
  */
+import { escapeXml, intAt, textAt, type XmlElement } from "../csta/xml.ts";
 import type { CallLogStore } from "./calllog.ts";
 import * as ev from "./events.ts";
+import type { SimSession } from "./session.ts";
 import { displayName, type UserDirectory } from "./users.ts";
 
 /** Delivers one event body to the monitors of the given extensions. */
@@ -67,6 +70,17 @@ const MAX_DIVERSIONS = 5;
 /**
  * The call engine. All methods are synchronous and emit their events before returning, so a
  * command reply queued just before them reaches the socket first.
+ *
+ * @example
+ * ```ts
+ * const calls = new CallEngine(users, callLog, monitors.fanout.bind(monitors), timers, {
+ *   sn: "63022",
+ *   answerAfterMs: 50,
+ *   hangupAfterMs: 0,
+ * });
+ * const c = calls.start("+15550100", "3095"); // DeliveredEvent to 3095's monitors
+ * calls.clear(c, "3095"); // ConnectionClearedEvent, call-log record
+ * ```
  */
 export class CallEngine {
   #calls = new Map<number, SimCall>();
@@ -346,5 +360,103 @@ export class CallEngine {
     this.#drop(c);
     this.#record(c, device);
     return this.start(remaining, to, { originate: false });
+  }
+}
+
+/** Command names {@link handleCallControl} answers. */
+export const CALL_CONTROL_COMMANDS = [
+  "ClearConnection",
+  "HoldCall",
+  "RetrieveCall",
+  "AnswerCall",
+  "SingleStepTransferCall",
+  "DeflectCall",
+] as const;
+
+/**
+ * Handles `MakeCall`: a User session may only call from its own extension, a Server session
+ * from any number. After an `iq mode="remote"` the call is a callback via that address. The
+ * reply (with the new call id) is queued before the call's first event.
+ *
+ * @example
+ * ```ts
+ * handleMakeCall(calls, session, 4, parseXml(
+ *   "<MakeCall><callingDevice>3095</callingDevice>" +
+ *     "<calledDirectoryNumber>3099</calledDirectoryNumber></MakeCall>",
+ * ));
+ * ```
+ */
+export function handleMakeCall(
+  calls: CallEngine,
+  s: SimSession,
+  id: number,
+  el: XmlElement,
+): void {
+  const from = textAt(el, "callingDevice");
+  const to = textAt(el, "calledDirectoryNumber");
+  if (!from) return s.error(id, "invalid calling device");
+  if (!to) return s.error(id, "invalid called device");
+  // Server sessions may originate from an outside number (MX dials both ends).
+  if (!s.server && from !== s.user!.ext) return s.error(id, "invalid calling device");
+  const callbackAddress = s.callMode?.mode === "remote" ? s.callMode.address : undefined;
+  s.send(
+    id,
+    `<MakeCallResponse><callingDevice><callID>${calls.peekNextId()}</callID>` +
+      `<deviceID>${escapeXml(from)}</deviceID></callingDevice>` +
+      `<calledDevice>${escapeXml(to)}</calledDevice></MakeCallResponse>`,
+  );
+  calls.start(from, to, { callbackAddress });
+}
+
+/**
+ * Handles one of {@link CALL_CONTROL_COMMANDS} on the call and device named in its first
+ * child element: validates, replies, then runs the engine step (whose events follow the
+ * reply).
+ *
+ * @example
+ * ```ts
+ * handleCallControl(calls, session, 6, parseXml(
+ *   "<HoldCall><callToBeHeld><callID>21</callID><deviceID>3095</deviceID></callToBeHeld></HoldCall>",
+ * ));
+ * ```
+ */
+export function handleCallControl(
+  calls: CallEngine,
+  s: SimSession,
+  id: number,
+  el: XmlElement,
+): void {
+  const container = el.children[0];
+  const callId = intAt(container, "callID");
+  const device = textAt(container, "deviceID");
+  const answer = (r: Outcome<SimCall>, step: (c: SimCall) => void, reply?: string) => {
+    if (!r.ok) return s.error(id, r.error);
+    s.send(id, reply ?? `<${el.name}Response></${el.name}Response>`);
+    step(r.value);
+  };
+  switch (el.name) {
+    case "ClearConnection":
+      return answer(calls.checkClear(callId, device), (c) => calls.clear(c, device));
+    case "HoldCall":
+      return answer(calls.checkHold(callId, device), (c) => calls.hold(c, device));
+    case "RetrieveCall":
+      return answer(calls.checkRetrieve(callId, device), (c) => calls.retrieve(c, device));
+    case "AnswerCall":
+      return answer(calls.checkAlerting(callId, device), (c) => calls.answer(c));
+    case "DeflectCall": {
+      const to = textAt(el, "newDestination");
+      if (!to) return s.error(id, "invalid destination");
+      return answer(calls.checkAlerting(callId, device), (c) => calls.deflect(c, device, to));
+    }
+    case "SingleStepTransferCall": {
+      const to = textAt(el, "transferredTo");
+      return answer(
+        calls.checkTransfer(callId, device, to),
+        (c) => void calls.transfer(c, device, to),
+        `<SingleStepTransferCallResponse><transferredCall><callID>${calls.peekNextId()}` +
+          `</callID><deviceID>${escapeXml(to)}</deviceID></transferredCall>` +
+          `</SingleStepTransferCallResponse>`,
+      );
+    }
   }
 }

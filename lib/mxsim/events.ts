@@ -52,7 +52,14 @@ function redirection(c: CallView): string {
   return c.lastRedirection ? dev("lastRedirectionDevice", c.lastRedirection) : "";
 }
 
-/** OriginatedEvent body (§4.2). */
+/**
+ * OriginatedEvent body (§4.2).
+ *
+ * @example
+ * ```ts
+ * originated(call, "3095"); // <originatedConnection><callID>21</callID>…
+ * ```
+ */
 export function originated(c: CallView, ext: string): string {
   return conn("originatedConnection", c.id, ext) + dev("callingDevice", c.calling) +
     dev("calledDevice", c.called) +
@@ -60,14 +67,28 @@ export function originated(c: CallView, ext: string): string {
     `<callTypeFlags>${FLAGS_ORIGINATED}</callTypeFlags>`;
 }
 
-/** DivertedEvent body (§4.3). */
+/**
+ * DivertedEvent body (§4.3).
+ *
+ * @example
+ * ```ts
+ * diverted(call, "3095", "3095", "3099"); // <connection>…<divertingDevice>…
+ * ```
+ */
 export function diverted(c: CallView, ext: string, from: string, to: string): string {
   return conn("connection", c.id, ext) + dev("divertingDevice", from) +
     dev("newDestination", to) + redirection(c) +
     `<cause>normal</cause><callTypeFlags>${FLAGS_CALL}</callTypeFlags>`;
 }
 
-/** DeliveredEvent body (§4.4); `alerting` for every monitor, as in the seed sample. */
+/**
+ * DeliveredEvent body (§4.4); `alerting` for every monitor, as in the seed sample.
+ *
+ * @example
+ * ```ts
+ * `<DeliveredEvent><monitorCrossRefID>1</monitorCrossRefID>${delivered(call, "3095")}</DeliveredEvent>`;
+ * ```
+ */
 export function delivered(c: CallView, ext: string): string {
   return conn("connection", c.id, ext, c.globalCallId) + dev("alertingDevice", c.callee) +
     `<alertingDisplayName>${x(c.calleeName)}</alertingDisplayName>` +
@@ -77,7 +98,14 @@ export function delivered(c: CallView, ext: string): string {
     `<callTypeFlags>${FLAGS_CALL}</callTypeFlags>` + cad(c);
 }
 
-/** EstablishedEvent body (§4.5). */
+/**
+ * EstablishedEvent body (§4.5).
+ *
+ * @example
+ * ```ts
+ * established(call, "3099"); // <establishedConnection>…<answeringDevice>…
+ * ```
+ */
 export function established(c: CallView, ext: string): string {
   return conn("establishedConnection", c.id, ext, c.globalCallId) +
     dev("answeringDevice", c.callee) +
@@ -88,27 +116,55 @@ export function established(c: CallView, ext: string): string {
     `<callTypeFlags>${FLAGS_CALL}</callTypeFlags>` + cad(c);
 }
 
-/** ConnectionClearedEvent body (§4.6). */
+/**
+ * ConnectionClearedEvent body (§4.6).
+ *
+ * @example
+ * ```ts
+ * cleared(call, "3095", "3099"); // <droppedConnection>…<releasingDevice>…3099…
+ * ```
+ */
 export function cleared(c: CallView, ext: string, releasing: string): string {
   return conn("droppedConnection", c.id, ext) + dev("releasingDevice", releasing) +
     `<cause>normal</cause>`;
 }
 
-/** HeldEvent body (§4.7). */
+/**
+ * HeldEvent body (§4.7).
+ *
+ * @example
+ * ```ts
+ * held(call, "3095", "3095"); // …<localConnectionInfo>hold</localConnectionInfo>…
+ * ```
+ */
 export function held(c: CallView, ext: string, holding: string): string {
   return conn("heldConnection", c.id, ext) + dev("holdingDevice", holding) +
     `<localConnectionInfo>${ext === holding ? "hold" : "connected"}</localConnectionInfo>` +
     `<cause>normal</cause><callTypeFlags>${FLAGS_CALL}</callTypeFlags>`;
 }
 
-/** RetrievedEvent body (§4.7). */
+/**
+ * RetrievedEvent body (§4.7).
+ *
+ * @example
+ * ```ts
+ * retrieved(call, "3095", "3095"); // <retrievedConnection>…
+ * ```
+ */
 export function retrieved(c: CallView, ext: string, retrieving: string): string {
   return conn("retrievedConnection", c.id, ext) + dev("retrievingDevice", retrieving) +
     `<localConnectionInfo>connected</localConnectionInfo><cause>normal</cause>` +
     `<callTypeFlags>${FLAGS_CALL}</callTypeFlags>`;
 }
 
-/** TransferedEvent body (§4.7; the server's own spelling) for the old call. */
+/**
+ * TransferedEvent body (§4.7; the server's own spelling) for the old call.
+ *
+ * @example
+ * ```ts
+ * transfered(call, "3095", "3095", "3044", 22); // <primaryOldCall>…<newConnection>…
+ * ```
+ */
 export function transfered(
   c: CallView,
   ext: string,

@@ -1,6 +1,7 @@
 /**
- * The simulated Zultys MX (see `server.ts`): a CSTA server for tests, benchmarks and the
- * demo.
+ * The simulated Zultys MX: a CSTA server for tests, benchmarks and the demo. This module is
+ * its public surface; the files behind it each hold one part of the protocol beside its
+ * state (see `server.ts`).
  *
  * @example
  * ```ts
@@ -11,11 +12,13 @@
  *
  * @module
  */
-export * from "./server.ts";
-export { abEntryXml, GENERATED_USERS, passwordHash } from "./users.ts";
-export { CALLLOG_BLOCK_SIZE } from "./calllog.ts";
-export type { CallState, TimerHandle } from "./calls.ts";
+export { MxSimulator, type SimOptions } from "./server.ts";
+export type { SimMessage, SimMessageWithEl } from "./received.ts";
+export { abEntryXml, defaultUsers, GENERATED_USERS, passwordHash, type SimUser } from "./users.ts";
+export { CALLLOG_BLOCK_SIZE, type SimCallLogRecord } from "./calllog.ts";
+export type { CancelRecord, NewVoicemail, SimVoicemail } from "./voicemail.ts";
+export type { CallState, SimCall, TimerHandle } from "./calls.ts";
 export type { CallView } from "./events.ts";
-export type { SessionHost, SimMonitor, SimSession } from "./session.ts";
+export type { CallModeRecord, SessionHost, SimMonitor, SimSession } from "./session.ts";
 export type { XmlElement } from "../csta/xml.ts";
 export type { Frame } from "../csta/frame.ts";

@@ -1,14 +1,21 @@
 /**
  * One client connection of the simulated MX: reads frames, hands them to the server's
  * handler, writes replies and events in order through an {@link Outbox}, and holds the
- * per-session protocol state (login, monitors, voicemail transfers, call mode).
+ * per-session protocol state (login, monitors, voicemail transfers, call mode). Also the
+ * handlers of the commands that change that state: `loginRequest` (mx-protocol §2) and
+ * `iq mode` (callback mode, §3.4.2).
  *
  * @module
  */
 import type { SimConn } from "./tls_listener.ts";
 import { EVENT_INVOKE_ID, type Frame, FrameDecoder } from "../csta/frame.ts";
+import { child, escapeXml, textAt, type XmlElement } from "../csta/xml.ts";
 import { Outbox } from "./outbox.ts";
-import type { SimUser } from "./users.ts";
+import type { SimUser, UserDirectory } from "./users.ts";
+import { pushBounded } from "./received.ts";
+
+/** API version announced in login replies. */
+export const API_VERSION = "11";
 
 /** One call monitor (`MonitorStart`) of a session. */
 export interface SimMonitor {
@@ -48,7 +55,17 @@ export interface SessionHost {
   wireLog?: (dir: "in" | "out", frame: string) => void;
 }
 
-/** Protocol state of one connection. */
+/**
+ * Protocol state of one connection.
+ *
+ * @example
+ * ```ts
+ * const s = new SimSession(1, conn, host); // reads frames at once, calls host.onFrame
+ * s.send(7, "<MonitorStopResponse></MonitorStopResponse>");
+ * s.error(8, "invalid monitor id");
+ * s.closeAfterFlush();
+ * ```
+ */
 export class SimSession {
   /** Session number (1, 2, … per simulator). */
   readonly id: number;
@@ -135,6 +152,11 @@ export class SimSession {
     return true;
   }
 
+  /** Queues a `CSTAErrorCode` reply with `text` as its `privateErrorCode`. */
+  error(invokeId: number, text: string): void {
+    this.send(invokeId, cstaError(text));
+  }
+
   /** Queues an unsolicited message (invoke id 9999). */
   event(xml: string): void {
     this.send(EVENT_INVOKE_ID, xml);
@@ -183,4 +205,100 @@ export class SimSession {
       this.#host.onClosed(this);
     }
   }
+}
+
+/**
+ * A `CSTAErrorCode` payload.
+ *
+ * @example
+ * ```ts
+ * cstaError("invalid call id");
+ * // <CSTAErrorCode><privateErrorCode>invalid call id</privateErrorCode></CSTAErrorCode>
+ * ```
+ */
+export function cstaError(text: string): string {
+  return `<CSTAErrorCode><privateErrorCode>${escapeXml(text)}</privateErrorCode></CSTAErrorCode>`;
+}
+
+/**
+ * Handles `loginRequest` (mx-protocol §2): checks base64(SHA-1) of the password (a
+ * `plainOnly` user gets `loginFailed Code="4"` first and may then retry with the plain text),
+ * answers `loginResponce` and a `presence` event, or `loginFailed`.
+ *
+ * @example
+ * ```ts
+ * handleLogin(users, "63022", session, invokeId, parseXml(payload));
+ * session.loggedIn; // true after a good password
+ * ```
+ */
+export function handleLogin(
+  users: UserDirectory,
+  sn: string,
+  s: SimSession,
+  id: number,
+  el: XmlElement,
+): void {
+  const failed = (code: number, text: string): void => {
+    s.send(
+      id,
+      `<loginFailed Code="${code}" sn="${escapeXml(sn)}" apiversion="${API_VERSION}">` +
+        `${escapeXml(text)}</loginFailed>`,
+    );
+  };
+  if (s.loggedIn) return s.error(id, "already logged in");
+  const type = el.attrs.type ?? "User";
+  const login = textAt(el, "userName");
+  const pwd = child(el, "pwd")?.text ?? "";
+  const u = users.byLogin(login);
+  const asServer = type === "Server";
+  if (!u || (asServer && !u.server) || (!asServer && !u.ext)) {
+    return failed(1, "Invalid user name or password");
+  }
+  let okLogin = false;
+  if (users.hashMatches(u, pwd)) {
+    if (u.plainOnly) {
+      s.plainRetryLogin = login;
+      return failed(4, "Plain text password required");
+    }
+    okLogin = true;
+  } else if (s.plainRetryLogin === login && pwd === u.password) {
+    okLogin = true;
+  }
+  if (!okLogin) return failed(1, "Invalid user name or password");
+  s.user = u;
+  s.server = asServer;
+  const ext = asServer ? "" : u.ext;
+  const userId = asServer ? "0" : u.jid;
+  s.send(
+    id,
+    `<loginResponce Code="0" sn="${escapeXml(sn)}" apiversion="${API_VERSION}"` +
+      ` ext="${escapeXml(ext)}" userId="${escapeXml(userId)}">Login OK</loginResponce>`,
+  );
+  s.event(`<presence from="0" status="Available" mxStatus=""></presence>`);
+}
+
+/**
+ * Handles `<iq type="set" id="mode">` (callback mode, mx-protocol §3.4.2): remembers it on the
+ * session (a following `MakeCall` rings `address` first) and in `seen`. Fire-and-forget: no
+ * reply.
+ *
+ * @example
+ * ```ts
+ * const seen: CallModeRecord[] = [];
+ * handleCallMode(session, parseXml('<iq type="set" id="mode" mode="remote"/>'), seen);
+ * seen[0].mode; // "remote"
+ * ```
+ */
+export function handleCallMode(s: SimSession, el: XmlElement, seen: CallModeRecord[]): void {
+  const rec: CallModeRecord = {
+    session: s.id,
+    login: s.user!.login,
+    ext: s.user!.ext,
+    mode: el.attrs.mode ?? "",
+    ringDelay: el.attrs.ringdelay ?? "",
+    vmDelay: el.attrs.vmdelay ?? "",
+    address: textAt(el, "address"),
+  };
+  s.callMode = rec;
+  pushBounded(seen, rec);
 }

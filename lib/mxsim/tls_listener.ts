@@ -100,7 +100,15 @@ class NodeConn implements SimConn {
   }
 }
 
-/** Starts a TLS listener on `hostname:port` (0 = any free port). */
+/**
+ * Starts a TLS listener on `hostname:port` (0 = any free port).
+ *
+ * @example
+ * ```ts
+ * const listener = await listenTls("127.0.0.1", 0, certPem, keyPem);
+ * const conn = await listener.accept(); // a SimConn with Nagle's algorithm off
+ * ```
+ */
 export function listenTls(
   hostname: string,
   port: number,

@@ -1,12 +1,17 @@
 /**
  * Users of the simulated MX: the seed address book (seeds/mxflex-api.md), generated filler
- * users so the address book needs paging, and the directory that indexes them by JID,
- * login and extension and renders `<abentry>` elements (mx-protocol §3.3).
+ * users so the address book needs paging, the directory that indexes them by JID, login and
+ * extension, and the address-book protocol (mx-protocol §3.3): `<abentry>` elements, paged
+ * `iq id="addressbook"` answers, `MonitorStartAb` / `MonitorStopAb` and the `Ab*Event`s.
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import { escapeXml } from "../csta/xml.ts";
+import { escapeXml, type XmlElement } from "../csta/xml.ts";
+import type { SimSession } from "./session.ts";
+
+/** Address-book page size (mx-protocol §3.3). */
+export const AB_PAGE = 50;
 
 /** One account on the simulated MX. */
 export interface SimUser {
@@ -165,7 +170,15 @@ export function passwordHash(password: string): string {
   return createHash("sha1").update(password, "utf8").digest("base64");
 }
 
-/** Renders one `<abentry>` exactly as the address book and Ab*Event messages carry it. */
+/**
+ * Renders one `<abentry>` exactly as the address book and Ab*Event messages carry it.
+ *
+ * @example
+ * ```ts
+ * abEntryXml(defaultUsers().find((u) => u.ext === "3095")!);
+ * // <abentry jid="43884851147406145" presence="Available" presenceNote=""><firstName>Dmitry…
+ * ```
+ */
 export function abEntryXml(u: SimUser): string {
   return `<abentry jid="${escapeXml(u.jid)}" presence="${escapeXml(u.presence ?? "LoggedOut")}"` +
     ` presenceNote=""><firstName>${escapeXml(u.firstName)}</firstName>` +
@@ -178,7 +191,14 @@ export function abEntryXml(u: SimUser): string {
     `<exchangeId></exchangeId></abentry>`;
 }
 
-/** Display name used in call events: "First Last", or the number for outsiders. */
+/**
+ * Display name used in call events: "First Last", or the number for outsiders.
+ *
+ * @example
+ * ```ts
+ * displayName(undefined, "+15550100"); // "+15550100"
+ * ```
+ */
 export function displayName(u: SimUser | undefined, number: string): string {
   if (!u) return number;
   const name = `${u.firstName} ${u.lastName}`.trim();
@@ -188,6 +208,13 @@ export function displayName(u: SimUser | undefined, number: string): string {
 /**
  * The simulator's user table, indexed by JID (insertion order = address-book order), login
  * and extension. Password hashes are precomputed so a login check costs one string compare.
+ *
+ * @example
+ * ```ts
+ * const users = new UserDirectory(defaultUsers());
+ * users.byExt("3095")?.login; // "dmitry"
+ * users.hashMatches(users.byLogin("dmitry")!, passwordHash("secret")); // true
+ * ```
  */
 export class UserDirectory {
   #byJid = new Map<string, SimUser>();
@@ -254,4 +281,57 @@ export class UserDirectory {
     for (const u of this.#byJid.values()) if (u.ext) out.push(u);
     return out;
   }
+}
+
+/**
+ * The `Ab*Event` announcing a change of `u` to `MonitorStartAb` sessions: `add`, `update`
+ * (both carry the `<abentry>`) or `delete` (the JID only).
+ *
+ * @example
+ * ```ts
+ * abEventXml("delete", user); // <AbDeleteUserEvent><userId>4388…</userId></AbDeleteUserEvent>
+ * ```
+ */
+export function abEventXml(kind: "add" | "update" | "delete", u: SimUser): string {
+  switch (kind) {
+    case "add":
+      return `<AbAddUserEvent>${abEntryXml(u)}</AbAddUserEvent>`;
+    case "update":
+      return `<AbUpdateUserEvent>${abEntryXml(u)}</AbUpdateUserEvent>`;
+    case "delete":
+      return `<AbDeleteUserEvent><userId>${escapeXml(u.jid)}</userId></AbDeleteUserEvent>`;
+  }
+}
+
+/**
+ * Handles `<iq id="addressbook" index="n">`: sends page `n` (50 entries) as an `<ablist>`
+ * event with the total size, as the MX does (no reply by invoke id).
+ *
+ * @example
+ * ```ts
+ * handleAddressBookPage(users, session, parseXml('<iq type="get" id="addressbook" index="1"/>'));
+ * // session gets <ablist size="67" index="1"><abentry …>… (entries 50–66)
+ * ```
+ */
+export function handleAddressBookPage(users: UserDirectory, s: SimSession, el: XmlElement): void {
+  const contacts = users.contacts();
+  const index = Math.max(0, Math.trunc(Number(el.attrs.index ?? 0)) || 0);
+  const page = contacts.slice(index * AB_PAGE, (index + 1) * AB_PAGE);
+  s.event(
+    `<ablist size="${contacts.length}" index="${index}">` + page.map(abEntryXml).join("") +
+      `</ablist>`,
+  );
+}
+
+/**
+ * Handles `MonitorStartAb` / `MonitorStopAb`: the session does (not) get `Ab*Event`s.
+ *
+ * @example
+ * ```ts
+ * handleAbMonitor(session, 3, parseXml("<MonitorStartAb/>")); // session.abMonitor === true
+ * ```
+ */
+export function handleAbMonitor(s: SimSession, id: number, el: XmlElement): void {
+  s.abMonitor = el.name === "MonitorStartAb";
+  s.send(id, `<${el.name}Response></${el.name}Response>`);
 }

@@ -66,6 +66,15 @@ const NEWLINE_RE = /\r\n|\r|\n/;
 const ID_RE = /^\d{1,15}$/;
 
 /**
+ * The reason a slow consumer's stream is failed. `Deno.serve` prints a body stream's error to
+ * stderr; without a stack that is one line (`[SlowConsumer: slow consumer]`), not a trace.
+ */
+const SLOW_CONSUMER = Object.assign(new Error("slow consumer"), {
+  name: "SlowConsumer",
+  stack: "SlowConsumer: slow consumer",
+});
+
+/**
  * Encodes one SSE frame. Multi-line data becomes several `data:` lines (the client joins them
  * with "\n"); line breaks in the event name are removed so they cannot inject fields.
  *
@@ -256,7 +265,7 @@ class Core {
     sub.signal?.removeEventListener("abort", sub);
     try {
       if (how === "close") sub.c.close();
-      else if (how === "error") sub.c.error(new Error("slow consumer"));
+      else if (how === "error") sub.c.error(SLOW_CONSUMER);
     } catch {
       // Already closed or errored by the other side.
     }

@@ -1,16 +1,21 @@
 /**
  * End-to-end test harness: the MX simulator over TLS, MXFlex assembled from a config that
- * points at it, and an HTTP listener on 127.0.0.1:0. Every test drives the real path:
- * HTTP -> routes -> CSTA frames over TLS -> simulator and back.
+ * points at it, and an HTTP listener on 127.0.0.1:0 started by `listen()` (what `main.ts`
+ * uses: `Deno.serve`). Every test drives the real path: HTTP -> routes -> CSTA frames over
+ * TLS -> simulator and back.
  */
+import assert from "node:assert/strict";
 import { MxSimulator, type SimOptions } from "../../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../../lib/config.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { MxFlexServer } from "../../app.ts";
-import { serveH1 } from "../../lib/http/h1_server.ts";
+import { listen } from "../../lib/listen/listen.ts";
 
 export const CERT = Deno.readTextFileSync(new URL("../fixtures/mx-cert.pem", import.meta.url));
 export const KEY = Deno.readTextFileSync(new URL("../fixtures/mx-key.pem", import.meta.url));
+/** Files of the fixture certificate (valid for `localhost` and 127.0.0.1). */
+export const CERT_FILE = new URL("../fixtures/mx-cert.pem", import.meta.url).pathname;
+export const KEY_FILE = new URL("../fixtures/mx-key.pem", import.meta.url).pathname;
 
 /** Seed person used across tests (ext 3095). */
 export const DMITRY = {
@@ -21,6 +26,7 @@ export const DMITRY = {
 };
 
 export interface Harness {
+  /** Base URL without a trailing slash: `http://127.0.0.1:<port>` or `https://localhost:<port>`. */
   url: string;
   sim: MxSimulator;
   server: MxFlexServer;
@@ -43,10 +49,12 @@ export interface HarnessOptions {
   /** HTTP port (default 0 = any free port); a restart test reuses the old one. */
   port?: number;
   /**
-   * Serve through the lean HTTP/1.1 server (`serveH1`, what `main.ts` uses for plain HTTP;
-   * default true) or, with false, through `Deno.serve` (the TLS/HTTP-2 path's server).
+   * Serve HTTPS (static TLS with the fixture certificate; HTTP/2 by ALPN) instead of plain
+   * HTTP. Clients need {@link CERT} as CA (e.g. `Deno.createHttpClient({ caCerts: [CERT] })`).
    */
-  lean?: boolean;
+  tls?: boolean;
+  /** Stall limit of voicemail downloads, ms (default the server's 60 s). */
+  voicemailIdleMs?: number;
 }
 
 /** Starts simulator + server + HTTP listener. */
@@ -67,17 +75,18 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
     staticDirs: o.staticDirs,
     backoff: { initialMs: 50, maxMs: 300, jitter: 0.1 },
     sseHeartbeatMs: 60_000,
+    voicemailIdleMs: o.voicemailIdleMs,
   });
   server.start();
   if (o.waitReady !== false) {
     await Promise.all([...server.sessions.values()].map((s) => s.ready(10_000)));
   }
-  const listenOn = { hostname: "127.0.0.1", port: o.port ?? 0 };
-  const http = (o.lean ?? true)
-    ? serveH1(server.fetch, listenOn)
-    : Deno.serve({ ...listenOn, onListen() {} }, server.fetch);
+  const http = await listen(server.fetch, {
+    host: `127.0.0.1:${o.port ?? 0}`,
+    tls: o.tls ? { certFile: CERT_FILE, keyFile: KEY_FILE } : undefined,
+  });
   return {
-    url: `http://127.0.0.1:${http.addr.port}`,
+    url: o.tls ? `https://localhost:${http.addr.port}` : `http://127.0.0.1:${http.addr.port}`,
     sim,
     server,
     kv,
@@ -121,6 +130,23 @@ export async function flexLogin(
 /** Basic auth header value. */
 export function basic(login = DMITRY.login, password = DMITRY.password): string {
   return "Basic " + btoa(`${login}:${password}`);
+}
+
+/**
+ * Opens `GET /api/events` for `token` the way a browser's EventSource does (`?access_token=`),
+ * checks that it is an SSE stream (200, `text/event-stream`) and returns its reader.
+ */
+export async function openEvents(
+  url: string,
+  token: string,
+  opts: { lastEventId?: string } = {},
+): Promise<SseReader> {
+  const headers: Record<string, string> = { accept: "text/event-stream" };
+  if (opts.lastEventId) headers["last-event-id"] = opts.lastEventId;
+  const res = await fetch(`${url}/api/events?access_token=${token}`, { headers });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
+  return new SseReader(res);
 }
 
 /** Reads SSE events from a fetch response body until `count` events or timeout. */

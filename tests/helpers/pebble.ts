@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { waitUntil } from "./wait.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 
@@ -110,7 +111,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
       "",
     ], {}));
     // Management comes up after the DNS listener, so it doubles as readiness.
-    await waitFor(`http://127.0.0.1:${challMgmtPort}/`, undefined, procs, logs);
+    await waitForUrl(`http://127.0.0.1:${challMgmtPort}/`, undefined, procs, logs);
     procs.push(spawn("pebble", [
       "-config",
       configPath,
@@ -123,7 +124,7 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
       PEBBLE_AUTHZREUSE: "0", // every order runs a fresh HTTP-01 challenge
     }));
     const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
-    await waitFor(directoryUrl, client, procs, logs);
+    await waitForUrl(directoryUrl, client, procs, logs);
     const managementUrl = `https://127.0.0.1:${mgmtPort}`;
     return {
       directoryUrl,
@@ -180,24 +181,23 @@ function spawn(cmd: string, args: string[], env: Record<string, string>): Proc {
 }
 
 /** Polls `url` until it answers; fails early if a process died. */
-async function waitFor(
+function waitForUrl(
   url: string,
   client: Deno.HttpClient | undefined,
   procs: Proc[],
   logs: () => string,
 ): Promise<void> {
-  // A bound on attempts, not a timing assertion: start-up normally takes < 1 s.
-  for (let i = 0; i < 400; i++) {
+  // A bound against hangs, not a timing assertion: start-up normally takes < 1 s.
+  return waitUntil(async () => {
     if (procs.some((p) => p.exited())) throw new Error(`pebble exited early:\n${logs()}`);
     try {
       const res = await fetch(url, client ? { client } : {});
       await res.body?.cancel();
-      return;
+      return true;
     } catch {
-      await new Promise((r) => setTimeout(r, 50));
+      return false;
     }
-  }
-  throw new Error(`pebble did not come up at ${url}:\n${logs()}`);
+  }, { what: () => `pebble at ${url}:\n${logs()}`, timeoutMs: 20_000, intervalMs: 50 });
 }
 
 function onPath(cmd: string): boolean {

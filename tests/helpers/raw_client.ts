@@ -131,12 +131,7 @@ export class RawClient {
       if (this.ended) throw new Error(`connection ended (${this.endReason})`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error("timeout waiting for frame");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
+      await this.#change(left);
     }
   }
 
@@ -162,13 +157,18 @@ export class RawClient {
     while (!this.ended) {
       const left = deadline - Date.now();
       if (left <= 0) throw new Error("connection still open");
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
+      await this.#change(left);
     }
+  }
+
+  /** Resolves at the next received frame or the end of the connection, at most after `ms`. */
+  async #change(ms: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      this.#waiters.push(resolve);
+      timer = setTimeout(resolve, ms);
+    });
+    clearTimeout(timer);
   }
 
   /** Closes the connection and waits for the reader to stop. */

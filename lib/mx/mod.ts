@@ -1,0 +1,35 @@
+/**
+ * The MX layer's public surface: what routes, the SSE link, pushes and the composition root
+ * use. Everything below it (`lib/csta`) stays out of sight.
+ *
+ * | export                | job                                                            |
+ * |-----------------------|----------------------------------------------------------------|
+ * | `MxSession`           | one MX: server session, address book, monitors, call operations, user sessions |
+ * | `UserSession`         | one short-lived user session: call log, callback call, voicemail |
+ * | `TokenMonitors`       | Flex tokens holding monitor references                         |
+ * | `PushMonitors`        | push registrations holding monitors, incoming-call pushes      |
+ * | `encodeEventJson`     | a call event's JSON for SSE                                    |
+ * | types                 | `Contact`, `CallLogRecord`, `Voicemail`, `CallEvent`, …        |
+ *
+ * @example
+ * ```ts
+ * import { encodeEventJson, MxSession } from "../lib/mx/mod.ts";
+ * const mx = new MxSession(cfg, { log });
+ * mx.onCallEvent((ext, ev) => hub.publish(`flex:${ext}`, ev.name, encodeEventJson(ev)));
+ * mx.start();
+ * ```
+ *
+ * @module
+ */
+export {
+  type CallEventListener,
+  MemoryTrustStore,
+  MxSession,
+  type MxSessionOptions,
+  type TrustStore,
+} from "./session.ts";
+export { type CallbackOptions, UserSession } from "./user_session.ts";
+export { type TokenClaims, TokenMonitors } from "./token_monitors.ts";
+export { PushMonitors, type PushMonitorsOptions } from "./push_monitors.ts";
+export type * from "./types.ts";
+export { encodeEventJson } from "../csta/mod.ts";

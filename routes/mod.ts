@@ -1,0 +1,126 @@
+/**
+ * The HTTP application: the middleware chain and every router, mounted on one hono app from
+ * the services the composition root (`app.ts`) built. Nothing here creates a service.
+ *
+ * Order: request log (sees every response, also errors), `Server`/`X-API-Version` headers,
+ * path guard (before anything reads the path), shutdown 503, then the routers; `onError`
+ * turns anything thrown into the `{"error": ...}` shape.
+ *
+ * @example
+ * ```ts
+ * const app = buildApp({ log, metrics, sessions, flexMx, tokens, issuer, hub, push, limits,
+ *   authCache, staticDirs, closing: () => false });
+ * Deno.serve(app.fetch);
+ * ```
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Logger } from "../lib/log.ts";
+import type { MxSession } from "../lib/mx/session.ts";
+import type { TokenMonitors } from "../lib/mx/token_monitors.ts";
+import type { PushMonitors } from "../lib/mx/push_monitors.ts";
+import type { TokenIssuer } from "../lib/auth/jwt.ts";
+import type { VerifiedCache } from "../lib/auth/basic.ts";
+import type { RateLimiter } from "../lib/auth/rate_limit.ts";
+import type { SseHub } from "../lib/sse/hub.ts";
+import type { ServerMetrics } from "../lib/metrics.ts";
+import { HttpError, toErrorResponse } from "../lib/http/errors.ts";
+import { mxHttpError } from "../lib/http/mx_errors.ts";
+import { requestLog } from "../lib/http/request_log.ts";
+import { serverHeaders } from "../lib/http/server_headers.ts";
+import { pathGuard } from "../lib/http/path_guard.ts";
+import { shutdownGuard } from "../lib/http/shutdown_guard.ts";
+import { VERSION } from "../lib/version.ts";
+import { opsRoutes } from "./ops.ts";
+import { flexRoutes } from "./flex.ts";
+import { proxyRoutes } from "./proxy.ts";
+import { metricsRoutes } from "./metrics.ts";
+import { type StaticOptions, staticRoutes } from "./static.ts";
+
+/** What the application is built from. */
+export interface AppServices {
+  log: Logger;
+  metrics: ServerMetrics;
+  /** Every MX session by config name (Proxy API, `/readyz`). */
+  sessions: Map<string, MxSession>;
+  /** The MX serving `/api`. */
+  flexMx: MxSession;
+  /** Flex API tokens and their monitors. */
+  tokens: TokenMonitors;
+  issuer: TokenIssuer;
+  hub: SseHub;
+  push: PushMonitors;
+  limits: {
+    /** Failed Flex logins per login name. */
+    login: RateLimiter;
+    /** Flex login attempts per client address. */
+    loginIp: RateLimiter;
+    /** Failed Proxy Basic-auth attempts per client address. */
+    proxyFail: RateLimiter;
+  };
+  /** Successful Proxy Basic-auth verifications. */
+  authCache: VerifiedCache<{ jid: string; ext: string }>;
+  /** Bearer token opening `/metrics` beyond loopback. */
+  metricsToken?: string;
+  /** Static directories, searched in order (see `routes/static.ts`). */
+  staticDirs: StaticOptions["dirs"];
+  /** True once a graceful stop began (every request then gets 503). */
+  closing: () => boolean;
+  /** Stall limit of voicemail downloads, ms (default in `routes/proxy.ts`). */
+  voicemailIdleMs?: number;
+}
+
+/**
+ * Builds the hono application.
+ *
+ * @example
+ * ```ts
+ * const app = buildApp(services);
+ * const res = await app.fetch(new Request("http://x/healthz"));
+ * ```
+ */
+export function buildApp(s: AppServices): Hono {
+  const app = new Hono();
+  app.use("*", requestLog({ log: s.log, observe: (r) => s.metrics.http(r) }));
+  app.use("*", serverHeaders(VERSION));
+  app.use("*", pathGuard());
+  app.use("*", shutdownGuard(s.closing));
+  app.onError((err, c) => {
+    const h = err instanceof HttpError ? err : mxHttpError(err);
+    if (!h) {
+      s.log.error(`internal error on ${c.req.method} ${c.req.path}`, {
+        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+      });
+    }
+    return toErrorResponse(h ?? err);
+  });
+  app.notFound(() => toErrorResponse(new HttpError(404, "not found")));
+  app.route("/", opsRoutes(s.sessions));
+  app.route(
+    "/",
+    flexRoutes({
+      mx: s.flexMx,
+      tokens: s.tokens,
+      issuer: s.issuer,
+      hub: s.hub,
+      log: s.log,
+      loginLimiter: s.limits.login,
+      ipLimiter: s.limits.loginIp,
+    }),
+  );
+  app.route(
+    "/",
+    proxyRoutes({
+      sessions: s.sessions,
+      authCache: s.authCache,
+      failLimiter: s.limits.proxyFail,
+      push: s.push,
+      log: s.log,
+      voicemailIdleMs: s.voicemailIdleMs,
+    }),
+  );
+  app.route("/", metricsRoutes({ registry: s.metrics.registry, token: s.metricsToken }));
+  app.route("/", staticRoutes({ dirs: s.staticDirs }));
+  return app;
+}
