@@ -1569,7 +1569,7 @@ document.documentElement.dataset.app = "ready";
   },
   "static/index.html": {
     type: "text/html; charset=utf-8",
-    etag: "36d54e53ad370d2b8d34bb5e",
+    etag: "6a3dd108bbb4e99a9717e0a4",
     text: `<!doctype html>
 <html lang="en">
   <head>
@@ -1815,6 +1815,10 @@ document.documentElement.dataset.app = "ready";
         <p id="transfer-help" class="hint small">
           Enter transfers to the first choice; arrow keys move through the list.
         </p>
+        <label class="check">
+          <input id="transfer-consult" type="checkbox"> Talk to them first, then complete the
+          transfer
+        </label>
         <ul id="transfer-results" class="picks" aria-label="Transfer to"></ul>
         <p id="transfer-empty" class="empty" hidden>No contacts match.</p>
         <div class="dialog-actions">
@@ -1905,7 +1909,7 @@ document.documentElement.dataset.app = "ready";
   },
   "static/lib/api.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "7b7c40422a05f0d05c08ff61",
+    etag: "3a19da5bee16d05920dc4630",
     text: `// @ts-check
 /**
  * The Flex API over \`fetch\`: login and logout, and a client bound to one token for the
@@ -2025,6 +2029,13 @@ export async function logout(token) {
 }
 
 /**
+ * What \`POST /api/calls/{id}/transfer\` answers: the call at the destination (blind), or
+ * the consultation call and the held one (\`consult\`).
+ * @typedef {{call?: {callId?: number, deviceId?: string, called?: string},
+ *   heldCall?: {callId?: number, deviceId?: string}}} TransferReply
+ */
+
+/**
  * @typedef {object} FlexApi
  * @property {() => Promise<{contacts: Contact[]}>} contacts the address book
  * @property {() => Promise<{calls?: import("./calls.js").CurrentCall[]}>} currentCalls the
@@ -2043,7 +2054,10 @@ export async function logout(token) {
  * @property {(callId: number) => Promise<void>} answer
  * @property {(callId: number) => Promise<void>} hold
  * @property {(callId: number) => Promise<void>} retrieve
- * @property {(callId: number, to: string) => Promise<void>} transfer
+ * @property {(callId: number, to: string, consult?: boolean) => Promise<TransferReply>}
+ *   transfer blind, or (\`consult\`) holds the call and calls \`to\` first
+ * @property {(callId: number) => Promise<void>} completeTransfer connects held call
+ *   \`callId\` with the consultation call
  * @property {(callId: number) => Promise<void>} hangup
  * @property {() => void} close stops reporting 401s (the session ended)
  */
@@ -2101,7 +2115,9 @@ export function createApi(token, onUnauthorized) {
     answer: (id) => request("POST", \`\${callPath(id)}/answer\`),
     hold: (id) => request("POST", \`\${callPath(id)}/hold\`),
     retrieve: (id) => request("POST", \`\${callPath(id)}/retrieve\`),
-    transfer: (id, to) => request("POST", \`\${callPath(id)}/transfer\`, { to }),
+    transfer: (id, to, consult = false) =>
+      request("POST", \`\${callPath(id)}/transfer\`, consult ? { to, consult } : { to }),
+    completeTransfer: (id) => request("POST", \`\${callPath(id)}/complete\`),
     hangup: (id) => request("DELETE", callPath(id)),
     close() {
       open = false;
@@ -2194,7 +2210,7 @@ export function historyEntries(records) {
   },
   "static/lib/calls.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "f4000d3a328a4722ce2e7bd3",
+    etag: "ea012722bf691ba80b01de37",
     text: `// @ts-check
 /**
  * The call state machine of the web client: a pure function from the calls seen so far,
@@ -2536,8 +2552,8 @@ function stateOf(state, incoming) {
  * numeric \`callId\` or with an unknown state are skipped; ended calls stay ended. A list
  * that changes nothing returns \`calls\` itself.
  *
- * A call restored as connected or held counts its clock from the call's start (\`since\`):
- * when it was answered is not in the list.
+ * A new call restored as connected or held counts its clock from the call's start
+ * (\`since\`), a known one from \`at\`: when it was answered is not in the list.
  *
  * @example
  * \`\`\`js
@@ -2546,7 +2562,8 @@ function stateOf(state, incoming) {
  * calls.get(7)?.state; // "established"
  * \`\`\`
  * @param {Calls} calls
- * @param {readonly Readonly<Partial<CurrentCall>>[]} list
+ * @param {readonly Readonly<Record<string, unknown>>[]} list {@link CurrentCall}s as the
+ *   server sent them (anything else in them is skipped)
  * @param {string} me the user's extension
  * @param {number} at now (ms)
  * @returns {Calls}
@@ -2569,7 +2586,11 @@ export function restoreCalls(calls, list, me, at) {
     const c = draft(old, id, since);
     c.direction = incoming ? "in" : "out";
     setRemote(c, str(cur.peer), str(cur.peerName));
-    if ((state === "established" || state === "held") && !c.connectedAt) c.connectedAt = since;
+    // When it was answered is not in the list: a call seen before was answered while the
+    // events were missed (now is the best guess), a new one counts from its start.
+    if ((state === "established" || state === "held") && !c.connectedAt) {
+      c.connectedAt = old ? at : since;
+    }
     // Held by the other side is more than the server says; keep it.
     if (!(state === "held" && c.state === "remote-held")) setState(c, state);
     const call = /** @type {Call} */ (c);
@@ -2617,8 +2638,10 @@ function withCall(calls, c) {
 }
 
 /**
- * What can be done with a call; \`decline\` is a hang-up of a call ringing here.
- * @typedef {"answer" | "decline" | "hold" | "retrieve" | "transfer" | "hangup"} CallAction
+ * What can be done with a call; \`decline\` is a hang-up of a call ringing here, \`complete\`
+ * connects a held call with the user's other call (a consultation transfer).
+ * @typedef {"answer" | "decline" | "hold" | "retrieve" | "complete" | "transfer" | "hangup"}
+ *   CallAction
  */
 
 /** @type {Readonly<Record<CallState, readonly CallAction[]>>} */
@@ -2639,6 +2662,7 @@ export const CALL_ACTION_LABELS = Object.freeze({
   decline: "Decline",
   hold: "Hold",
   retrieve: "Resume",
+  complete: "Complete transfer",
   transfer: "Transfer",
   hangup: "Hang up",
 });
@@ -2652,13 +2676,23 @@ export function isCallAction(a) {
 }
 
 /**
- * What the user can do with a call in its state, in button order.
+ * What the user can do with a call in its state, in button order. A held call can also
+ * be transferred to the user's other live call (\`complete\`), when there is one.
  * @param {Readonly<Call>} c
+ * @param {Calls} [calls] all calls (for \`complete\`)
  * @returns {readonly CallAction[]}
  */
-export function callActions(c) {
+export function callActions(c, calls = NO_CALLS) {
+  if (c.state === "held") {
+    for (const other of calls.values()) {
+      if (other.id !== c.id && !isEnded(other)) return HELD_WITH_OTHER;
+    }
+  }
   return ACTIONS[c.state];
 }
+
+/** @type {readonly CallAction[]} */
+const HELD_WITH_OTHER = ["retrieve", "complete", "transfer", "hangup"];
 `,
   },
   "static/lib/contacts.js": {
@@ -3209,15 +3243,16 @@ export function applyStreamEvent(s, event) {
   },
   "static/lib/presence.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "ce6b2d86e9c191bf9b472968",
+    etag: "1c8babf8583e17e2b8db69e0",
     text: `// @ts-check
 /**
  * Presence as the page shows it: the statuses a user can choose for themselves
  * (\`PUT /api/presence\`), the colour class and label of any status the MX reports, and the
  * legend explaining the colours.
  *
- * The MX reports free-form status strings (\`Available\`, \`LoggedOut\`, …); anything not
- * known here is still shown, by its own text, in the colour of the nearest known group.
+ * The MX reports status strings: the four a user chooses, \`OnThePhone\` while on a call,
+ * \`LoggedOut\`, and possibly others; anything not known here is still shown, by its own
+ * text, in the colour of the nearest known group (docs/openapi.yaml, \`PresenceEvent\`).
  *
  * @example
  * \`\`\`js
@@ -3288,7 +3323,7 @@ export function presenceClass(status) {
 
 /**
  * A status as words: the label of a known choice, \`Offline\` for none or logged out, else
- * the MX's own text.
+ * the MX's own text with its words apart (\`OnThePhone\` -> \`On the phone\`).
  * @param {string | undefined} status
  */
 export function presenceLabel(status) {
@@ -3296,7 +3331,9 @@ export function presenceLabel(status) {
   const choice = PRESENCE_CHOICES.find((c) => key(c.status) === k);
   if (choice) return choice.label;
   if (!k || presenceClass(status) === "off") return "Offline";
-  return status ?? "";
+  const words = (status ?? "").trim().replace(/([a-z])([A-Z])/g, "$1 $2")
+    .replace(/([A-Z])([A-Z][a-z])/g, "$1 $2");
+  return words.charAt(0).toUpperCase() + words.slice(1).toLowerCase();
 }
 `,
   },
@@ -3643,7 +3680,7 @@ export function callerOf(v) {
   },
   "static/session.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "aa486c00d5879583d78339c7",
+    etag: "2cb7a90a709aa5edca439c8d",
     text: `// @ts-check
 /**
  * One signed-in session: the API client for its token, the state the views show (a
@@ -3865,6 +3902,7 @@ export function startSession(o) {
       hide(errorLine);
       try {
         if (action === "answer") await api.answer(callId);
+        else if (action === "complete") await api.completeTransfer(callId);
         else if (action === "hold") await api.hold(callId);
         else if (action === "retrieve") await api.retrieve(callId);
         else await api.hangup(callId); // hangup, decline
@@ -3938,7 +3976,7 @@ export function startSession(o) {
   },
   "static/style.css": {
     type: "text/css; charset=utf-8",
-    etag: "c25a43cad8c3859e0feab8b2",
+    etag: "22dfdbaf04584a0c154f9d13",
     text: `:root {
   --bg: #f3f5f8;
   --card: #ffffff;
@@ -4747,6 +4785,17 @@ button.danger {
   font-size: 0.8rem;
 }
 
+.dialog label.check {
+  display: flex;
+  align-items: center;
+  gap: 0.45rem;
+  color: var(--text);
+}
+
+.check input {
+  width: auto;
+}
+
 .picks {
   max-height: 45vh;
   overflow-y: auto;
@@ -4888,22 +4937,31 @@ button.danger {
   },
   "static/views/calls.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "529400bad717982c1ff8bf3b",
+    etag: "9edc711252717bfa99b6a551",
     text: `// @ts-check
 /**
  * The calls card: the dial box and the list of the user's calls with their state, the
  * other party, a running clock and the buttons of {@link callActions} (a ringing call:
- * Answer and Decline). Transfer opens the contact picker (\`contact_picker.js\`). Ended
+ * Answer and Decline). Transfer opens the contact picker (\`contact_picker.js\`): blind, or
+ * after talking to the new party first (the call is held and a consultation call placed;
+ * "Complete transfer" on the held call connects the two). Ended
  * calls stay for {@link CLEARED_LINGER_MS}, fading, then leave the list (the state machine
  * keeps them as tombstones).
  *
  * Test hooks: \`#dial-input\`, \`#dial-button\`, \`[data-testid=call-<callId>]\` with
  * \`data-state\`, \`data-history\`, \`data-direction\`, \`data-remote\`, \`data-call-id\`, and
- * buttons \`[data-action=answer|decline|hold|retrieve|transfer|hangup]\`.
+ * buttons \`[data-action=answer|decline|hold|retrieve|complete|transfer|hangup]\`.
  *
  * @module
  */
-import { CALL_ACTION_LABELS, callActions, isCallAction, isEnded } from "../lib/calls.js";
+import {
+  addPlacedCall,
+  CALL_ACTION_LABELS,
+  callActions,
+  isCallAction,
+  isEnded,
+} from "../lib/calls.js";
+import { withCalls } from "../lib/live_state.js";
 import { nameOf } from "../lib/contacts.js";
 import { actionButton, byId, cloneTemplate, part, setText } from "../lib/dom.js";
 import { clock } from "../lib/format.js";
@@ -4993,7 +5051,7 @@ export function callsView(ctx) {
     setText(el, ".call-note", call.note);
     updateClock(item);
 
-    const want = callActions(call);
+    const want = callActions(call, s.calls);
     const who = name || call.remote;
     const actionsKey = \`\${want.join(",")} \${who}\`;
     if (item.actionsKey !== actionsKey) {
@@ -5039,7 +5097,14 @@ export function callsView(ctx) {
     if (!choice) return false;
     ctx.clearError();
     try {
-      await ctx.api.transfer(id, choice.to);
+      const res = await ctx.api.transfer(id, choice.to, choice.consult);
+      const callId = Number(res?.call?.callId);
+      if (choice.consult) {
+        // The consultation call shows at once; "Complete transfer" appears on the held one.
+        ctx.store.update((s) =>
+          withCalls(s, addPlacedCall(s.calls, { ...choice, callId, at: Date.now() }))
+        );
+      }
       return true;
     } catch (err) {
       const text = ctx.errorMessage(err);
@@ -5080,7 +5145,8 @@ export function callsView(ctx) {
 
   const unsubscribe = ctx.store.subscribe((s, before) => {
     const names = s.contactsByExt !== before.contactsByExt;
-    if (s.calls !== before.calls || names) render(s, names);
+    // Every call when the calls change: a held call's buttons depend on the others.
+    if (s.calls !== before.calls || names) render(s, true);
   });
   const clockTimer = setInterval(() => {
     for (const item of shown.values()) updateClock(item);
@@ -5105,17 +5171,18 @@ export function callsView(ctx) {
   },
   "static/views/contact_picker.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "f9909344cf3abb3c79007880",
+    etag: "408069f46b4a70b6d5f119f9",
     text: `// @ts-check
 /**
  * The "transfer to" dialog: a modal \`<dialog>\` with a search field over the contacts
- * (with their presence) and, when the text is a number, that number as the first choice.
+ * (with their presence) and, when the text is a number, that number as the first choice,
+ * and a "talk to them first" box (consultation transfer).
  * Enter takes the first choice, the arrow keys move through the list, Escape or Cancel
  * closes it; the focus goes to the search field on opening and back where it was on
  * closing.
  *
  * Test hooks: \`#transfer-dialog\`, \`#transfer-search\`, \`#transfer-results\` buttons with
- * \`data-to\`, \`#transfer-cancel\`.
+ * \`data-to\`, \`#transfer-consult\`, \`#transfer-cancel\`.
  *
  * @example
  * \`\`\`js
@@ -5130,7 +5197,10 @@ import { fullName, matchesQuery } from "../lib/contacts.js";
 import { byId, cloneTemplate, part, setText } from "../lib/dom.js";
 import { presenceClass, presenceLabel } from "../lib/presence.js";
 
-/** @typedef {{to: string, name: string}} Pick */
+/**
+ * The choice: whom to transfer to, and whether to talk to them first.
+ * @typedef {{to: string, name: string, consult: boolean}} Pick
+ */
 
 /** @typedef {{to: string, name: string, meta: string, presence: string | undefined}} Choice */
 
@@ -5151,6 +5221,7 @@ export function contactPicker(ctx) {
   const empty = byId("transfer-empty");
   const subject = byId("transfer-subject");
   const cancel = byId("transfer-cancel", HTMLButtonElement);
+  const consult = byId("transfer-consult", HTMLInputElement);
   const wiring = new AbortController();
   const signal = wiring.signal;
   /** @type {((p: Pick | undefined) => void) | undefined} */
@@ -5159,7 +5230,7 @@ export function contactPicker(ctx) {
   let chosen;
   /** @type {Element | null} */
   let opener = null;
-  /** @type {WeakMap<Element, Pick>} */
+  /** @type {WeakMap<Element, {to: string, name: string}>} */
   const pickOf = new WeakMap();
 
   /** @returns {Choice[]} */
@@ -5205,9 +5276,9 @@ export function contactPicker(ctx) {
   const buttons =
     () => /** @type {HTMLButtonElement[]} */ ([...results.querySelectorAll("button")]);
 
-  /** @param {Pick | undefined} p */
+  /** @param {{to: string, name: string} | undefined} p */
   const finish = (p) => {
-    chosen = p;
+    chosen = p && { ...p, consult: consult.checked };
     if (dialog.open) dialog.close();
   };
 
@@ -5258,6 +5329,7 @@ export function contactPicker(ctx) {
       chosen = undefined;
       subject.textContent = text;
       search.value = "";
+      consult.checked = false;
       render();
       dialog.showModal();
       search.focus();

@@ -219,6 +219,7 @@ export function startSession(o) {
       hide(errorLine);
       try {
         if (action === "answer") await api.answer(callId);
+        else if (action === "complete") await api.completeTransfer(callId);
         else if (action === "hold") await api.hold(callId);
         else if (action === "retrieve") await api.retrieve(callId);
         else await api.hangup(callId); // hangup, decline

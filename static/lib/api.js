@@ -117,6 +117,13 @@ export async function logout(token) {
 }
 
 /**
+ * What `POST /api/calls/{id}/transfer` answers: the call at the destination (blind), or
+ * the consultation call and the held one (`consult`).
+ * @typedef {{call?: {callId?: number, deviceId?: string, called?: string},
+ *   heldCall?: {callId?: number, deviceId?: string}}} TransferReply
+ */
+
+/**
  * @typedef {object} FlexApi
  * @property {() => Promise<{contacts: Contact[]}>} contacts the address book
  * @property {() => Promise<{calls?: import("./calls.js").CurrentCall[]}>} currentCalls the
@@ -135,7 +142,10 @@ export async function logout(token) {
  * @property {(callId: number) => Promise<void>} answer
  * @property {(callId: number) => Promise<void>} hold
  * @property {(callId: number) => Promise<void>} retrieve
- * @property {(callId: number, to: string) => Promise<void>} transfer
+ * @property {(callId: number, to: string, consult?: boolean) => Promise<TransferReply>}
+ *   transfer blind, or (`consult`) holds the call and calls `to` first
+ * @property {(callId: number) => Promise<void>} completeTransfer connects held call
+ *   `callId` with the consultation call
  * @property {(callId: number) => Promise<void>} hangup
  * @property {() => void} close stops reporting 401s (the session ended)
  */
@@ -193,7 +203,9 @@ export function createApi(token, onUnauthorized) {
     answer: (id) => request("POST", `${callPath(id)}/answer`),
     hold: (id) => request("POST", `${callPath(id)}/hold`),
     retrieve: (id) => request("POST", `${callPath(id)}/retrieve`),
-    transfer: (id, to) => request("POST", `${callPath(id)}/transfer`, { to }),
+    transfer: (id, to, consult = false) =>
+      request("POST", `${callPath(id)}/transfer`, consult ? { to, consult } : { to }),
+    completeTransfer: (id) => request("POST", `${callPath(id)}/complete`),
     hangup: (id) => request("DELETE", callPath(id)),
     close() {
       open = false;

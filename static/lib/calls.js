@@ -339,8 +339,8 @@ function stateOf(state, incoming) {
  * numeric `callId` or with an unknown state are skipped; ended calls stay ended. A list
  * that changes nothing returns `calls` itself.
  *
- * A call restored as connected or held counts its clock from the call's start (`since`):
- * when it was answered is not in the list.
+ * A new call restored as connected or held counts its clock from the call's start
+ * (`since`), a known one from `at`: when it was answered is not in the list.
  *
  * @example
  * ```js
@@ -349,7 +349,8 @@ function stateOf(state, incoming) {
  * calls.get(7)?.state; // "established"
  * ```
  * @param {Calls} calls
- * @param {readonly Readonly<Partial<CurrentCall>>[]} list
+ * @param {readonly Readonly<Record<string, unknown>>[]} list {@link CurrentCall}s as the
+ *   server sent them (anything else in them is skipped)
  * @param {string} me the user's extension
  * @param {number} at now (ms)
  * @returns {Calls}
@@ -372,7 +373,11 @@ export function restoreCalls(calls, list, me, at) {
     const c = draft(old, id, since);
     c.direction = incoming ? "in" : "out";
     setRemote(c, str(cur.peer), str(cur.peerName));
-    if ((state === "established" || state === "held") && !c.connectedAt) c.connectedAt = since;
+    // When it was answered is not in the list: a call seen before was answered while the
+    // events were missed (now is the best guess), a new one counts from its start.
+    if ((state === "established" || state === "held") && !c.connectedAt) {
+      c.connectedAt = old ? at : since;
+    }
     // Held by the other side is more than the server says; keep it.
     if (!(state === "held" && c.state === "remote-held")) setState(c, state);
     const call = /** @type {Call} */ (c);
@@ -420,8 +425,10 @@ function withCall(calls, c) {
 }
 
 /**
- * What can be done with a call; `decline` is a hang-up of a call ringing here.
- * @typedef {"answer" | "decline" | "hold" | "retrieve" | "transfer" | "hangup"} CallAction
+ * What can be done with a call; `decline` is a hang-up of a call ringing here, `complete`
+ * connects a held call with the user's other call (a consultation transfer).
+ * @typedef {"answer" | "decline" | "hold" | "retrieve" | "complete" | "transfer" | "hangup"}
+ *   CallAction
  */
 
 /** @type {Readonly<Record<CallState, readonly CallAction[]>>} */
@@ -442,6 +449,7 @@ export const CALL_ACTION_LABELS = Object.freeze({
   decline: "Decline",
   hold: "Hold",
   retrieve: "Resume",
+  complete: "Complete transfer",
   transfer: "Transfer",
   hangup: "Hang up",
 });
@@ -455,10 +463,20 @@ export function isCallAction(a) {
 }
 
 /**
- * What the user can do with a call in its state, in button order.
+ * What the user can do with a call in its state, in button order. A held call can also
+ * be transferred to the user's other live call (`complete`), when there is one.
  * @param {Readonly<Call>} c
+ * @param {Calls} [calls] all calls (for `complete`)
  * @returns {readonly CallAction[]}
  */
-export function callActions(c) {
+export function callActions(c, calls = NO_CALLS) {
+  if (c.state === "held") {
+    for (const other of calls.values()) {
+      if (other.id !== c.id && !isEnded(other)) return HELD_WITH_OTHER;
+    }
+  }
   return ACTIONS[c.state];
 }
+
+/** @type {readonly CallAction[]} */
+const HELD_WITH_OTHER = ["retrieve", "complete", "transfer", "hangup"];

@@ -4,8 +4,9 @@
  * (`PUT /api/presence`), the colour class and label of any status the MX reports, and the
  * legend explaining the colours.
  *
- * The MX reports free-form status strings (`Available`, `LoggedOut`, …); anything not
- * known here is still shown, by its own text, in the colour of the nearest known group.
+ * The MX reports status strings: the four a user chooses, `OnThePhone` while on a call,
+ * `LoggedOut`, and possibly others; anything not known here is still shown, by its own
+ * text, in the colour of the nearest known group (docs/openapi.yaml, `PresenceEvent`).
  *
  * @example
  * ```js
@@ -76,7 +77,7 @@ export function presenceClass(status) {
 
 /**
  * A status as words: the label of a known choice, `Offline` for none or logged out, else
- * the MX's own text.
+ * the MX's own text with its words apart (`OnThePhone` -> `On the phone`).
  * @param {string | undefined} status
  */
 export function presenceLabel(status) {
@@ -84,5 +85,7 @@ export function presenceLabel(status) {
   const choice = PRESENCE_CHOICES.find((c) => key(c.status) === k);
   if (choice) return choice.label;
   if (!k || presenceClass(status) === "off") return "Offline";
-  return status ?? "";
+  const words = (status ?? "").trim().replace(/([a-z])([A-Z])/g, "$1 $2")
+    .replace(/([A-Z])([A-Z][a-z])/g, "$1 $2");
+  return words.charAt(0).toUpperCase() + words.slice(1).toLowerCase();
 }

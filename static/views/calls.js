@@ -2,17 +2,26 @@
 /**
  * The calls card: the dial box and the list of the user's calls with their state, the
  * other party, a running clock and the buttons of {@link callActions} (a ringing call:
- * Answer and Decline). Transfer opens the contact picker (`contact_picker.js`). Ended
+ * Answer and Decline). Transfer opens the contact picker (`contact_picker.js`): blind, or
+ * after talking to the new party first (the call is held and a consultation call placed;
+ * "Complete transfer" on the held call connects the two). Ended
  * calls stay for {@link CLEARED_LINGER_MS}, fading, then leave the list (the state machine
  * keeps them as tombstones).
  *
  * Test hooks: `#dial-input`, `#dial-button`, `[data-testid=call-<callId>]` with
  * `data-state`, `data-history`, `data-direction`, `data-remote`, `data-call-id`, and
- * buttons `[data-action=answer|decline|hold|retrieve|transfer|hangup]`.
+ * buttons `[data-action=answer|decline|hold|retrieve|complete|transfer|hangup]`.
  *
  * @module
  */
-import { CALL_ACTION_LABELS, callActions, isCallAction, isEnded } from "../lib/calls.js";
+import {
+  addPlacedCall,
+  CALL_ACTION_LABELS,
+  callActions,
+  isCallAction,
+  isEnded,
+} from "../lib/calls.js";
+import { withCalls } from "../lib/live_state.js";
 import { nameOf } from "../lib/contacts.js";
 import { actionButton, byId, cloneTemplate, part, setText } from "../lib/dom.js";
 import { clock } from "../lib/format.js";
@@ -102,7 +111,7 @@ export function callsView(ctx) {
     setText(el, ".call-note", call.note);
     updateClock(item);
 
-    const want = callActions(call);
+    const want = callActions(call, s.calls);
     const who = name || call.remote;
     const actionsKey = `${want.join(",")} ${who}`;
     if (item.actionsKey !== actionsKey) {
@@ -148,7 +157,14 @@ export function callsView(ctx) {
     if (!choice) return false;
     ctx.clearError();
     try {
-      await ctx.api.transfer(id, choice.to);
+      const res = await ctx.api.transfer(id, choice.to, choice.consult);
+      const callId = Number(res?.call?.callId);
+      if (choice.consult) {
+        // The consultation call shows at once; "Complete transfer" appears on the held one.
+        ctx.store.update((s) =>
+          withCalls(s, addPlacedCall(s.calls, { ...choice, callId, at: Date.now() }))
+        );
+      }
       return true;
     } catch (err) {
       const text = ctx.errorMessage(err);
@@ -189,7 +205,8 @@ export function callsView(ctx) {
 
   const unsubscribe = ctx.store.subscribe((s, before) => {
     const names = s.contactsByExt !== before.contactsByExt;
-    if (s.calls !== before.calls || names) render(s, names);
+    // Every call when the calls change: a held call's buttons depend on the others.
+    if (s.calls !== before.calls || names) render(s, true);
   });
   const clockTimer = setInterval(() => {
     for (const item of shown.values()) updateClock(item);

@@ -1,13 +1,14 @@
 // @ts-check
 /**
  * The "transfer to" dialog: a modal `<dialog>` with a search field over the contacts
- * (with their presence) and, when the text is a number, that number as the first choice.
+ * (with their presence) and, when the text is a number, that number as the first choice,
+ * and a "talk to them first" box (consultation transfer).
  * Enter takes the first choice, the arrow keys move through the list, Escape or Cancel
  * closes it; the focus goes to the search field on opening and back where it was on
  * closing.
  *
  * Test hooks: `#transfer-dialog`, `#transfer-search`, `#transfer-results` buttons with
- * `data-to`, `#transfer-cancel`.
+ * `data-to`, `#transfer-consult`, `#transfer-cancel`.
  *
  * @example
  * ```js
@@ -22,7 +23,10 @@ import { fullName, matchesQuery } from "../lib/contacts.js";
 import { byId, cloneTemplate, part, setText } from "../lib/dom.js";
 import { presenceClass, presenceLabel } from "../lib/presence.js";
 
-/** @typedef {{to: string, name: string}} Pick */
+/**
+ * The choice: whom to transfer to, and whether to talk to them first.
+ * @typedef {{to: string, name: string, consult: boolean}} Pick
+ */
 
 /** @typedef {{to: string, name: string, meta: string, presence: string | undefined}} Choice */
 
@@ -43,6 +47,7 @@ export function contactPicker(ctx) {
   const empty = byId("transfer-empty");
   const subject = byId("transfer-subject");
   const cancel = byId("transfer-cancel", HTMLButtonElement);
+  const consult = byId("transfer-consult", HTMLInputElement);
   const wiring = new AbortController();
   const signal = wiring.signal;
   /** @type {((p: Pick | undefined) => void) | undefined} */
@@ -51,7 +56,7 @@ export function contactPicker(ctx) {
   let chosen;
   /** @type {Element | null} */
   let opener = null;
-  /** @type {WeakMap<Element, Pick>} */
+  /** @type {WeakMap<Element, {to: string, name: string}>} */
   const pickOf = new WeakMap();
 
   /** @returns {Choice[]} */
@@ -97,9 +102,9 @@ export function contactPicker(ctx) {
   const buttons =
     () => /** @type {HTMLButtonElement[]} */ ([...results.querySelectorAll("button")]);
 
-  /** @param {Pick | undefined} p */
+  /** @param {{to: string, name: string} | undefined} p */
   const finish = (p) => {
-    chosen = p;
+    chosen = p && { ...p, consult: consult.checked };
     if (dialog.open) dialog.close();
   };
 
@@ -150,6 +155,7 @@ export function contactPicker(ctx) {
       chosen = undefined;
       subject.textContent = text;
       search.value = "";
+      consult.checked = false;
       render();
       dialog.showModal();
       search.focus();
