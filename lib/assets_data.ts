@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "528766b17e5a7f486d0fa45c",
+    etag: "666c6c33b4197bb39a57aa09",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -141,18 +141,33 @@ paths:
     get:
       tags: [Flex]
       operationId: events
-      summary: Live call events of the user (Мониторинг входящих звонков)
+      summary: Live call events of the user, presence and address-book changes (Мониторинг входящих звонков)
       description: |
         A [Server-Sent Events](https://html.spec.whatwg.org/multipage/server-sent-events.html)
-        stream of the call events of the user's extension. Each message has \`id: N\`,
+        stream. Each message has \`id: <epoch>.<seq>\` (e.g. \`id: k3f9q2.57\`: the epoch is a
+        random string chosen when the server process starts, the sequence number counts up),
         \`event: <name>\` and \`data: <compact JSON>\`; \`: ping\` comments keep the connection
-        alive. A reconnecting client sends \`Last-Event-ID\` (browsers' \`EventSource\` does so
-        by itself) and gets the events it missed while they are still buffered.
+        alive. It carries:
+
+        * the call events of the user's extension (\`*Event\` schemas below, mx-protocol §4);
+        * \`event: presence\` (\`PresenceEvent\`) whenever any contact's presence changes,
+          the user's own included;
+        * \`event: contact\` (\`ContactEvent\`) on address-book changes; \`GET /api/contacts\`
+          (and its \`ETag\`) already reflects every change the stream has announced;
+        * \`event: snapshot\` (\`SnapshotEvent\`) as the first event of a resumed stream whose
+          events cannot be replayed (see \`Last-Event-ID\`).
+
+        A reconnecting client sends \`Last-Event-ID\` (browsers' \`EventSource\` does so by
+        itself). If the id is this process's and the events after it are still retained
+        (at least the last 3 minutes of the user's own events, 256 per user, and the last
+        4096 presence and contact changes), they are replayed. If the id is from another
+        process (a restart, another instance), older than what is retained, or malformed,
+        the stream starts with \`event: snapshot\`: the user's current calls and everyone's
+        presence, after which live events follow. A stream opened without \`Last-Event-ID\`
+        starts with live events only (load \`GET /api/calls\` and \`GET /api/contacts\` first).
 
         Browsers' \`EventSource\` cannot set headers: pass the token as \`access_token\` in the
-        query. Event data shapes are the \`*Event\` schemas below (mx-protocol §4). The
-        stream ends when the token is revoked (\`/api/logout\`) or expires; after a server
-        restart the old token is refused with \`401\`.
+        query. The stream ends when the token is revoked (\`/api/logout\`) or expires.
 
         One HTTP/2 connection carries at most about 200 concurrent streams.
       security:
@@ -167,8 +182,10 @@ paths:
         - name: Last-Event-ID
           in: header
           required: false
-          description: Id of the last event received; the missed events are replayed.
-          schema: { type: string, example: "42" }
+          description: |
+            Id of the last event received: the missed events are replayed, or a \`snapshot\`
+            starts the stream when they cannot be (another process's id, too old, malformed).
+          schema: { type: string, example: "k3f9q2.42" }
         - name: lastEventId
           in: query
           required: false
@@ -185,25 +202,39 @@ paths:
                   SSE messages; \`event\` is one of OriginatedEvent, DivertedEvent,
                   DeliveredEvent, EstablishedEvent, ConnectionClearedEvent (the seed's five),
                   HeldEvent, RetrievedEvent, TransferredEvent, FailedEvent,
-                  NetworkReachedEvent, ServiceInitiatedEvent, RecordingStateEvent.
+                  NetworkReachedEvent, ServiceInitiatedEvent, RecordingStateEvent (data: the
+                  schema of that name), \`presence\` (PresenceEvent), \`contact\` (ContactEvent),
+                  \`snapshot\` (SnapshotEvent).
               example: |
-                id: 1
+                id: k3f9q2.1
                 event: OriginatedEvent
                 data: {"callId":39,"deviceId":"3095","callingDevice":"3095","calledDevice":"79031744445","cause":"normal","callTypeFlags":36700160}
 
-                id: 2
+                id: k3f9q2.2
                 event: DeliveredEvent
                 data: {"callId":39,"deviceId":"3095","globalCallId":"2808630435142227620","alertingDevice":"79031744445","callingDevice":"3095","calledDevice":"79031744445","localConnectionInfo":"alerting","cause":"normal","callTypeFlags":170917889,"cads":[{"name":"__FIRST_CALL_ID__","type":"string","value":"63022-00-0000D-6A4"}]}
 
                 : ping
 
-                id: 3
+                id: k3f9q2.3
                 event: EstablishedEvent
                 data: {"callId":39,"deviceId":"3095","globalCallId":"2808630435142227620","answeringDevice":"79031744445","answeringDisplayName":"79031744445","callingDevice":"3095","calledDevice":"79031744445","callingDisplayName":"3095","cause":"normal","callTypeFlags":170917889}
 
-                id: 4
+                id: k3f9q2.4
+                event: presence
+                data: {"jid":"43884851147406145","ext":"3095","status":"OnThePhone","note":""}
+
+                id: k3f9q2.5
                 event: ConnectionClearedEvent
                 data: {"callId":39,"deviceId":"3095","releasingDevice":"3095","cause":"normal"}
+
+                id: k3f9q2.6
+                event: contact
+                data: {"action":"updated","contact":{"jid":"43884852031096113","status":"Available","firstName":"Maxim","lastName":"Donchenko","ext":"3099","cellPhone":"+420720961083"}}
+
+                id: k3f9q2.6
+                event: snapshot
+                data: {"calls":[],"presence":[{"jid":"43884851147406145","ext":"3095","status":"Available","note":""}]}
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
         "403":
           description: The token's extension is no longer monitored (logged out).
@@ -316,7 +347,12 @@ paths:
     delete:
       tags: [Flex]
       operationId: hangupCall
-      summary: Hang up (clear the user's leg of the call)
+      summary: Hang up, or decline a ringing call (clear the user's leg of the call)
+      description: |
+        Clears the user's leg: a connected or held call ends, an outgoing call stops
+        ringing, and an incoming call that is still alerting is declined (the MX drops it
+        for this phone; what the caller gets then, busy tone or voicemail, is the MX's
+        routing). A \`ConnectionClearedEvent\` follows on the event stream.
       security:
         - bearer: []
         - queryToken: []
@@ -396,7 +432,18 @@ paths:
     post:
       tags: [Flex]
       operationId: transferCall
-      summary: Blind-transfer the call to another number
+      summary: Transfer the call, blind or after a consultation
+      description: |
+        Blind (default): the call goes to \`to\` at once (\`SingleStepTransferCall\`); a
+        \`TransferredEvent\` follows.
+
+        Consultation (\`"consult": true\`): the call is put on hold (\`HoldCall\`) and a
+        second call from the user's extension to \`to\` is placed; the answer gives both
+        calls. Talk to \`to\`, then either complete the transfer with
+        \`POST /api/calls/{callId}/complete\` (the held call's id), or cancel it: hang up the
+        consultation call (\`DELETE /api/calls/{consultation id}\`) and take the held call
+        back (\`POST /api/calls/{callId}/retrieve\`). If the consultation call cannot be
+        placed, the held call is taken back and the MX's error is returned.
       security:
         - bearer: []
         - queryToken: []
@@ -407,21 +454,31 @@ paths:
         content:
           application/json:
             schema: { $ref: "#/components/schemas/TransferRequest" }
-            example: { to: "3099" }
+            examples:
+              blind: { value: { to: "3099" } }
+              consult: { value: { to: "3099", consult: true } }
           application/x-www-form-urlencoded:
             schema: { $ref: "#/components/schemas/TransferRequest" }
       responses:
         "200":
-          description: Transferred; the new call at the destination.
+          description: |
+            Blind: transferred, \`call\` is the new call at the destination. Consultation:
+            \`call\` is the consultation call and \`heldCall\` the held one.
           content:
             application/json:
               schema:
-                type: object
-                required: [call]
-                properties:
-                  call: { $ref: "#/components/schemas/TransferredCall" }
-              example:
-                call: { callId: 40, deviceId: "3099" }
+                oneOf:
+                  - type: object
+                    required: [call]
+                    properties:
+                      call: { $ref: "#/components/schemas/TransferredCall" }
+                  - { $ref: "#/components/schemas/ConsultationCall" }
+              examples:
+                blind: { value: { call: { callId: 40, deviceId: "3099" } } }
+                consult:
+                  value:
+                    call: { callId: 41, deviceId: "3095", called: "3099" }
+                    heldCall: { callId: 38, deviceId: "3095" }
         "400":
           description: Bad call id or no destination.
           content:
@@ -430,7 +487,312 @@ paths:
               example: { error: destination phone required }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
         "403": { $ref: "#/components/responses/NotYourDevice" }
+        "413": { $ref: "#/components/responses/TooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedType" }
         "422": { $ref: "#/components/responses/MxRefused" }
+        "503": { $ref: "#/components/responses/MxUnavailable" }
+        "504": { $ref: "#/components/responses/MxTimeout" }
+
+  /api/calls/{callId}/complete:
+    post:
+      tags: [Flex]
+      operationId: completeTransfer
+      summary: Complete a consultation transfer
+      description: |
+        Connects the held call \`callId\` with the consultation call (\`TransferCall\`) and
+        drops the user out of both; \`TransferredEvent\`s follow. \`consultCallId\` defaults to
+        the consultation call this server placed for \`callId\`, else to the user's only
+        other current call.
+      security:
+        - bearer: []
+        - queryToken: []
+      parameters:
+        - $ref: "#/components/parameters/CallId"
+      requestBody:
+        required: false
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/CompleteTransferRequest" }
+            example: { consultCallId: 41 }
+          application/x-www-form-urlencoded:
+            schema: { $ref: "#/components/schemas/CompleteTransferRequest" }
+      responses:
+        "204": { description: Transferred. }
+        "400":
+          description: Bad call id, or no consultation call given or known.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+              example: { error: consultCallId required }
+        "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "403": { $ref: "#/components/responses/NotYourDevice" }
+        "413": { $ref: "#/components/responses/TooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedType" }
+        "422": { $ref: "#/components/responses/MxRefused" }
+        "503": { $ref: "#/components/responses/MxUnavailable" }
+        "504": { $ref: "#/components/responses/MxTimeout" }
+
+  /api/calls:
+    get:
+      tags: [Flex]
+      operationId: currentCalls
+      summary: The user's current calls
+      description: |
+        Built from the call events the server has seen for the user's extension since it
+        started monitoring it: a call appears with its first event and leaves the list when
+        it is cleared, fails, is transferred or diverted away, or is picked up on another
+        phone. Calls that were already in progress before the extension was monitored, or
+        that changed while the server's MX session was down, are not known (the list is
+        emptied when the MX session is lost). Oldest first.
+      security:
+        - bearer: []
+        - queryToken: []
+      responses:
+        "200":
+          description: The calls.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [calls]
+                properties:
+                  calls:
+                    type: array
+                    items: { $ref: "#/components/schemas/CurrentCall" }
+              example:
+                calls:
+                  - callId: 38
+                    deviceId: "3095"
+                    state: held
+                    direction: incoming
+                    peer: "+14155550123"
+                    since: 1700000000
+                  - callId: 41
+                    deviceId: "3095"
+                    state: connected
+                    direction: outgoing
+                    peer: "3099"
+                    peerName: Maxim Donchenko
+                    since: 1700000042
+        "401": { $ref: "#/components/responses/BearerUnauthorized" }
+
+  /api/presence:
+    put:
+      tags: [Flex]
+      operationId: setPresence
+      summary: Set the user's own presence
+      description: |
+        Sends the MX presence command (\`<presence status="…">\`, mx-protocol §3.11) on a
+        session logged in as the user and waits until the MX confirms the new presence. The
+        change then reaches every event stream, the user's own included, as
+        \`event: presence\`. \`status\` is one of the statuses a user can choose; statuses the
+        MX sets itself (\`LoggedOut\`, \`OnThePhone\`, …) cannot be set. Needs the user session
+        of the token (see \`GET /api/calllog\`).
+      security:
+        - bearer: []
+        - queryToken: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/PresenceRequest" }
+            example: { status: Away, note: back at 3 }
+          application/x-www-form-urlencoded:
+            schema: { $ref: "#/components/schemas/PresenceRequest" }
+      responses:
+        "204": { description: Set; a \`presence\` event follows on every stream. }
+        "400":
+          description: Unknown status, or a note that is too long or has control characters.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+              example: { error: bad presence status }
+        "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "413": { $ref: "#/components/responses/TooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedType" }
+        "422": { $ref: "#/components/responses/MxRefused" }
+        "503": { $ref: "#/components/responses/MxUnavailable" }
+        "504": { $ref: "#/components/responses/MxTimeout" }
+
+  /api/calllog:
+    get:
+      tags: [Flex]
+      operationId: callLog
+      summary: The user's call history
+      description: |
+        The same records as the Proxy API's \`GET /mx/{name}/calllog\`, wrapped as
+        \`{"calllog": [...]}\`. Needs a session on the MX logged in as the user: at login the
+        server keeps the credential the MX login used, encrypted with a key that exists only
+        inside the token, until logout or expiry (docs/DECISIONS.md); each request opens a
+        short user session with it. A token whose user session can no longer be opened
+        (logged out, expired, or issued before a restart of a single instance) gets \`401\`.
+      security:
+        - bearer: []
+        - queryToken: []
+      parameters:
+        - name: timestamp
+          in: query
+          required: false
+          description: Only records since this time — Unix seconds or RFC 3339.
+          schema:
+            oneOf:
+              - { type: integer, example: 1501101426 }
+              - { type: string, format: date-time, example: "2017-07-28T14:31:47Z" }
+      responses:
+        "200":
+          description: The call history, ordered by \`recordId\`.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [calllog]
+                properties:
+                  calllog:
+                    type: array
+                    items: { $ref: "#/components/schemas/CallLogRecord" }
+              example:
+                calllog:
+                  - missed: true
+                    direction: incoming
+                    recordId: 376
+                    gcid: 63022-00-0000D-178
+                    disconnect: 1501101500
+                    callingPartyNo: "3044"
+                    originalCalledPartyNo: "3095"
+                    firstName: Peter
+                    lastName: Hyde
+                    ext: "3044"
+                    callType: 1
+                    legType: 1
+                    selfLegType: 1
+        "400":
+          description: Bad \`timestamp\`.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+              example: { error: bad timestamp format }
+        "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "422": { $ref: "#/components/responses/MxRefused" }
+        "503": { $ref: "#/components/responses/MxUnavailable" }
+        "504": { $ref: "#/components/responses/MxTimeout" }
+
+  /api/voicemail:
+    get:
+      tags: [Flex]
+      operationId: voicemailList
+      summary: The user's voicemail
+      description: |
+        The same items as the Proxy API's \`GET /mx/{name}/voicemail\`. Needs the token's user
+        session (see \`GET /api/calllog\`).
+      security:
+        - bearer: []
+        - queryToken: []
+      responses:
+        "200":
+          description: The messages.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [voicemails]
+                properties:
+                  voicemails:
+                    type: array
+                    items: { $ref: "#/components/schemas/Voicemail" }
+              example:
+                voicemails:
+                  - from: "3099"
+                    fromName: Maxim Donchenko
+                    to: "3095"
+                    ownerType: user
+                    id: "80"
+                    received: 1502204638
+                    duration: 3
+                    note: call back
+        "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "422": { $ref: "#/components/responses/MxRefused" }
+        "503": { $ref: "#/components/responses/MxUnavailable" }
+        "504": { $ref: "#/components/responses/MxTimeout" }
+
+  /api/voicemail/{id}:
+    parameters:
+      - $ref: "#/components/parameters/MailId"
+    get:
+      tags: [Flex]
+      operationId: voicemailDownload
+      summary: Play or download a voice message
+      description: |
+        Streams the audio as the MX sends it, chunk by chunk (no \`Content-Length\`, no
+        ranges). An \`<audio>\` element cannot send headers: use
+        \`/api/voicemail/{id}?access_token=<token>\` as its \`src\`. If the client goes away or
+        stops reading for 60 s, the transfer is cancelled on the MX.
+      security:
+        - queryToken: []
+        - bearer: []
+      responses:
+        "200":
+          description: The audio file.
+          headers:
+            Content-Disposition:
+              schema: { type: string, example: 'attachment; filename="message80.wav"' }
+          content:
+            audio/wav:
+              schema: { type: string, contentMediaType: audio/wav }
+            application/octet-stream:
+              schema: { type: string, contentMediaType: application/octet-stream }
+        "400": { $ref: "#/components/responses/BadMailId" }
+        "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "404":
+          description: No such message.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+              example: { error: voicemail not found }
+        "503": { $ref: "#/components/responses/MxUnavailable" }
+        "504": { $ref: "#/components/responses/MxTimeout" }
+    patch:
+      tags: [Flex]
+      operationId: voicemailUpdate
+      summary: Change the note and/or read flag of a voice message
+      security:
+        - bearer: []
+        - queryToken: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/VoicemailPatch" }
+            examples:
+              both: { value: { note: call back, read: true } }
+              seedSpelling: { value: { readed: true } }
+          application/x-www-form-urlencoded:
+            schema: { $ref: "#/components/schemas/VoicemailPatch" }
+      responses:
+        "204": { description: Updated. }
+        "400":
+          description: Neither \`note\` nor \`read\`/\`readed\` given, or a bad id.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+              example: { error: bad request }
+        "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "413": { $ref: "#/components/responses/TooLarge" }
+        "415": { $ref: "#/components/responses/UnsupportedType" }
+        "422": { $ref: "#/components/responses/MxRefused" }
+        "503": { $ref: "#/components/responses/MxUnavailable" }
+        "504": { $ref: "#/components/responses/MxTimeout" }
+    delete:
+      tags: [Flex]
+      operationId: voicemailDelete
+      summary: Delete a voice message
+      description: Deleting an absent or someone else's message is not an error.
+      security:
+        - bearer: []
+        - queryToken: []
+      responses:
+        "204": { description: Deleted (or there was nothing to delete). }
+        "400": { $ref: "#/components/responses/BadMailId" }
+        "401": { $ref: "#/components/responses/BearerUnauthorized" }
         "503": { $ref: "#/components/responses/MxUnavailable" }
         "504": { $ref: "#/components/responses/MxTimeout" }
 
@@ -945,7 +1307,10 @@ components:
 
   responses:
     BearerUnauthorized:
-      description: No token, or an invalid, expired or revoked one.
+      description: |
+        No token, or an invalid, expired or revoked one; on the endpoints that need a user
+        session (\`/api/calllog\`, \`/api/voicemail…\`, \`PUT /api/presence\`) also a token whose
+        user session can no longer be opened (\`user session unavailable, log in again\`).
       headers:
         WWW-Authenticate:
           schema: { type: string, example: 'Bearer realm="MXFlex"' }
@@ -1107,6 +1472,135 @@ components:
         to: { type: string, description: Destination number, example: "3099" }
         destination: { type: string, description: Alias of \`to\`. }
         deviceId: { type: string, description: The leg to transfer (own extension only). }
+        consult:
+          type: boolean
+          default: false
+          description: Hold the call and call \`to\` first; complete with \`/complete\`.
+
+    ConsultationCall:
+      type: object
+      required: [call, heldCall]
+      properties:
+        call: { $ref: "#/components/schemas/MadeCall" }
+        heldCall: { $ref: "#/components/schemas/TransferredCall" }
+      example:
+        call: { callId: 41, deviceId: "3095", called: "3099" }
+        heldCall: { callId: 38, deviceId: "3095" }
+
+    CompleteTransferRequest:
+      type: object
+      properties:
+        consultCallId:
+          type: integer
+          description: The consultation call; default the one placed for this held call.
+          example: 41
+        deviceId: { type: string, description: Own extension only. }
+
+    CurrentCall:
+      type: object
+      required: [callId, deviceId, state, direction, peer, since]
+      properties:
+        callId: { type: integer, description: The call id (for call control), example: 38 }
+        deviceId: { type: string, description: The user's extension, example: "3095" }
+        state:
+          type: string
+          enum: [initiated, alerting, connected, held]
+          description: |
+            \`initiated\`: dialling; \`alerting\`: ringing (here for an incoming call, at the
+            other end for an outgoing one); \`connected\`; \`held\` (by the user).
+        direction: { type: string, enum: [incoming, outgoing] }
+        peer:
+          type: string
+          description: The other party's number or extension ("" while unknown).
+          example: "3044"
+        peerName:
+          type: string
+          description: The other party's name, when known (address book or the MX).
+          example: Peter Hyde
+        since: { type: integer, description: The call's start, Unix seconds. }
+      example:
+        callId: 38
+        deviceId: "3095"
+        state: alerting
+        direction: incoming
+        peer: "3044"
+        peerName: Peter Hyde
+        since: 1700000000
+
+    PresenceRequest:
+      type: object
+      required: [status]
+      properties:
+        status:
+          type: string
+          enum: [Available, Away, Busy, DoNotDisturb]
+          description: The new status.
+        note:
+          type: string
+          maxLength: 200
+          description: Free text shown with the status ("" clears it; default "").
+      example: { status: Away, note: back at 3 }
+
+    PresenceEvent:
+      type: object
+      description: |
+        \`event: presence\`. \`status\` is the MX's text as it reports it: \`Available\`,
+        \`Away\`, \`Busy\`, \`DoNotDisturb\` (set by users), \`OnThePhone\` (during calls),
+        \`LoggedOut\`; other values are passed through unchanged.
+      required: [jid, ext, status, note]
+      properties:
+        jid: { type: string, description: The contact's JID }
+        ext: { type: string, description: The contact's extension }
+        status: { type: string }
+        note: { type: string, description: Presence note ("" when none) }
+      example: { jid: "43884852031096113", ext: "3099", status: Away, note: back at 3 }
+
+    ContactEvent:
+      type: object
+      description: "\`event: contact\`: an address-book change."
+      required: [action, contact]
+      properties:
+        action: { type: string, enum: [added, updated, removed] }
+        contact:
+          $ref: "#/components/schemas/Contact"
+          description: The contact as \`GET /api/contacts\` now shows it (removed - as it was).
+      example:
+        action: added
+        contact: {
+          jid: "43884853000900001",
+          status: LoggedOut,
+          firstName: Nina,
+          lastName: New,
+          ext: "3100",
+        }
+
+    SnapshotEvent:
+      type: object
+      description: |
+        \`event: snapshot\`: the state after a gap in the events. Replaces what the client
+        knew: calls not listed have ended.
+      required: [calls, presence]
+      properties:
+        calls:
+          type: array
+          items: { $ref: "#/components/schemas/CurrentCall" }
+        presence:
+          type: array
+          description: Every contact's presence.
+          items: { $ref: "#/components/schemas/PresenceEvent" }
+      example:
+        calls:
+          - {
+              callId: 38,
+              deviceId: "3095",
+              state: connected,
+              direction: incoming,
+              peer: "3044",
+              peerName: Peter Hyde,
+              since: 1700000000,
+            }
+        presence:
+          - { jid: "43884851147406145", ext: "3095", status: OnThePhone, note: "" }
 
     MadeCall:
       type: object
