@@ -12,7 +12,7 @@ import type { Logger } from "./lib/log.ts";
 import { MxSession } from "./lib/mx/session.ts";
 import { PushMonitors } from "./lib/mx/push_monitors.ts";
 import { TokenMonitors } from "./lib/mx/token_monitors.ts";
-import { publishFlexEvents } from "./lib/mx/flex_events.ts";
+import { FlexFeed } from "./lib/mx/flex_events.ts";
 import { TokenIssuer } from "./lib/auth/jwt.ts";
 import { VerifiedCache } from "./lib/auth/basic.ts";
 import { RateLimiter } from "./lib/auth/rate_limit.ts";
@@ -72,6 +72,8 @@ export class MxFlexServer {
   readonly app: Hono;
   /** Flex API token bookkeeping. */
   readonly tokens: TokenMonitors;
+  /** The Flex API's live feed (call events, presence, contacts, current calls). */
+  readonly feed: FlexFeed;
   /** Push dispatcher (undefined when no push app is configured). */
   readonly dispatcher?: PushDispatcher;
   /** Prometheus metrics (served at `/metrics`). */
@@ -86,6 +88,7 @@ export class MxFlexServer {
     hub: SseHub,
     app: Hono,
     tokens: TokenMonitors,
+    feed: FlexFeed,
     log: Logger,
     dispatcher: PushDispatcher | undefined,
     metrics: ServerMetrics,
@@ -97,6 +100,7 @@ export class MxFlexServer {
     this.hub = hub;
     this.app = app;
     this.tokens = tokens;
+    this.feed = feed;
     this.#log = log;
     this.dispatcher = dispatcher;
   }
@@ -155,10 +159,10 @@ export class MxFlexServer {
     });
     for (const s of sessions.values()) push.attach(s);
 
-    // The Flex API: its MX's call events of monitored extensions go to the hub, and each
-    // token holds a monitor reference until logout or expiry.
+    // The Flex API: its MX's call events of monitored extensions, presence and address-book
+    // changes go to the hub, and each token holds a monitor reference until logout or expiry.
     const flexMx = sessions.get(config.flexMx)!;
-    publishFlexEvents(flexMx, hub);
+    const feed = new FlexFeed(flexMx, hub);
     const tokens = new TokenMonitors(flexMx, log);
 
     const lifecycle = { closing: false };
@@ -168,8 +172,8 @@ export class MxFlexServer {
       sessions,
       flexMx,
       tokens,
+      feed,
       issuer,
-      hub,
       push,
       limits: {
         login: new RateLimiter({ limit: 10, windowMs: 60_000 }),
@@ -183,7 +187,7 @@ export class MxFlexServer {
       closing: () => lifecycle.closing,
       voicemailIdleMs: o.voicemailIdleMs,
     });
-    return new MxFlexServer(sessions, hub, app, tokens, log, dispatcher, metrics, lifecycle);
+    return new MxFlexServer(sessions, hub, app, tokens, feed, log, dispatcher, metrics, lifecycle);
   }
 
   /** The request handler (for `Deno.serve`). */
@@ -205,6 +209,7 @@ export class MxFlexServer {
       this.#closed = (async () => {
         this.hub.closeAll(5_000);
         await this.tokens.close();
+        this.feed.close();
         await Promise.all([...this.sessions.values()].map((s) => s.stop()));
         await this.dispatcher?.close();
         this.hub.close();

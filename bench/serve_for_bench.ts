@@ -167,7 +167,7 @@ async function main(): Promise<void> {
     // Measure fan-out cost inside the server without touching production code.
     const hub = server.hub;
     const orig = hub.publish.bind(hub);
-    hub.publish = (topic: string, event: string, data: string): number => {
+    hub.publish = (topic: string, event: string, data: string): string => {
       const t0 = performance.now();
       const id = orig(topic, event, data);
       const dt = performance.now() - t0;

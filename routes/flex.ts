@@ -7,10 +7,10 @@
 import { type Context, Hono } from "hono";
 import type { MxSession } from "../lib/mx/session.ts";
 import type { TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
-import { flexTopic } from "../lib/mx/flex_events.ts";
+import type { FlexFeed } from "../lib/mx/flex_events.ts";
 import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
-import { type SseHub, sseResponse } from "../lib/sse/hub.ts";
+import { sseResponse } from "../lib/sse/hub.ts";
 import {
   formatJson,
   HttpError,
@@ -22,8 +22,7 @@ import { type Fields, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import type { CallAction, Contact } from "../lib/mx/mod.ts";
-import { withOptionalFields } from "../lib/http/contact_json.ts";
+import { type CallAction, flexContact } from "../lib/mx/mod.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** What the Flex router needs. */
@@ -31,8 +30,9 @@ export interface FlexDeps {
   mx: MxSession;
   /** Live tokens and their monitors and streams (built by the composition root). */
   tokens: TokenMonitors;
+  /** Event streams and current calls (built by the composition root). */
+  feed: FlexFeed;
   issuer: TokenIssuer;
-  hub: SseHub;
   log: Logger;
   /** Failed-login limiter keyed by login name. */
   loginLimiter: RateLimiter;
@@ -41,17 +41,6 @@ export interface FlexDeps {
 }
 
 type Env = { Variables: { claims: TokenClaims; fields: Fields } };
-
-/** Flex contact JSON, field order as the original (mx-protocol §5.6). */
-export function flexContact(c: Contact): Record<string, string> {
-  const o: Record<string, string> = { jid: c.jid };
-  if (c.presence) o.status = c.presence;
-  if (c.presenceNote) o.note = c.presenceNote;
-  o.firstName = c.firstName;
-  o.lastName = c.lastName;
-  o.ext = c.ext;
-  return withOptionalFields(o, c);
-}
 
 /** Orders extensions naturally: numeric ones by value, then the rest as strings. */
 export function compareExt(a: string, b: string): number {
@@ -62,12 +51,12 @@ export function compareExt(a: string, b: string): number {
 }
 
 /**
- * Builds the router. The events it streams are published to the hub by the composition root
- * (`publishFlexEvents`).
+ * Builds the router. The events it streams come from the feed the composition root linked
+ * to the MX (`FlexFeed`).
  *
  * @example
  * ```ts
- * app.route("/", flexRoutes({ mx, tokens, issuer, hub, log, loginLimiter, ipLimiter }));
+ * app.route("/", flexRoutes({ mx, tokens, feed, issuer, log, loginLimiter, ipLimiter }));
  * ```
  */
 export function flexRoutes(d: FlexDeps): Hono<Env> {
@@ -153,7 +142,7 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     if (!tokens.has(cl.jti)) throw new HttpError(403, "not monitored");
     const ctl = new AbortController();
     const release = tokens.attachStream(cl.jti, ctl);
-    const stream = d.hub.subscribe(flexTopic(cl.ext), {
+    const stream = d.feed.subscribe(cl.ext, {
       lastEventId: c.req.header("last-event-id") ?? c.req.query("lastEventId") ?? null,
       signal: ctl.signal,
       onClose: release,
@@ -180,6 +169,10 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     return new Response(cached.body, {
       headers: { "Content-Type": JSON_CONTENT_TYPE, ETag: etag, "Cache-Control": "no-cache" },
     });
+  });
+
+  app.get("/api/calls", (c) => {
+    return jsonResponse({ calls: d.feed.currentCalls(c.get("claims").ext) });
   });
 
   app.post("/api/call", async (c) => {

@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * const app = buildApp({ log, metrics, sessions, flexMx, tokens, issuer, hub, push, limits,
+ * const app = buildApp({ log, metrics, sessions, flexMx, tokens, feed, issuer, push, limits,
  *   authCache, staticDirs, closing: () => false });
  * Deno.serve(app.fetch);
  * ```
@@ -23,7 +23,7 @@ import type { PushMonitors } from "../lib/mx/push_monitors.ts";
 import type { TokenIssuer } from "../lib/auth/jwt.ts";
 import type { VerifiedCache } from "../lib/auth/basic.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
-import type { SseHub } from "../lib/sse/hub.ts";
+import type { FlexFeed } from "../lib/mx/flex_events.ts";
 import type { ServerMetrics } from "../lib/metrics.ts";
 import { HttpError, toErrorResponse } from "../lib/http/errors.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
@@ -48,8 +48,9 @@ export interface AppServices {
   flexMx: MxSession;
   /** Flex API tokens and their monitors. */
   tokens: TokenMonitors;
+  /** The Flex API's live feed: event streams, current calls. */
+  feed: FlexFeed;
   issuer: TokenIssuer;
-  hub: SseHub;
   push: PushMonitors;
   limits: {
     /** Failed Flex logins per login name. */
@@ -102,8 +103,8 @@ export function buildApp(s: AppServices): Hono {
     flexRoutes({
       mx: s.flexMx,
       tokens: s.tokens,
+      feed: s.feed,
       issuer: s.issuer,
-      hub: s.hub,
       log: s.log,
       loginLimiter: s.limits.login,
       ipLimiter: s.limits.loginIp,

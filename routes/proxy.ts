@@ -6,13 +6,14 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import type {
-  CallLogRecord,
-  Contact,
-  MxSession,
-  PushMonitors,
-  UserSession,
-  Voicemail,
+import {
+  type CallLogRecord,
+  type Contact,
+  type MxSession,
+  type PushMonitors,
+  type UserSession,
+  type Voicemail,
+  withOptionalFields,
 } from "../lib/mx/mod.ts";
 import { parseBasicAuth, type VerifiedCache } from "../lib/auth/basic.ts";
 import type { RateLimiter } from "../lib/auth/rate_limit.ts";
@@ -21,7 +22,6 @@ import { boolField, intField, readFields, stringField } from "../lib/http/body.t
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import { withOptionalFields } from "../lib/http/contact_json.ts";
 import type { Logger } from "../lib/log.ts";
 import { mimeForFormat } from "../lib/http/mime.ts";
 

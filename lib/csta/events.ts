@@ -1,6 +1,6 @@
 /**
  * Typed decoders for unsolicited MX messages (mx-protocol §4): call events for SSE and
- * pushes, address-book changes, new voicemail, server logout.
+ * pushes, address-book changes, presence changes, new voicemail, server logout.
  *
  * Call events become a {@link CallEvent} whose `data` is exactly the JSON object the Flex
  * API streams (key order and omitempty rules of the original, seeds/mxflex-api.md), so the
@@ -404,6 +404,40 @@ export function decodeAbEvent(e: XmlElement): AbEvent | undefined {
     default:
       return undefined;
   }
+}
+
+/** A `presence` message (mx-protocol §2.3, §4.7): someone's presence changed. */
+export interface PresenceChange {
+  /** JID of the user; `"0"` means the session's own user. */
+  from: string;
+  /** The `status` attribute (e.g. `Available`); `undefined` when absent. */
+  status?: string;
+  /** The `mxStatus` attribute (e.g. `USER_ACCEPTS_IM`, flags joined by `|`), `""` when absent. */
+  mxStatus: string;
+  /** The `presenceNote` child (or attribute); `undefined` when absent. */
+  note?: string;
+}
+
+/**
+ * Decodes a `presence` message; `undefined` for other messages and for one without `from`.
+ *
+ * @example
+ * ```ts
+ * decodePresence(parseXml('<presence from="0" status="Available" mxStatus=""></presence>'));
+ * // { from: "0", status: "Available", mxStatus: "", note: undefined }
+ * ```
+ */
+export function decodePresence(e: XmlElement): PresenceChange | undefined {
+  if (e.name !== "presence") return undefined;
+  const from = e.attrs.from?.trim() ?? "";
+  if (!/^\d{1,20}$/.test(from)) return undefined;
+  const noteEl = child(e, "presenceNote");
+  return {
+    from,
+    status: e.attrs.status?.trim(),
+    mxStatus: e.attrs.mxStatus?.trim() ?? "",
+    note: noteEl ? noteEl.text.trim() : e.attrs.presenceNote?.trim(),
+  };
 }
 
 /** A `MailIncomingReadyEvent`: a new voicemail or recording for a monitored user. */

@@ -8,6 +8,9 @@
  * | `UserSession`         | one short-lived user session: call log, callback call, voicemail |
  * | `TokenMonitors`       | Flex tokens holding monitor references                         |
  * | `PushMonitors`        | push registrations holding monitors, incoming-call pushes      |
+ * | `FlexFeed`            | the Flex API's live feed: call events, presence, contacts, current calls |
+ * | `CallTracker`         | current calls per extension from the call events               |
+ * | `flexContact`, …      | contact JSON shared by the address book and the stream         |
  * | `encodeEventJson`     | a call event's JSON for SSE                                    |
  * | types                 | `Contact`, `CallLogRecord`, `Voicemail`, `CallEvent`, …        |
  *
@@ -23,11 +26,22 @@
  */
 export {
   type CallEventListener,
+  type ContactAction,
+  type ContactListener,
   MemoryTrustStore,
   MxSession,
   type MxSessionOptions,
+  type PresenceListener,
   type TrustStore,
 } from "./session.ts";
+export { type CurrentCall, FLEX_BROADCAST, FlexFeed, flexTopic } from "./flex_events.ts";
+export { CallTracker, trackCall, type TrackedCall } from "./call_tracker.ts";
+export {
+  flexContact,
+  type FlexPresence,
+  flexPresence,
+  withOptionalFields,
+} from "./contact_json.ts";
 export { type CallbackOptions, UserSession } from "./user_session.ts";
 export { type TokenClaims, TokenMonitors } from "./token_monitors.ts";
 export { PushMonitors, type PushMonitorsOptions } from "./push_monitors.ts";

@@ -20,6 +20,7 @@ import {
   CstaConnection,
   decodeAbEvent,
   decodeCallEvent,
+  decodePresence,
   fetchAddressBook,
   type LoginInfo,
   type MakeCallResult,
@@ -74,6 +75,37 @@ export interface MxSessionOptions {
 /** Listener for routed call events. */
 export type CallEventListener = (ext: string, ev: CallEvent) => void;
 
+/** What happened to an address-book entry. */
+export type ContactAction = "added" | "updated" | "removed";
+
+/**
+ * Listener for address-book changes, called after the cache changed: `contact` is the new
+ * entry (for `removed`: the entry as it was).
+ */
+export type ContactListener = (action: ContactAction, contact: Contact) => void;
+
+/** Listener for presence changes of contacts, called after the cache changed. */
+export type PresenceListener = (contact: Contact) => void;
+
+/** Fields that make two entries of the address book differ (everything). */
+const CONTACT_FIELDS = [
+  "presence",
+  "presenceNote",
+  "firstName",
+  "lastName",
+  "ext",
+  "homePhone",
+  "cellPhone",
+  "email",
+  "homeSystem",
+  "did",
+  "exchangeId",
+] as const;
+
+function sameContact(a: Contact, b: Contact): boolean {
+  return CONTACT_FIELDS.every((k) => a[k] === b[k]);
+}
+
 /**
  * @example
  * ```ts
@@ -99,6 +131,10 @@ export class MxSession {
   #contactsVersion = 0;
   #holders = new Map<string, Set<string>>();
   #listeners = new Set<CallEventListener>();
+  #contactListeners = new Set<ContactListener>();
+  #presenceListeners = new Set<PresenceListener>();
+  #releaseListeners = new Set<(ext: string) => void>();
+  #byExt?: { version: number; map: Map<string, Contact> };
 
   /** @param cfg this MX's config; @param opts shared options */
   constructor(cfg: MxConfig, opts: MxSessionOptions) {
@@ -119,8 +155,7 @@ export class MxSession {
         // MonitorStartAb before the fetch, so no change between the two is missed.
         await monitorAddressBook(conn);
         const list = await fetchAddressBook(conn);
-        this.#contacts = new Map(list.map((c) => [c.jid, c]));
-        this.#contactsVersion++;
+        this.#reload(list);
       },
     });
     this.client.onMessage((msg, ext) => {
@@ -133,19 +168,61 @@ export class MxSession {
       }
       const ab = decodeAbEvent(msg);
       if (ab) {
-        if (ab.kind === "delete") this.#contacts.delete(ab.jid);
-        else this.#contacts.set(ab.contact.jid, ab.contact);
-        this.#contactsVersion++;
+        if (ab.kind === "delete") {
+          const old = this.#contacts.get(ab.jid);
+          if (!old) return;
+          this.#contacts.delete(ab.jid);
+          this.#contactsVersion++;
+          this.#emitContact("removed", old);
+        } else {
+          const old = this.#contacts.get(ab.contact.jid);
+          if (old && sameContact(old, ab.contact)) return;
+          this.#contacts.set(ab.contact.jid, ab.contact);
+          this.#contactsVersion++;
+          this.#emitContact(old ? "updated" : "added", ab.contact);
+        }
         return;
       }
-      if (msg.name === "presence" && msg.attrs.from && msg.attrs.from !== "0") {
-        const c = this.#contacts.get(msg.attrs.from);
-        if (c && msg.attrs.status !== undefined) {
-          this.#contacts.set(c.jid, { ...c, presence: msg.attrs.status });
-          this.#contactsVersion++;
-        }
+      const p = decodePresence(msg);
+      // from="0" is the session's own account (the server account): not a contact.
+      if (p && p.from !== "0") {
+        const c = this.#contacts.get(p.from);
+        if (!c) return;
+        const next = {
+          ...c,
+          presence: p.status ?? c.presence,
+          presenceNote: p.note ?? c.presenceNote,
+        };
+        if (next.presence === c.presence && next.presenceNote === c.presenceNote) return;
+        this.#contacts.set(c.jid, next);
+        this.#contactsVersion++;
+        for (const l of this.#presenceListeners) l(next);
       }
     });
+  }
+
+  /**
+   * Replaces the address book with a fresh fetch (each server login). After the first load,
+   * what changed while the session was down is announced like live changes.
+   */
+  #reload(list: Contact[]): void {
+    const prev = this.#contacts;
+    const first = this.#contactsVersion === 0;
+    this.#contacts = new Map(list.map((c) => [c.jid, c]));
+    this.#contactsVersion++;
+    if (first) return;
+    for (const c of this.#contacts.values()) {
+      const old = prev.get(c.jid);
+      if (!old) this.#emitContact("added", c);
+      else if (!sameContact(old, c)) this.#emitContact("updated", c);
+    }
+    for (const old of prev.values()) {
+      if (!this.#contacts.has(old.jid)) this.#emitContact("removed", old);
+    }
+  }
+
+  #emitContact(action: ContactAction, c: Contact): void {
+    for (const l of this.#contactListeners) l(action, c);
   }
 
   /** MX serial number (known after the first login). */
@@ -210,6 +287,53 @@ export class MxSession {
     return this.#contacts.get(jid);
   }
 
+  /** Looks a contact up by extension (an index rebuilt when the address book changed). */
+  contactByExt(ext: string): Contact | undefined {
+    if (this.#byExt?.version !== this.#contactsVersion) {
+      const map = new Map<string, Contact>();
+      for (const c of this.#contacts.values()) if (c.ext) map.set(c.ext, c);
+      this.#byExt = { version: this.#contactsVersion, map };
+    }
+    return this.#byExt.map.get(ext);
+  }
+
+  /**
+   * Adds a listener for address-book changes (change events, and what a reload after an
+   * outage found changed); returns the remover. The cache already holds the change.
+   *
+   * @example
+   * ```ts
+   * mx.onContactChange((action, c) => console.log(action, c.ext));
+   * ```
+   */
+  onContactChange(l: ContactListener): () => void {
+    this.#contactListeners.add(l);
+    return () => this.#contactListeners.delete(l);
+  }
+
+  /**
+   * Adds a listener for contacts' presence changes (the MX's `presence` messages on the
+   * server session); returns the remover. The cache already holds the new presence.
+   *
+   * @example
+   * ```ts
+   * mx.onPresence((c) => console.log(c.ext, c.presence, c.presenceNote));
+   * ```
+   */
+  onPresence(l: PresenceListener): () => void {
+    this.#presenceListeners.add(l);
+    return () => this.#presenceListeners.delete(l);
+  }
+
+  /**
+   * Adds a listener called when the last reference on an extension is dropped (its monitor
+   * stops, so no more events come for it); returns the remover.
+   */
+  onRelease(l: (ext: string) => void): () => void {
+    this.#releaseListeners.add(l);
+    return () => this.#releaseListeners.delete(l);
+  }
+
   /** Starts the server session in the background. */
   start(): void {
     this.client.start();
@@ -272,6 +396,7 @@ export class MxSession {
     if (!set || !set.delete(holder)) return set?.size ?? 0;
     if (set.size > 0) return set.size;
     this.#holders.delete(ext);
+    for (const l of this.#releaseListeners) l(ext);
     await this.client.unmonitor(ext);
     return 0;
   }

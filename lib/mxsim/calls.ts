@@ -226,6 +226,23 @@ export class CallEngine {
     }
   }
 
+  /**
+   * A call ringing at several phones (a group) is answered by another one: EstablishedEvent
+   * naming `by` as the answering device to the caller, the phone that rang and `by`; the
+   * call goes on between the caller and `by`.
+   */
+  answerElsewhere(c: SimCall, by: string): void {
+    const parties = this.#parties(c, by);
+    this.#timers.clear(c.answerTimer);
+    c.answerTimer = undefined;
+    c.lastRedirection = c.callee;
+    c.callee = by;
+    c.calleeName = this.#name(by);
+    c.state = "connected";
+    c.connectedAt = Math.floor(Date.now() / 1000);
+    this.#emit("EstablishedEvent", parties, (e) => ev.established(c, e));
+  }
+
   /** Clears the whole call: ConnectionClearedEvent for every party, call-log records. */
   clear(c: SimCall, releasing: string): void {
     this.#drop(c);

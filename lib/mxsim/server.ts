@@ -248,6 +248,18 @@ export class MxSimulator implements SessionHost {
     return this.#calls.all().map((c) => ({ ...c }));
   }
 
+  /**
+   * A call ringing at several phones (a group call) is answered by another one: the phone
+   * that rang gets an EstablishedEvent naming `by` as the answering device. Returns false if
+   * the call is unknown or no longer ringing.
+   */
+  answerElsewhere(callId: number, by: string): boolean {
+    const c = this.#calls.get(callId);
+    if (!c || c.state !== "alerting") return false;
+    this.#calls.answerElsewhere(c, by);
+    return true;
+  }
+
   /** Clears a call as if `releasing` hung up (default: the callee). Returns false if unknown. */
   hangup(callId: number, releasing?: string): boolean {
     const c = this.#calls.get(callId);

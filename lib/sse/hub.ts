@@ -1,6 +1,9 @@
 /**
- * Server-Sent Events broadcaster: topics (one per extension), monotonic event ids, per-topic
- * history for `Last-Event-ID` replay, one shared heartbeat timer, and bounded per-client queues.
+ * Server-Sent Events broadcaster: topics (one per extension), broadcast topics (one publish
+ * reaches every stream attached to them), event ids `<epoch>.<seq>` (the epoch is random per
+ * hub, so ids of another process are recognised), per-topic history for `Last-Event-ID`
+ * replay, a snapshot instead of a replay when events were lost, one shared heartbeat timer,
+ * and bounded per-client queues.
  *
  * Built for many idle connections: a frame is encoded once and the same `Uint8Array` is queued
  * to every subscriber; a subscriber is one small object that is its own stream source and its
@@ -19,6 +22,12 @@
  * hub.publish("3095", "DeliveredEvent", JSON.stringify({ callId: 39 }));
  * ```
  *
+ * Resuming: a `Last-Event-ID` of this hub whose later events are all still retained (in the
+ * stream's topic and its broadcast topic) replays them. An id of another epoch, one older
+ * than what is retained, or one that does not parse starts the stream with the subscriber's
+ * `snapshot` (`event: snapshot`, id = the hub's latest) and live events after it; without a
+ * `snapshot` callback, everything retained is replayed instead.
+ *
  * @module
  */
 
@@ -36,6 +45,8 @@ export interface SseOptions {
   retryMs?: number;
   /** Clock in ms (history expiry only); default `Date.now`. */
   now?: () => number;
+  /** The id epoch; default a random string of 6 base-36 characters. Tests pin it. */
+  epoch?: string;
 }
 
 /** Options for {@link SseHub.subscribe}. */
@@ -50,6 +61,24 @@ export interface SubscribeOptions {
   signal?: AbortSignal;
   /** Called exactly once when the subscription ends, however it ends. */
   onClose?: () => void;
+  /**
+   * A broadcast topic (see {@link SseHub.reserveTopic}) this stream also receives: one
+   * publish there reaches every stream attached to it. Replay merges both topics by id.
+   */
+  broadcast?: string;
+  /**
+   * The state to start with when the events after `lastEventId` cannot be replayed: the
+   * `data:` of an `event: snapshot`, as a string or as byte parts (one line of data split
+   * anywhere, so a large shared part is encoded once and queued to many streams). Called
+   * synchronously inside `subscribe`, so no event falls between it and the live ones.
+   */
+  snapshot?: () => string | Uint8Array[];
+}
+
+/** Options for {@link SseHub.reserveTopic}. */
+export interface ReserveTopicOptions {
+  /** Events kept for replay; default the hub's `historySize`. */
+  historySize?: number;
 }
 
 /** Options for {@link SseHub.closeTopic}. */
@@ -63,7 +92,8 @@ export interface CloseTopicOptions {
 const enc = new TextEncoder();
 const PING = enc.encode(": ping\n\n");
 const NEWLINE_RE = /\r\n|\r|\n/;
-const ID_RE = /^\d{1,15}$/;
+const ID_RE = /^([0-9a-z]{1,16})\.(\d{1,15})$/;
+const SNAPSHOT = "snapshot";
 
 /**
  * The reason a slow consumer's stream is failed. `Deno.serve` prints a body stream's error to
@@ -80,10 +110,11 @@ const SLOW_CONSUMER = Object.assign(new Error("slow consumer"), {
  *
  * @example
  * ```ts
- * new TextDecoder().decode(encodeEvent(7, "Ev", "a\nb")); // "id: 7\nevent: Ev\ndata: a\ndata: b\n\n"
+ * new TextDecoder().decode(encodeEvent("k3f9.7", "Ev", "a\nb"));
+ * // "id: k3f9.7\nevent: Ev\ndata: a\ndata: b\n\n"
  * ```
  */
-export function encodeEvent(id: number, event: string, data: string): Uint8Array {
+export function encodeEvent(id: string, event: string, data: string): Uint8Array {
   let s = `id: ${id}\n`;
   if (event) s += `event: ${event.replace(/[\r\n]/g, "")}\n`;
   if (data.includes("\n") || data.includes("\r")) {
@@ -92,6 +123,12 @@ export function encodeEvent(id: number, event: string, data: string): Uint8Array
     s += `data: ${data}\n`;
   }
   return enc.encode(s + "\n");
+}
+
+/** A random id epoch: 6 base-36 characters. */
+function randomEpoch(): string {
+  const b = crypto.getRandomValues(new Uint32Array(2));
+  return ((b[0] % 2176782336) + 2176782336).toString(36).slice(1, 7);
 }
 
 function retryFrame(ms: number): Uint8Array {
@@ -139,17 +176,24 @@ class Topic {
   readonly ring: (HistoryEntry | undefined)[];
   head = 0; // index of the oldest entry
   len = 0;
+  /** Id (seq) of the newest event no longer retained: a client behind it has a gap. */
+  floor = 0;
 
-  constructor(readonly name: string, readonly cap: number) {
+  /** @param permanent reserved topics are never dropped when empty */
+  constructor(readonly name: string, readonly cap: number, readonly permanent = false) {
     this.ring = new Array(cap);
   }
 
   push(e: HistoryEntry): void {
-    if (this.cap === 0) return;
+    if (this.cap === 0) {
+      this.floor = e.id;
+      return;
+    }
     if (this.len < this.cap) {
       this.ring[(this.head + this.len) % this.cap] = e;
       this.len++;
     } else {
+      this.floor = this.ring[this.head]!.id;
       this.ring[this.head] = e;
       this.head = (this.head + 1) % this.cap;
     }
@@ -160,16 +204,19 @@ class Topic {
     while (this.len > 0) {
       const e = this.ring[this.head]!;
       if (e.at >= cutoff) break;
+      this.floor = e.id;
       this.ring[this.head] = undefined;
       this.head = (this.head + 1) % this.cap;
       this.len--;
     }
   }
 
-  clearHistory(): void {
+  /** Forgets the history; everything up to `seq` counts as lost. */
+  clearHistory(seq: number): void {
     this.ring.fill(undefined);
     this.head = 0;
     this.len = 0;
+    this.floor = seq;
   }
 
   *entries(): Generator<HistoryEntry> {
@@ -190,6 +237,7 @@ class Subscriber implements UnderlyingDefaultSource<Uint8Array>, EventListenerOb
   constructor(
     readonly core: Core,
     readonly topic: Topic,
+    readonly broadcast: Topic | undefined,
     readonly signal: AbortSignal | undefined,
     readonly onClose: (() => void) | undefined,
   ) {}
@@ -220,6 +268,9 @@ class Core {
   readonly strategy: QueuingStrategy<Uint8Array>;
   readonly retry: Uint8Array;
   readonly now: () => number;
+  readonly epoch: string;
+  /** Floors of topics dropped while empty, so a topic created again still knows its gap. */
+  readonly floors = new Map<string, number>();
   seq = 0;
   count = 0;
   closed = false;
@@ -234,16 +285,32 @@ class Core {
     this.strategy = { highWaterMark: opts.maxQueuedBytes ?? 256 * 1024, size: byteLength };
     this.retry = retryFrame(opts.retryMs ?? 3000);
     this.now = opts.now ?? Date.now;
+    this.epoch = opts.epoch ?? randomEpoch();
+    if (!/^[0-9a-z]{1,16}$/.test(this.epoch)) throw new RangeError("epoch: 1-16 of [0-9a-z]");
   }
 
-  topic(name: string): Topic {
+  id(seq: number): string {
+    return `${this.epoch}.${seq}`;
+  }
+
+  topic(name: string, cap = this.historySize, permanent = false): Topic {
     let t = this.topics.get(name);
     if (!t) {
-      t = new Topic(name, this.historySize);
+      t = new Topic(name, cap, permanent);
+      t.floor = this.floors.get(name) ?? 0;
+      this.floors.delete(name);
       this.topics.set(name, t);
       this.ensureTimer();
     }
     return t;
+  }
+
+  /** Drops a topic nobody uses and that retains nothing (its floor is remembered). */
+  dropIfIdle(t: Topic): void {
+    if (t.permanent || t.subs.size > 0 || t.len > 0 || this.topics.get(t.name) !== t) return;
+    this.topics.delete(t.name);
+    if (t.floor > 0) this.floors.set(t.name, t.floor);
+    if (this.topics.size === 0) this.stopTimer();
   }
 
   /** Queues a frame for one client, disconnecting it if its queue would overflow. */
@@ -262,6 +329,7 @@ class Core {
     sub.done = true;
     const t = sub.topic;
     if (t.subs.delete(sub)) this.count--;
+    sub.broadcast?.subs.delete(sub);
     sub.signal?.removeEventListener("abort", sub);
     try {
       if (how === "close") sub.c.close();
@@ -269,10 +337,7 @@ class Core {
     } catch {
       // Already closed or errored by the other side.
     }
-    if (t.subs.size === 0 && t.len === 0 && this.topics.get(t.name) === t) {
-      this.topics.delete(t.name);
-      if (this.topics.size === 0) this.stopTimer();
-    }
+    this.dropIfIdle(t);
     if (sub.onClose) {
       try {
         sub.onClose();
@@ -298,12 +363,39 @@ class Core {
   /** Heartbeat: ping everyone, expire old history, forget empty topics. */
   tick(): void {
     const cutoff = this.now() - this.historyTtlMs;
-    for (const t of this.topics.values()) {
+    for (const t of [...this.topics.values()]) {
       t.prune(cutoff);
-      for (const sub of t.subs) this.send(sub, PING);
-      if (t.subs.size === 0 && t.len === 0) this.topics.delete(t.name);
+      // A stream is pinged through its own topic only, not its broadcast topic as well.
+      for (const sub of t.subs) if (sub.topic === t) this.send(sub, PING);
+      this.dropIfIdle(t);
     }
     if (this.topics.size === 0) this.stopTimer();
+  }
+
+  /** Whether a client that saw `seq` missed an event no longer retained in `t`. */
+  gap(t: Topic | undefined, seq: number): boolean {
+    return t !== undefined && t.floor > seq;
+  }
+
+  /** The snapshot frame, as parts queued one after the other. */
+  snapshotFrame(data: string | Uint8Array[]): Uint8Array[] {
+    if (typeof data === "string") return [encodeEvent(this.id(this.seq), SNAPSHOT, data)];
+    return [
+      enc.encode(`id: ${this.id(this.seq)}\nevent: ${SNAPSHOT}\ndata: `),
+      ...data,
+      enc.encode("\n\n"),
+    ];
+  }
+}
+
+/** Yields the entries of two id-ordered histories after `after`, merged in id order. */
+function* merged(a: Topic, b: Topic | undefined, after: number): Generator<HistoryEntry> {
+  const x = [...a.entries()].filter((e) => e.id > after);
+  const y = b ? [...b.entries()].filter((e) => e.id > after) : [];
+  let i = 0, j = 0;
+  while (i < x.length || j < y.length) {
+    if (j >= y.length || (i < x.length && x[i].id < y[j].id)) yield x[i++];
+    else yield y[j++];
   }
 }
 
@@ -313,8 +405,8 @@ class Core {
  * @example
  * ```ts
  * const hub = new SseHub({ heartbeatMs: 15_000 });
- * const stream = hub.subscribe("3095", { lastEventId: "41" });
- * const id = hub.publish("3095", "OriginatedEvent", '{"callId":39}');
+ * const stream = hub.subscribe("3095", { lastEventId: `${hub.epoch}.41` });
+ * const id = hub.publish("3095", "OriginatedEvent", '{"callId":39}'); // e.g. "k3f9q2.42"
  * hub.closeTopic("3095");          // logout: end the user's streams
  * hub.close();                     // shutdown: end all streams, stop the timer
  * ```
@@ -331,52 +423,87 @@ export class SseHub {
     this.#core = new Core(opts);
   }
 
-  /** The id of the last published event (0 before any). */
-  get lastId(): number {
-    return this.#core.seq;
+  /** The id of the last published event (`<epoch>.0` before any). */
+  get lastId(): string {
+    return this.#core.id(this.#core.seq);
+  }
+
+  /** The random epoch of this hub's event ids. */
+  get epoch(): string {
+    return this.#core.epoch;
   }
 
   /**
-   * Publishes an event to every subscriber of `topic` and records it in the topic's history.
-   * The frame is encoded once and shared. Returns the event id (monotonic per hub).
+   * Creates a permanent topic with its own history size, e.g. a broadcast topic that every
+   * stream of a service attaches to (`subscribe(…, { broadcast })`): busy broadcasts then
+   * never push a user's own events out of that user's history. Returns the name.
+   *
+   * @example
+   * ```ts
+   * hub.reserveTopic("flex:*", { historySize: 4096 });
+   * hub.subscribe("flex:3095", { broadcast: "flex:*" });
+   * hub.publish("flex:*", "presence", '{"ext":"3099","status":"Away"}'); // to every stream
+   * ```
+   */
+  reserveTopic(name: string, opts: ReserveTopicOptions = {}): string {
+    const core = this.#core;
+    const cap = Math.max(0, Math.floor(opts.historySize ?? core.historySize));
+    const t = core.topics.get(name);
+    if (t?.permanent && t.cap === cap) return name;
+    if (t) throw new Error(`topic ${name} already exists`);
+    core.topic(name, cap, true);
+    return name;
+  }
+
+  /**
+   * Publishes an event to every subscriber of `topic` (and every stream attached to it, for a
+   * broadcast topic) and records it in the topic's history. The frame is encoded once and
+   * shared. Returns the event id (`<epoch>.<seq>`, seq monotonic per hub).
    *
    * @example
    * ```ts
    * hub.publish("3095", "DeliveredEvent", JSON.stringify(event));
    * ```
    */
-  publish(topic: string, event: string, data: string): number {
+  publish(topic: string, event: string, data: string): string {
     const core = this.#core;
     const id = ++core.seq;
-    if (core.closed) return id;
-    const frame = encodeEvent(id, event, data);
+    if (core.closed) return core.id(id);
+    const frame = encodeEvent(core.id(id), event, data);
     const t = core.topic(topic);
     const now = core.now();
     t.prune(now - core.historyTtlMs);
     t.push({ id, at: now, frame });
     for (const sub of t.subs) core.send(sub, frame);
-    return id;
+    return core.id(id);
   }
 
   /**
-   * Subscribes to a topic. The stream starts with `retry:`, then replays history after
-   * `lastEventId` (all of the history if that id is older than it, or unknown to this hub, e.g.
-   * from before a restart), then carries live events and heartbeats. Cancelling the stream,
+   * Subscribes to a topic (and a broadcast topic). The stream starts with `retry:`, then
+   * resumes after `lastEventId` (the retained events after it, or the `snapshot` when some
+   * were lost or the id is not this hub's, see the module doc), then carries live events and
+   * heartbeats. Without `lastEventId` it starts with live events. Cancelling the stream,
    * aborting `signal`, {@link closeTopic}, {@link closeAll} or a queue overflow end it, and
    * `onClose` runs exactly once.
    *
    * @example
    * ```ts
-   * const stream = hub.subscribe(ext, {
+   * const stream = hub.subscribe("flex:3095", {
    *   lastEventId: req.headers.get("last-event-id"),
-   *   onClose: () => log.debug("sse closed", { ext }),
+   *   broadcast: "flex:*",
+   *   snapshot: () => JSON.stringify({ calls: [], presence: [] }),
+   *   onClose: () => log.debug("sse closed"),
    * });
    * ```
    */
   subscribe(topic: string, opts: SubscribeOptions = {}): ReadableStream<Uint8Array> {
     const core = this.#core;
     const t = core.topic(topic);
-    const sub = new Subscriber(core, t, opts.signal, opts.onClose);
+    const b = opts.broadcast === undefined ? undefined : core.topics.get(opts.broadcast);
+    if (opts.broadcast !== undefined && !b?.permanent) {
+      throw new Error(`broadcast topic ${opts.broadcast} is not reserved`);
+    }
+    const sub = new Subscriber(core, t, b, opts.signal, opts.onClose);
     const stream = new ReadableStream<Uint8Array>(sub, core.strategy);
     // start() ran synchronously in the constructor, so sub.c is set.
     if (core.closed || opts.signal?.aborted) {
@@ -385,16 +512,26 @@ export class SseHub {
     }
     sub.c.enqueue(core.retry);
     const last = opts.lastEventId?.trim();
-    if (last && ID_RE.test(last)) {
-      const n = Number(last);
-      // An id this hub never issued comes from an earlier process: everything here is new to it.
-      const after = n > core.seq ? 0 : n;
-      t.prune(core.now() - core.historyTtlMs);
-      // History is bounded (historySize frames), so replay is enqueued without the overflow
-      // check; live events after it are checked as usual.
-      for (const e of t.entries()) if (e.id > after) sub.c.enqueue(e.frame);
+    if (last) {
+      const cutoff = core.now() - core.historyTtlMs;
+      t.prune(cutoff);
+      b?.prune(cutoff);
+      const m = ID_RE.exec(last);
+      const seq = m && m[1] === core.epoch ? Number(m[2]) : -1;
+      // History is bounded (historySize frames), and so is a snapshot, so both are enqueued
+      // without the overflow check; live events after them are checked as usual.
+      if (seq < 0 || seq > core.seq || core.gap(t, seq) || core.gap(b, seq)) {
+        if (opts.snapshot) {
+          for (const part of core.snapshotFrame(opts.snapshot())) sub.c.enqueue(part);
+        } else {
+          for (const e of merged(t, b, 0)) sub.c.enqueue(e.frame);
+        }
+      } else {
+        for (const e of merged(t, b, seq)) sub.c.enqueue(e.frame);
+      }
     }
     t.subs.add(sub);
+    b?.subs.add(sub);
     core.count++;
     opts.signal?.addEventListener("abort", sub, { once: true });
     return stream;
@@ -413,7 +550,7 @@ export class SseHub {
     const core = this.#core;
     const t = core.topics.get(topic);
     if (!t) return;
-    if (!opts.keepHistory) t.clearHistory();
+    if (!opts.keepHistory) t.clearHistory(core.seq);
     const frame = opts.retryMs === undefined ? undefined : retryFrame(opts.retryMs);
     for (const sub of [...t.subs]) {
       if (frame) {
@@ -425,10 +562,7 @@ export class SseHub {
       }
       core.end(sub, "close");
     }
-    if (t.subs.size === 0 && t.len === 0 && core.topics.get(topic) === t) {
-      core.topics.delete(topic);
-      if (core.topics.size === 0) core.stopTimer();
-    }
+    core.dropIfIdle(t);
   }
 
   /**
@@ -446,7 +580,7 @@ export class SseHub {
     }
   }
 
-  /** Number of connected subscribers, of one topic or in total. */
+  /** Number of connected subscribers, of one topic (for a broadcast topic: attached streams) or in total. */
   subscriberCount(topic?: string): number {
     if (topic === undefined) return this.#core.count;
     return this.#core.topics.get(topic)?.subs.size ?? 0;
@@ -466,5 +600,6 @@ export class SseHub {
     core.closed = true;
     core.stopTimer();
     core.topics.clear();
+    core.floors.clear();
   }
 }

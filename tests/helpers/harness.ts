@@ -127,6 +127,16 @@ export async function flexLogin(
   return body.access_token;
 }
 
+/**
+ * The sequence number of an SSE event id `<epoch>.<seq>`.
+ * @throws {Error} for an id of another form
+ */
+export function eventSeq(id: string | undefined): number {
+  const m = /^[0-9a-z]+\.(\d+)$/.exec(id ?? "");
+  if (!m) throw new Error(`not an event id: ${id}`);
+  return Number(m[1]);
+}
+
 /** Basic auth header value. */
 export function basic(login = DMITRY.login, password = DMITRY.password): string {
   return "Basic " + btoa(`${login}:${password}`);
