@@ -6694,7 +6694,7 @@ export function sessionBarView(ctx) {
   },
   "static/views/tabs.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "c08d954d45a57267eda6df21",
+    etag: "9e7a0d32da1497ce5c24a71c",
     text: `// @ts-check
 /**
  * The tab bar (ARIA tabs: \`role=tablist\`, one \`role=tab\` per view, arrow keys, Home and
@@ -6725,16 +6725,24 @@ import { unreadCount } from "../lib/voicemail.js";
 /** @typedef {import("../lib/tabs.js").Tab} Tab */
 
 /**
- * Sets a badge: hidden at 0, else the count, read out with \`label\`.
+ * Sets a badge: hidden at 0, else the count, read out as "<n> <label>" (the tab's name
+ * becomes e.g. "Voicemail 2 unread").
  * @param {HTMLElement} badge
  * @param {number} n
  * @param {string} label e.g. "unread"
  */
 function setBadge(badge, n, label) {
   badge.hidden = n === 0;
-  const text = String(n);
-  if (badge.textContent !== text) badge.textContent = text;
-  badge.setAttribute("aria-label", \`\${n} \${label}\`);
+  const key = \`\${n} \${label}\`;
+  if (badge.dataset.key === key) return;
+  badge.dataset.key = key;
+  const shown = document.createElement("span");
+  shown.ariaHidden = "true";
+  shown.textContent = String(n);
+  const spoken = document.createElement("span");
+  spoken.className = "sr-only";
+  spoken.textContent = key;
+  badge.replaceChildren(shown, spoken);
 }
 
 /** @type {import("../session.js").ViewFactory} */
@@ -6818,7 +6826,7 @@ export function tabsView(ctx) {
   },
   "static/views/voicemail.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "0aced1f60bdf7da68c2113b0",
+    etag: "1d2757acd6e4f6ef7a8b5991",
     text: `// @ts-check
 /**
  * The Voicemail view: the user's messages (\`GET /api/voicemail\`), newest first, unread
@@ -6995,9 +7003,10 @@ export function voicemailView(ctx) {
     part(el, ".vm-new").hidden = !!vm.read;
     setText(el, ".vm-note", vm.note ?? "");
     const actions = part(el, ".vm-actions");
-    const hadFocus = actions.contains(document.activeElement) &&
-        document.activeElement instanceof HTMLElement
-      ? document.activeElement.dataset.action
+    const focused = document.activeElement;
+    // The action of the button that had the focus, to give it to its successor.
+    const hadFocus = focused instanceof HTMLElement && actions.contains(focused)
+      ? focused.dataset.action
       : "";
     actions.replaceChildren(
       actionButton("play", "Play", \`Play the message from \${who}\`),

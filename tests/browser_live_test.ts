@@ -300,7 +300,7 @@ Deno.test({
         const vm = page.locator(`[data-testid="vm-${id}"]`);
         await vm.waitFor();
         assert.equal(await vm.getAttribute("data-read"), "false");
-        assert.equal(await page.locator("#voicemail-badge").innerText(), "1");
+        assert.equal(await page.getByRole("tab", { name: "Voicemail 1 unread" }).count(), 1);
         assert.match(await vm.innerText(), /Peter Hyde[\s\S]*3044/);
 
         // Play: an <audio> streams it with the token in the query, and plays it through.

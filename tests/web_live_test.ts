@@ -2,8 +2,9 @@
  * The web client's live state without a browser: presence and address-book changes
  * applied to the contacts, the server's current calls (page load, snapshot) taken over by
  * the call state machine, the reducer that routes every stream event, the tabs, presence
- * labels, call-history entries and the voicemail list. The browser drives the same code in
- * tests/browser_live_test.ts.
+ * labels, call-history entries and the voicemail list; then the reducer folding the real
+ * stream of MXFlex (contact changes, a snapshot after a gap). The browser drives the same
+ * code in tests/browser_live_test.ts.
  */
 import assert from "node:assert/strict";
 import {
@@ -34,6 +35,7 @@ import {
 } from "../static/lib/voicemail.js";
 import { when } from "../static/lib/format.js";
 import { compareExt as serverCompareExt } from "../routes/flex.ts";
+import { flexLogin, SseReader, withHarness } from "./helpers/harness.ts";
 
 const ME = "3095";
 const T0 = 1_700_000_000_000;
@@ -377,4 +379,67 @@ Deno.test("web live: list times — today the time alone, then Yesterday, then t
   assert.ok(when(earlier, now).endsWith(time(earlier)));
   assert.ok(!when(earlier, now).includes("2026"), "this year: no year");
   assert.ok(when(new Date(2025, 4, 1).getTime(), now).includes("2025"));
+});
+
+Deno.test("web live: the reducer folds the real stream — contact changes and a snapshot after a gap", async () => {
+  await withHarness(async (h) => {
+    const token = await flexLogin(h.url);
+    const get = async (path: string) => {
+      const r = await fetch(`${h.url}${path}`, { headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(r.status, 200, path);
+      return await r.json();
+    };
+    const { contacts } = await get("/api/contacts");
+    let s: LiveState = live({ contacts, contactsByExt: indexByExt(contacts) });
+    const open = (lastEventId?: string) =>
+      fetch(`${h.url}/api/events?access_token=${token}`, {
+        headers: {
+          Accept: "text/event-stream",
+          ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}),
+        },
+      });
+    const fold = (e: { event: string; data: string }) => {
+      s = applyStreamEvent(s, { name: e.event, data: JSON.parse(e.data), at: Date.now() });
+    };
+
+    const sse = new SseReader(await open());
+    try {
+      // An address-book change on the MX: the list follows, as /api/contacts does.
+      h.sim.updateUser("43884852031096113", { presence: "Away", lastName: "Donchenko-Smith" });
+      for (const e of await sse.until("contact")) fold(e);
+      assert.equal(s.contactsByExt.get("3099")!.status, "Away");
+      assert.equal(s.contactsByExt.get("3099")!.lastName, "Donchenko-Smith");
+      const fresh = await get("/api/contacts");
+      assert.deepEqual(s.contacts, fresh.contacts, "the stream and /api/contacts agree");
+
+      // A call rings and is answered.
+      const id = h.sim.incomingCall({ from: "+14155550123", to: ME });
+      for (const e of await sse.until("DeliveredEvent")) fold(e);
+      await fetch(`${h.url}/api/calls/${id}/answer`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}` },
+      }).then((r) => r.body?.cancel());
+      for (const e of await sse.until("EstablishedEvent")) fold(e);
+      assert.equal(s.calls.get(id)!.state, "established");
+    } finally {
+      await sse.cancel();
+    }
+
+    // A page that lost everything resumes with an id the server cannot replay from: the
+    // snapshot alone restores the call and the presence.
+    s = live({ contacts, contactsByExt: indexByExt(contacts) });
+    const resumed = new SseReader(await open("elsewhere.42"));
+    try {
+      const first = await resumed.next();
+      assert.equal(first.event, "snapshot");
+      fold(first);
+      const call = [...s.calls.values()].find((c) => c.remote === "+14155550123");
+      assert.ok(call, JSON.stringify([...s.calls.values()]));
+      assert.equal(call.state, "established");
+      assert.equal(call.direction, "in");
+      assert.equal(s.contactsByExt.get("3099")!.status, "Away");
+    } finally {
+      await resumed.cancel();
+    }
+  }, { sim: { answerAfterMs: -1 } });
 });

@@ -28,16 +28,24 @@ import { unreadCount } from "../lib/voicemail.js";
 /** @typedef {import("../lib/tabs.js").Tab} Tab */
 
 /**
- * Sets a badge: hidden at 0, else the count, read out with `label`.
+ * Sets a badge: hidden at 0, else the count, read out as "<n> <label>" (the tab's name
+ * becomes e.g. "Voicemail 2 unread").
  * @param {HTMLElement} badge
  * @param {number} n
  * @param {string} label e.g. "unread"
  */
 function setBadge(badge, n, label) {
   badge.hidden = n === 0;
-  const text = String(n);
-  if (badge.textContent !== text) badge.textContent = text;
-  badge.setAttribute("aria-label", `${n} ${label}`);
+  const key = `${n} ${label}`;
+  if (badge.dataset.key === key) return;
+  badge.dataset.key = key;
+  const shown = document.createElement("span");
+  shown.ariaHidden = "true";
+  shown.textContent = String(n);
+  const spoken = document.createElement("span");
+  spoken.className = "sr-only";
+  spoken.textContent = key;
+  badge.replaceChildren(shown, spoken);
 }
 
 /** @type {import("../session.js").ViewFactory} */

@@ -174,9 +174,10 @@ export function voicemailView(ctx) {
     part(el, ".vm-new").hidden = !!vm.read;
     setText(el, ".vm-note", vm.note ?? "");
     const actions = part(el, ".vm-actions");
-    const hadFocus = actions.contains(document.activeElement) &&
-        document.activeElement instanceof HTMLElement
-      ? document.activeElement.dataset.action
+    const focused = document.activeElement;
+    // The action of the button that had the focus, to give it to its successor.
+    const hadFocus = focused instanceof HTMLElement && actions.contains(focused)
+      ? focused.dataset.action
       : "";
     actions.replaceChildren(
       actionButton("play", "Play", `Play the message from ${who}`),
