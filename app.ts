@@ -15,11 +15,14 @@ import { TokenMonitors } from "./lib/mx/token_monitors.ts";
 import { FlexFeed } from "./lib/mx/flex_events.ts";
 import { TokenIssuer } from "./lib/auth/jwt.ts";
 import { VerifiedCache } from "./lib/auth/basic.ts";
-import { RateLimiter } from "./lib/auth/rate_limit.ts";
+import { LoginGuard } from "./lib/auth/login_guard.ts";
+import { TrustedProxies } from "./lib/http/trusted_proxies.ts";
 import { SseHub } from "./lib/sse/hub.ts";
 import { KvTrustStore } from "./lib/store/trust.ts";
 import { TokenStore } from "./lib/store/tokens.ts";
+import { CredentialVault } from "./lib/store/credentials.ts";
 import { PushDedupe } from "./lib/store/dedupe.ts";
+import { ProviderTokenStore } from "./lib/store/provider_tokens.ts";
 import { PushDispatcher } from "./lib/push/dispatcher.ts";
 import { loadPushConfig } from "./lib/push/config.ts";
 import type { WireLogger } from "./lib/csta/wire_log.ts";
@@ -32,7 +35,7 @@ import { isWebClientFile } from "./lib/web_client_files.ts";
 export interface ServerOptions {
   config: AppConfig;
   log: Logger;
-  /** Deno KV (device tokens, push dedupe, certificate trust). */
+  /** Deno KV (device tokens, push dedupe, certificate trust, login-limit counters). */
   kv: Deno.Kv;
   wireLog?: WireLogger;
   /** Static directories, searched in order; default `[config.staticDir, <built-in static/>]`. */
@@ -118,7 +121,6 @@ export class MxFlexServer {
           state: s.state,
           reconnects: s.client.reconnects,
         })),
-      push: () => dispatcher?.stats(),
     });
     for (const m of config.mx) {
       let caPem: string | undefined;
@@ -140,7 +142,9 @@ export class MxFlexServer {
     const hub = new SseHub({ heartbeatMs: o.sseHeartbeatMs });
     const issuer = new TokenIssuer({ ttlSeconds: config.tokenTtl });
 
-    const pushCfg = await loadPushConfig(config.push, config.baseDir);
+    const pushCfg = await loadPushConfig(config.push, config.baseDir, {
+      providerTokens: new ProviderTokenStore(kv),
+    });
     for (const w of pushCfg.warnings) log.warn(w);
     const store = new TokenStore(kv);
     const dispatcher = pushCfg.apps.size
@@ -148,6 +152,8 @@ export class MxFlexServer {
         store,
         dedupe: new PushDedupe(kv),
         apps: pushCfg.apps,
+        ringTimeoutMs: pushCfg.ringTimeoutMs,
+        observer: metrics.push,
         log: (m) => log.info(m),
       })
       : undefined;
@@ -164,6 +170,10 @@ export class MxFlexServer {
     const flexMx = sessions.get(config.flexMx)!;
     const feed = new FlexFeed(flexMx, hub);
     const tokens = new TokenMonitors(flexMx, log);
+    // Each token's sealed MX credential (its user session) goes with the token: wiped at
+    // logout (the route) and expiry (here); KV expires it too.
+    const vault = new CredentialVault(kv);
+    tokens.onExpired((jti) => vault.wipe(jti));
 
     const lifecycle = { closing: false };
     const app = buildApp({
@@ -173,13 +183,12 @@ export class MxFlexServer {
       flexMx,
       tokens,
       feed,
+      vault,
       issuer,
       push,
-      limits: {
-        login: new RateLimiter({ limit: 10, windowMs: 60_000 }),
-        loginIp: new RateLimiter({ limit: 60, windowMs: 60_000 }),
-        proxyFail: new RateLimiter({ limit: 20, windowMs: 60_000 }),
-      },
+      guard: new LoginGuard(kv, config.rateLimits),
+      streamLimits: config.rateLimits.streams,
+      trustedProxies: TrustedProxies.parse(config.trustedProxies),
       authCache: new VerifiedCache({ ttlMs: 5 * 60_000 }),
       metricsToken: o.metricsToken ?? (config.metricsToken || undefined),
       staticDirs: o.staticDirs ??

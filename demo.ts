@@ -1,14 +1,16 @@
 /**
  * `deno task demo`: starts the MX simulator and MXFlex against it, prints the URL and demo
  * credentials, and places an incoming call to the demo user every few seconds so events
- * flow at once. Runs with no config file, no MX and no network.
+ * flow at once; colleagues change their presence now and then, calls show as `OnThePhone`,
+ * and the demo user has a call history and voicemails. Runs with no config file, no MX and
+ * no network.
  *
  * Flags: `--port N` (HTTP port, default 8080; 0 = any free port), `--every S` (seconds
  * between incoming calls, default 8; 0 = none), `--csta` (wire log).
  *
  * @module
  */
-import { MxSimulator } from "./lib/mxsim/mod.ts";
+import { MxSimulator, seedDemoUser } from "./lib/mxsim/mod.ts";
 import { DEMO_CERT, DEMO_KEY } from "./lib/demo/cert.ts";
 import { normalizeConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
@@ -19,6 +21,16 @@ import { MxFlexServer } from "./app.ts";
 export const DEMO_USER = { login: "dmitry", password: "secret", ext: "3095" };
 
 const CALLERS = ["+14155550123", "+442071838750", "3044", "3099", "+79031744445"];
+
+/** Colleagues whose presence changes during the demo, and what they switch between. */
+const COLLEAGUES = ["3044", "3055", "3099", "3098"];
+const MOODS: Array<[string, string]> = [
+  ["Available", ""],
+  ["Away", "back in 10 minutes"],
+  ["Busy", ""],
+  ["DoNotDisturb", "in a meeting"],
+  ["Available", ""],
+];
 
 function flag(name: string, def: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -33,7 +45,9 @@ if (import.meta.main) {
     tls: { cert: DEMO_CERT, key: DEMO_KEY },
     answerAfterMs: 3_000,
     hangupAfterMs: 8_000,
+    presenceOnCalls: true,
   });
+  seedDemoUser(sim, DEMO_USER.ext);
   const config = normalizeConfig({
     host: `127.0.0.1:${flag("port", 8080)}`,
     mx: { demo: { addr: `127.0.0.1:${sim.port}`, login: "server", password: "password" } },
@@ -75,8 +89,17 @@ Press Ctrl-C to stop.`);
     }, every * 1000)
     : undefined;
 
+  let m = 0;
+  const moods = setInterval(() => {
+    const ext = COLLEAGUES[m % COLLEAGUES.length];
+    const [status, note] = MOODS[Math.floor(m / COLLEAGUES.length) % MOODS.length];
+    m++;
+    sim.setPresence(ext, status, note);
+  }, 6_000);
+
   const stop = () => {
     clearInterval(timer);
+    clearInterval(moods);
     void (async () => {
       await server.close();
       await http.shutdown();

@@ -58,6 +58,9 @@ export interface ServeHello {
   simPort?: number;
 }
 
+/** The load scripts open thousands of streams with one token: no stream caps here. */
+const UNCAPPED_STREAMS = { streams: { perToken: 1_000_000, perUser: 1_000_000 } };
+
 /** MXFlex alone against a simulator elsewhere, assembled like `startHarness()`. */
 async function startServerOnly(
   simAddr: string,
@@ -67,6 +70,7 @@ async function startServerOnly(
     host: "127.0.0.1:0",
     mx: { test: { addr: simAddr, login: "server", password: "password" } },
     requestTimeoutMs: 2000,
+    rateLimits: UNCAPPED_STREAMS,
   }, new URL("../tests/helpers/", import.meta.url).pathname);
   const kv = await Deno.openKv(":memory:");
   const server = await MxFlexServer.create({
@@ -158,7 +162,11 @@ async function main(): Promise<void> {
     h = undefined;
     soServer = so.server;
   } else {
-    const hh = await startHarness({ sim: { answerAfterMs: -1 }, tls });
+    const hh = await startHarness({
+      sim: { answerAfterMs: -1 },
+      tls,
+      config: { rateLimits: UNCAPPED_STREAMS },
+    });
     h = hh;
     url = hh.url;
   }

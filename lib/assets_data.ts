@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "666c6c33b4197bb39a57aa09",
+    etag: "6a76fd9cec227d9c3e0327c8",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -47,7 +47,8 @@ info:
     original Go services. Every error is \`{"error": "..."}\` with a fitting status:
     \`400\` bad input, \`401\` missing or wrong credentials, \`403\` forbidden, \`404\` unknown
     path or MX, \`413\` body too large, \`415\` unsupported body type, \`422\` the MX refused the
-    command, \`429\` rate limited (with \`Retry-After\`), \`503\` MX unavailable, \`504\` MX timeout.
+    command, \`429\` too many failed logins or open event streams (with \`Retry-After\`), \`503\` MX
+    unavailable, \`504\` MX timeout.
 
     Request bodies may be JSON (\`application/json\`), URL-encoded forms or
     \`multipart/form-data\`; the field names are the same.
@@ -169,7 +170,10 @@ paths:
         Browsers' \`EventSource\` cannot set headers: pass the token as \`access_token\` in the
         query. The stream ends when the token is revoked (\`/api/logout\`) or expires.
 
-        One HTTP/2 connection carries at most about 200 concurrent streams.
+        One HTTP/2 connection carries at most about 200 concurrent streams. Streams open at
+        once are capped per token and per user (config \`rateLimits.streams\`, default 10 and
+        50): beyond, \`429\` with \`Retry-After\`. \`HEAD\` answers the stream's headers and opens
+        nothing.
       security:
         - queryToken: []
         - bearer: []
@@ -248,6 +252,15 @@ paths:
             application/json:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: only sse support }
+        "429":
+          description: Too many event streams open for this token or user; retry after the given seconds.
+          headers:
+            Retry-After:
+              schema: { type: integer, example: 30 }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+              example: { error: too many event streams for this token }
 
   /api/contacts:
     get:
@@ -501,8 +514,7 @@ paths:
       description: |
         Connects the held call \`callId\` with the consultation call (\`TransferCall\`) and
         drops the user out of both; \`TransferredEvent\`s follow. \`consultCallId\` defaults to
-        the consultation call this server placed for \`callId\`, else to the user's only
-        other current call.
+        the user's only other current call (\`GET /api/calls\`).
       security:
         - bearer: []
         - queryToken: []
@@ -1184,10 +1196,14 @@ paths:
     post:
       tags: [Proxy]
       operationId: proxyTokenRegister
-      summary: Register a device token for incoming-call pushes (Регистрация токена)
+      summary: Register a device token for call pushes (Регистрация токена)
       description: |
-        Stores the token and starts monitoring the user's extension; incoming calls are
-        pushed to every registered device (payload: \`IncomingCallPush\`).
+        Stores the token and starts monitoring the user's extension; calls that ring there
+        are pushed to every registered device: \`incoming\`, then one of \`answered\`,
+        \`answered_elsewhere\`, \`cancelled\`, \`missed\` (payload: \`CallPush\`). A token
+        registered by another user before moves to this one. A VoIP (PushKit) app sends its
+        ordinary APNs token as \`alertToken\`: only \`incoming\` goes to the VoIP token, the
+        follow-ups go to the alert token.
       security:
         - basic: []
       requestBody: { $ref: "#/components/requestBodies/PushToken" }
@@ -1210,11 +1226,12 @@ paths:
       tags: [Proxy]
       operationId: proxyTokenUnregister
       summary: Remove a device token
+      description: Answers 204 whether or not the token was registered (for this user).
       security:
         - basic: []
       requestBody: { $ref: "#/components/requestBodies/PushToken" }
       responses:
-        "204": { description: Removed. }
+        "204": { description: Removed, or was not registered. }
         "400": { $ref: "#/components/responses/BadPushToken" }
         "401": { $ref: "#/components/responses/BasicUnauthorized" }
         "404":
@@ -1302,7 +1319,14 @@ components:
                 type: string
                 minLength: 20
                 maxLength: 4096
-                description: The device's push token (no whitespace).
+                description: The device's push token (no whitespace); for a VoIP app, the PushKit token.
+              alertToken:
+                type: string
+                minLength: 20
+                maxLength: 256
+                description: |
+                  VoIP apps only: the device's ordinary APNs token, which receives the
+                  follow-ups (answered, cancelled, missed…). Ignored by DELETE.
           example: { token: 7C179108B7BF759A2E6C81D2B0F34E200E46387E7D713917E0F3E09 }
 
   responses:
@@ -1376,7 +1400,10 @@ components:
           schema: { $ref: "#/components/schemas/Error" }
           example: { error: invalid call id }
     RateLimited:
-      description: Too many (failed) attempts; retry after the given seconds.
+      description: |
+        Too many failed logins (per login and client address, per client address, or a login
+        guessed from many addresses); retry after the given seconds. Successful logins never
+        count. The attempt was not verified.
       headers:
         Retry-After:
           schema: { type: integer, example: 42 }
@@ -1492,7 +1519,7 @@ components:
       properties:
         consultCallId:
           type: integer
-          description: The consultation call; default the one placed for this held call.
+          description: The consultation call; default the user's only other current call.
           example: 41
         deviceId: { type: string, description: Own extension only. }
 
@@ -1930,11 +1957,26 @@ components:
             recIsActive: { type: boolean }
       example: { callId: 39, deviceId: "3095", recIsAvailable: true, recIsActive: false }
 
-    IncomingCallPush:
+    CallPush:
       type: object
-      description: Payload pushed to registered devices when a call rings (mx-protocol §4.8).
+      description: |
+        Payload pushed to a user's registered devices for a call that rings at their
+        extension (APNs body keys, FCM \`data\` values as strings): the seed's incoming fields
+        (mx-protocol §4.8), \`event\`, and \`reason\` on some follow-ups. Every device gets
+        \`incoming\`, then at most one of the other events, each once; \`time\` is when that
+        event happened. See README "Pushes" for the transport of each event.
       required:
-        [callId, deviceId, globalCallId, alertingDevice, callingDevice, calledDevice, cause]
+        [
+          callId,
+          deviceId,
+          globalCallId,
+          alertingDevice,
+          callingDevice,
+          calledDevice,
+          cause,
+          time,
+          event,
+        ]
       properties:
         callId: { type: integer }
         deviceId: { type: string }
@@ -1946,7 +1988,25 @@ components:
         localConnectionInfo: { type: string }
         cause: { type: string }
         callTypeFlags: { type: integer }
-        time: { type: integer, description: Unix seconds }
+        time: { type: integer, description: Unix seconds of this event }
+        event:
+          type: string
+          enum: [incoming, answered, answered_elsewhere, cancelled, missed]
+        reason:
+          type: string
+          description: |
+            \`answered_elsewhere\`: picked_up, redirected, transferred; \`cancelled\`:
+            caller_hung_up, declined; \`missed\`: no_answer, busy, forwarded.
+          enum: [
+            picked_up,
+            redirected,
+            transferred,
+            caller_hung_up,
+            declined,
+            no_answer,
+            busy,
+            forwarded,
+          ]
       example:
         callId: 21
         deviceId: "3095"
@@ -1958,7 +2018,9 @@ components:
         localConnectionInfo: alerting
         cause: normal
         callTypeFlags: 170917889
-        time: 1501101426
+        time: 1501101452
+        event: missed
+        reason: no_answer
 
 security:
   - bearer: []

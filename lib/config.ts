@@ -11,6 +11,9 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
+import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from "./auth/login_guard.ts";
+import { DEFAULT_STREAM_LIMITS, type StreamLimits } from "./mx/token_monitors.ts";
+import { TrustedProxies } from "./http/trusted_proxies.ts";
 
 /** TLS trust settings for one MX (see lib/csta/transport.ts). */
 export interface MxTlsConfig {
@@ -57,10 +60,25 @@ export interface AppConfig {
   acme: { email?: string; directoryUrl?: string; cacheDir?: string };
   /** Bearer token that opens `/metrics` to non-loopback clients; "" = loopback only. */
   metricsToken: string;
-  /** Raw push section (`apns`, `gfcm`, `fcm`, `apnsKeys`, `pushEndpoints`) for lib/push. */
+  /**
+   * Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (addresses and CIDR
+   * ranges); empty = the headers are ignored.
+   */
+  trustedProxies: string[];
+  /** Login failure limits and event-stream caps. */
+  rateLimits: RateLimits;
+  /**
+   * Raw push section (`apns`, `gfcm`, `fcm`, `apnsKeys`, `pushEndpoints`, `pushRingTimeout`)
+   * for lib/push.
+   */
   push: Record<string, unknown>;
   /** Directory of the config file: relative paths in it are resolved from here. */
   baseDir: string;
+}
+
+/** `rateLimits`: login limits (lib/auth/login_guard.ts) and stream caps. */
+export interface RateLimits extends LoginLimits {
+  streams: StreamLimits;
 }
 
 /** A configuration problem; the message names the key. */
@@ -157,6 +175,68 @@ function parseMx(name: string, raw: unknown, path: string): MxConfig {
   };
 }
 
+/** Checks an object's keys against the allowed ones (typos are errors, not silent defaults). */
+function onlyKeys(obj: Record<string, unknown>, allowed: string[], path: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) {
+      throw new ConfigError(`${path}.${k}: unknown key (known: ${allowed.join(", ")})`);
+    }
+  }
+}
+
+function count(v: unknown, def: number, path: string): number {
+  if (v === undefined) return def;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+    throw new ConfigError(`${path} must be a whole number >= 1`);
+  }
+  return v;
+}
+
+/** Reads `{key: whole number >= 1}` over defaults. */
+function counts<T extends object>(raw: unknown, defaults: T, path: string): T {
+  if (raw === undefined) return { ...defaults };
+  if (!isObject(raw)) throw new ConfigError(`${path} must be an object`);
+  onlyKeys(raw, Object.keys(defaults), path);
+  const out: Record<string, number> = { ...defaults as Record<string, number> };
+  for (const k of Object.keys(out)) out[k] = count(raw[k], out[k], `${path}.${k}`);
+  return out as T;
+}
+
+function parseRateLimits(raw: unknown): RateLimits {
+  if (raw === undefined) raw = {};
+  if (!isObject(raw)) throw new ConfigError("rateLimits must be an object");
+  const d = DEFAULT_LOGIN_LIMITS;
+  onlyKeys(raw, ["loginAddress", "address", "login", "knownAddressDays", "streams"], "rateLimits");
+  return {
+    loginAddress: counts(raw.loginAddress, d.loginAddress, "rateLimits.loginAddress"),
+    address: counts(raw.address, d.address, "rateLimits.address"),
+    login: counts(raw.login, d.login, "rateLimits.login"),
+    knownAddressDays: count(
+      raw.knownAddressDays,
+      d.knownAddressDays,
+      "rateLimits.knownAddressDays",
+    ),
+    streams: counts(raw.streams, DEFAULT_STREAM_LIMITS, "rateLimits.streams"),
+  };
+}
+
+/** Validates `trustedProxies` (a list, or one comma-separated string as in the env variable). */
+export function parseTrustedProxies(raw: unknown, path = "trustedProxies"): string[] {
+  if (raw === undefined || raw === null || raw === "") return [];
+  const list = typeof raw === "string"
+    ? raw.split(",").map((s) => s.trim()).filter(Boolean)
+    : Array.isArray(raw) && raw.every((v) => typeof v === "string")
+    ? raw.map((s) => s.trim())
+    : undefined;
+  if (!list) throw new ConfigError(`${path} must be a list of addresses or CIDR ranges`);
+  try {
+    TrustedProxies.parse(list);
+  } catch (err) {
+    throw new ConfigError(`${path}: ${(err as Error).message}`);
+  }
+  return list;
+}
+
 /**
  * Validates a parsed config object.
  *
@@ -210,7 +290,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   const acmeRaw = raw.acme ?? {};
   if (!isObject(acmeRaw)) throw new ConfigError("acme must be an object");
   const push: Record<string, unknown> = {};
-  for (const k of ["apns", "gfcm", "fcm", "apnsKeys", "pushEndpoints"]) {
+  for (const k of ["apns", "gfcm", "fcm", "apnsKeys", "pushEndpoints", "pushRingTimeout"]) {
     if (raw[k] !== undefined) push[k] = raw[k];
   }
   return {
@@ -228,6 +308,8 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
       cacheDir: str(acmeRaw, "cacheDir", "acme", false) || undefined,
     },
     metricsToken: str(raw, "metricsToken", "config", false),
+    trustedProxies: parseTrustedProxies(raw.trustedProxies),
+    rateLimits: parseRateLimits(raw.rateLimits),
     push,
     baseDir,
   };
@@ -236,7 +318,8 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
 /**
  * Applies environment overrides (Deno Deploy and containers): `MXFLEX_HOST`,
  * `MXFLEX_MX_ADDR`, `MXFLEX_MX_LOGIN`, `MXFLEX_MX_PASSWORD` (for the Flex API's MX),
- * `MXFLEX_TOKEN_TTL`, `MXFLEX_DB`, `MXFLEX_METRICS_TOKEN`.
+ * `MXFLEX_TOKEN_TTL`, `MXFLEX_DB`, `MXFLEX_METRICS_TOKEN`, `MXFLEX_TRUSTED_PROXIES`
+ * (comma-separated; replaces the file's list).
  */
 export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined): AppConfig {
   const host = env("MXFLEX_HOST");
@@ -262,6 +345,10 @@ export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined)
   }
   cfg.db = env("MXFLEX_DB") ?? cfg.db;
   cfg.metricsToken = env("MXFLEX_METRICS_TOKEN") ?? cfg.metricsToken;
+  const proxies = env("MXFLEX_TRUSTED_PROXIES");
+  if (proxies !== undefined) {
+    cfg.trustedProxies = parseTrustedProxies(proxies, "MXFLEX_TRUSTED_PROXIES");
+  }
   return cfg;
 }
 

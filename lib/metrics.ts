@@ -352,6 +352,33 @@ export interface CstaMetricsObserver {
   timeout(): void;
 }
 
+/**
+ * Observer of push outcomes per app key and lifecycle event (structurally the `observer`
+ * option of `PushDispatcher`).
+ */
+export interface PushMetricsObserver {
+  /** The service accepted a push `latencyMs` after its MX event arrived. */
+  sent(app: string, event: string, latencyMs: number): void;
+  /** A push was given up on. */
+  failed(app: string, event: string): void;
+  /** A push found its token dead; the token was deleted. */
+  pruned(app: string, event: string): void;
+}
+
+/** Buckets (seconds) of `push_latency_seconds`: pushes take tens of ms to seconds. */
+export const PUSH_LATENCY_BUCKETS: readonly number[] = Object.freeze([
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+]);
+
 /** One finished HTTP request, as the request-log middleware reports it. */
 export interface HttpObservation {
   /** Route pattern (e.g. `/mx/:name/voicemail/:id`), never the raw path. */
@@ -368,8 +395,6 @@ export interface ServerMetricSources {
   sseClients?: () => number;
   /** MX sessions: name, current state and reconnect count. */
   sessions?: () => Iterable<{ name: string; state: string; reconnects: number }>;
-  /** Push counters per app key (`PushDispatcher.stats()`). */
-  push?: () => Record<string, { sent: number; failed: number }> | undefined;
 }
 
 /** Every state `mx_session_state` reports (one series each, 1 for the current one). */
@@ -401,6 +426,12 @@ export class ServerMetrics {
   readonly cstaTimeouts: Counter;
   /** Hooks for `CstaConnection`'s `observer` option. */
   readonly csta: CstaMetricsObserver;
+  /** `push_sent_total`, `push_failed_total`, `push_pruned_total` `{app,event}`. */
+  readonly pushCounters: { sent: Counter; failed: Counter; pruned: Counter };
+  /** `push_latency_seconds{app,event}`: MX event to push accepted. */
+  readonly pushLatency: Histogram;
+  /** Hooks for `PushDispatcher`'s `observer` option. */
+  readonly push: PushMetricsObserver;
 
   /** @param src values read at scrape time */
   constructor(src: ServerMetricSources = {}) {
@@ -433,8 +464,26 @@ export class ServerMetrics {
       "Time from a CSTA request to its reply or failure.",
     );
     this.cstaTimeouts = r.counter("csta_timeouts_total", "CSTA requests that timed out.");
-    const pushSent = r.counter("push_sent_total", "Pushes accepted by APNs/FCM.", ["app"]);
-    const pushFailed = r.counter("push_failed_total", "Pushes given up on.", ["app"]);
+    const labels = ["app", "event"];
+    const pc = this.pushCounters = {
+      sent: r.counter("push_sent_total", "Pushes accepted by APNs/FCM.", labels),
+      failed: r.counter("push_failed_total", "Pushes given up on.", labels),
+      pruned: r.counter("push_pruned_total", "Pushes whose token was dead (deleted).", labels),
+    };
+    const lat = this.pushLatency = r.histogram(
+      "push_latency_seconds",
+      "Time from the MX call event to APNs/FCM accepting the push.",
+      labels,
+      PUSH_LATENCY_BUCKETS,
+    );
+    this.push = {
+      sent: (app, event, ms) => {
+        pc.sent.inc({ app, event });
+        lat.observe({ app, event }, ms / 1000);
+      },
+      failed: (app, event) => pc.failed.inc({ app, event }),
+      pruned: (app, event) => pc.pruned.inc({ app, event }),
+    };
 
     r.onCollect(() => {
       if (src.sseClients) sse.set(undefined, src.sseClients());
@@ -442,13 +491,6 @@ export class ServerMetrics {
         for (const s of src.sessions()) {
           for (const st of MX_STATES) state.set({ mx: s.name, state: st }, st === s.state ? 1 : 0);
           reconnects.setTotal({ mx: s.name }, s.reconnects);
-        }
-      }
-      const stats = src.push?.();
-      if (stats) {
-        for (const [app, v] of Object.entries(stats)) {
-          pushSent.setTotal({ app }, v.sent);
-          pushFailed.setTotal({ app }, v.failed);
         }
       }
     });

@@ -1,16 +1,17 @@
 /**
- * Flex API (`/api/…`, seeds/mxflex-api.md): JWT login against the MX, live call events over
- * SSE, contacts, click-to-call and call control.
+ * Flex API (`/api/…`, seeds/mxflex-api.md): JWT login against the MX, live call events,
+ * presence and address-book changes over SSE, contacts, current calls, click-to-call and call
+ * control, and with the token's user session: own presence, call log and voicemail.
  *
  * @module
  */
 import { type Context, Hono } from "hono";
 import type { MxSession } from "../lib/mx/session.ts";
-import type { TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
+import type { StreamLimits, TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
 import type { FlexFeed } from "../lib/mx/flex_events.ts";
 import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
-import type { RateLimiter } from "../lib/auth/rate_limit.ts";
-import { sseResponse } from "../lib/sse/hub.ts";
+import type { LoginGuard } from "../lib/auth/login_guard.ts";
+import { SSE_HEADERS, sseResponse } from "../lib/sse/hub.ts";
 import {
   formatJson,
   HttpError,
@@ -18,11 +19,26 @@ import {
   jsonResponse,
   tooManyRequests,
 } from "../lib/http/errors.ts";
-import { type Fields, readFields, stringField } from "../lib/http/body.ts";
+import { boolField, type Fields, intField, readFields, stringField } from "../lib/http/body.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { checkPassword } from "../lib/http/password_limit.ts";
 import { clientIp } from "../lib/http/client_ip.ts";
-import { type CallAction, flexContact } from "../lib/mx/mod.ts";
+import {
+  type CallAction,
+  flexContact,
+  loginSecret,
+  SETTABLE_PRESENCE,
+  type UserSession,
+} from "../lib/mx/mod.ts";
+import { CredentialVault } from "../lib/store/credentials.ts";
+import {
+  callLogJson,
+  mailIdParam,
+  parseTimestamp,
+  voicemailJson,
+  voicemailPatch,
+} from "../lib/http/records.ts";
+import { voicemailResponse } from "../lib/http/voicemail_stream.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** What the Flex router needs. */
@@ -34,11 +50,26 @@ export interface FlexDeps {
   feed: FlexFeed;
   issuer: TokenIssuer;
   log: Logger;
-  /** Failed-login limiter keyed by login name. */
-  loginLimiter: RateLimiter;
-  /** Login limiter keyed by client address. */
-  ipLimiter: RateLimiter;
+  /** Failed-login limits (shared with the Proxy API through KV). */
+  guard: LoginGuard;
+  /** Caps on concurrent `/api/events` streams. */
+  streamLimits: StreamLimits;
+  /** Sealed MX credentials of the tokens (their user sessions). */
+  vault: CredentialVault;
+  /** Stall limit of voicemail downloads, ms (default in `lib/http/voicemail_stream.ts`). */
+  voicemailIdleMs?: number;
 }
+
+/** `Retry-After` of a refused event stream: about two heartbeats, by which a dead one is gone. */
+export const STREAM_RETRY_AFTER = 30;
+
+/** loginRequest attributes of the token's user sessions (as the Proxy API's). */
+const USER_ATTRS = { platform: "iPhone", version: "1.0" };
+
+/** The longest presence note accepted. */
+const MAX_NOTE = 200;
+
+const INVALID_TOKEN = { "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"' };
 
 type Env = { Variables: { claims: TokenClaims; fields: Fields } };
 
@@ -56,7 +87,7 @@ export function compareExt(a: string, b: string): number {
  *
  * @example
  * ```ts
- * app.route("/", flexRoutes({ mx, tokens, feed, issuer, log, loginLimiter, ipLimiter }));
+ * app.route("/", flexRoutes({ mx, tokens, feed, issuer, log, guard, streamLimits, vault }));
  * ```
  */
 export function flexRoutes(d: FlexDeps): Hono<Env> {
@@ -70,28 +101,37 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     if (!login) throw new HttpError(400, "login required");
     checkPassword(password);
     const ip = clientIp(c);
-    // Every attempt counts per address; only failures count per login name.
-    for (const r of [d.ipLimiter.hit(ip), d.loginLimiter.check(login)]) {
-      if (!r.allowed) throw tooManyRequests("too many login attempts", r.retryAfterSeconds);
+    const attempt = await d.guard.begin(d.mx.name, login, ip);
+    if (attempt.refused) {
+      throw tooManyRequests("too many login attempts", attempt.refused.retryAfterSeconds);
     }
     let info;
     try {
       info = await d.mx.verifyUser(login, password, { platform: "CRM", version: "1.0" });
     } catch (err) {
-      // Only a refused login counts against the name; the error itself goes to onError.
+      // Only a refused login counts; the error itself goes to onError.
       if (mxHttpError(err)?.status === 401) {
-        d.loginLimiter.hit(login);
+        await attempt.failed();
         d.log.info("login refused", { login, ip });
+      } else {
+        attempt.abandon();
       }
       throw err;
     }
-    // A successful login clears the failures recorded for this name.
-    d.loginLimiter.reset(login);
+    await attempt.succeeded();
     if (!info.ext) throw new HttpError(403, "account has no extension");
     const sn = d.mx.sn ?? info.sn;
-    const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn });
+    // The key of the token's sealed MX credential travels only inside the token.
+    const ck = CredentialVault.newKey();
+    const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn, ck });
     const { jti, exp } = await d.issuer.verify(token);
     await tokens.add(jti, info.ext, exp);
+    try {
+      await d.vault.seal(jti, ck, { login, secret: await loginSecret(password, info) }, exp);
+    } catch (err) {
+      await tokens.remove(jti);
+      throw err;
+    }
     d.log.info("login", { login, ext: info.ext, ip });
     return jsonResponse({ token_type: "Bearer", access_token: token, expires_in: expiresIn });
   });
@@ -111,19 +151,11 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     try {
       claims = await d.issuer.verify(token);
     } catch (err) {
-      if (err instanceof AuthError) {
-        throw new HttpError(401, err.message, {
-          "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"',
-        });
-      }
+      if (err instanceof AuthError) throw new HttpError(401, err.message, INVALID_TOKEN);
       throw err;
     }
     // Logout and expiry are authoritative here, whatever the revocation list remembers.
-    if (!tokens.has(claims.jti)) {
-      throw new HttpError(401, "token revoked", {
-        "WWW-Authenticate": 'Bearer realm="MXFlex", error="invalid_token"',
-      });
-    }
+    if (!tokens.has(claims.jti)) throw new HttpError(401, "token revoked", INVALID_TOKEN);
     c.set("claims", claims);
     await next();
   });
@@ -131,6 +163,8 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   app.get("/api/logout", async (c) => {
     const cl = c.get("claims");
     d.issuer.revoke(cl.jti, cl.exp);
+    // The user session can no longer be opened with this token, even if it leaks later.
+    await d.vault.wipe(cl.jti);
     await tokens.remove(cl.jti);
     return c.body(null, 204);
   });
@@ -140,12 +174,19 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     const accept = c.req.header("accept") ?? "";
     if (!/text\/event-stream|\*\/\*/.test(accept)) throw new HttpError(406, "only sse support");
     if (!tokens.has(cl.jti)) throw new HttpError(403, "not monitored");
+    // hono answers HEAD with the GET handler and drops the body without cancelling it: a
+    // subscription made here would live on unread. HEAD gets the headers only.
+    if (c.req.raw.method === "HEAD") return new Response(null, { headers: SSE_HEADERS });
     const ctl = new AbortController();
-    const release = tokens.attachStream(cl.jti, ctl);
+    const slot = tokens.attachStream(cl.jti, ctl, d.streamLimits);
+    if (!slot.ok) {
+      if (slot.full === "gone") throw new HttpError(403, "not monitored");
+      throw tooManyRequests(`too many event streams for this ${slot.full}`, STREAM_RETRY_AFTER);
+    }
     const stream = d.feed.subscribe(cl.ext, {
       lastEventId: c.req.header("last-event-id") ?? c.req.query("lastEventId") ?? null,
       signal: ctl.signal,
-      onClose: release,
+      onClose: slot.release,
     });
     return sseResponse(stream, { "Access-Control-Allow-Origin": "*" });
   });
@@ -202,9 +243,89 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   app.post("/api/calls/:callId/transfer", async (c) => {
     const cl = c.get("claims");
     const { callId, deviceId } = callTarget(c, cl);
-    const to = stringField(c.get("fields"), "to") ?? stringField(c.get("fields"), "destination");
+    const f = c.get("fields");
+    const to = stringField(f, "to") ?? stringField(f, "destination");
     if (!to) throw new HttpError(400, "destination phone required");
+    if (boolField(f, "consult")) {
+      return jsonResponse(await d.mx.consultTransfer(callId, deviceId, to));
+    }
     return jsonResponse({ call: await d.mx.transferCall(callId, deviceId, to) });
+  });
+  app.post("/api/calls/:callId/complete", async (c) => {
+    const cl = c.get("claims");
+    const { callId, deviceId } = callTarget(c, cl);
+    let consult = intField(c.get("fields"), "consultCallId", 0, 1, 9_999_999_999);
+    if (!consult) {
+      // Default: the user's only other current call (the consultation call).
+      const others = d.feed.currentCalls(cl.ext).filter((k) => k.callId !== callId);
+      if (others.length !== 1) throw new HttpError(400, "consultCallId required");
+      consult = others[0].callId;
+    }
+    await d.mx.completeTransfer(callId, consult, deviceId);
+    return c.body(null, 204);
+  });
+
+  /**
+   * Runs `fn` on a short session logged in as the token's user, with the credential sealed
+   * for this token at login (closed afterwards unless `keepOpen`, see `MxSession.withUser`).
+   */
+  const asUser = async <T>(
+    c: Context<Env>,
+    fn: (user: UserSession) => Promise<T>,
+    keepOpen = false,
+  ): Promise<T> => {
+    const cl = c.get("claims");
+    const cred = cl.ck ? await d.vault.open(cl.jti, cl.ck) : undefined;
+    if (!cred) throw new HttpError(401, "user session unavailable, log in again", INVALID_TOKEN);
+    return await d.mx.withUser(cred.login, cred.secret, fn, { attrs: USER_ATTRS, keepOpen });
+  };
+
+  app.put("/api/presence", async (c) => {
+    const f = c.get("fields");
+    const status = stringField(f, "status") ?? "";
+    if (!SETTABLE_PRESENCE.includes(status)) throw new HttpError(400, "bad presence status");
+    // An empty or absent note clears it; stringField trims and refuses non-strings.
+    const note = stringField(f, "note") ?? "";
+    // deno-lint-ignore no-control-regex
+    if (note.length > MAX_NOTE || /[\x00-\x1f\x7f]/.test(note)) {
+      throw new HttpError(400, "bad presence note");
+    }
+    await asUser(c, (user) => user.setPresence(status, note));
+    return c.body(null, 204);
+  });
+
+  app.get("/api/calllog", async (c) => {
+    const ts = parseTimestamp(c.req.query("timestamp"));
+    const log = await asUser(c, (user) => user.callLog(ts));
+    return jsonResponse({ calllog: log.map(callLogJson) });
+  });
+
+  app.get("/api/voicemail", async (c) => {
+    const list = await asUser(c, (user) => user.voicemails());
+    return jsonResponse({ voicemails: list.map(voicemailJson) });
+  });
+
+  app.get("/api/voicemail/:id", async (c) => {
+    const id = mailIdParam(c.req.param("id"));
+    const dl = await asUser(c, async (user) => {
+      const dl = await user.downloadVoicemail(id);
+      if (!dl) throw new HttpError(404, "voicemail not found");
+      return dl;
+    }, true);
+    return await voicemailResponse(dl, { id, log: d.log, idleMs: d.voicemailIdleMs });
+  });
+
+  app.patch("/api/voicemail/:id", async (c) => {
+    const id = mailIdParam(c.req.param("id"));
+    const patch = voicemailPatch(c.get("fields"));
+    await asUser(c, (user) => user.updateVoicemail(id, patch));
+    return c.body(null, 204);
+  });
+
+  app.delete("/api/voicemail/:id", async (c) => {
+    const id = mailIdParam(c.req.param("id"));
+    await asUser(c, (user) => user.deleteVoicemail(id));
+    return c.body(null, 204);
   });
 
   return app;

@@ -3,9 +3,11 @@
  *
  * Open to requests from loopback (127.0.0.0/8, ::1, ::ffff:127.x) or carrying
  * `Authorization: Bearer <metricsToken>`; everyone else gets 401 (a token is configured)
- * or 403 (none is). Note that behind a reverse proxy on the same host every request comes
- * from loopback: configure the proxy not to forward `/metrics`, or scrape through it with
- * the token and block the path for the public.
+ * or 403 (none is). "From loopback" is the client address of lib/http/client_ip.ts: behind
+ * a proxy listed in `trustedProxies` it is the client the proxy names, so a local proxy does
+ * not make the public look local (a trusted proxy that names nobody gives "unknown", which is
+ * not loopback). Without `trustedProxies`, a reverse proxy on the same host makes every
+ * request look local: list it, or block `/metrics` at the proxy.
  *
  * @module
  */

@@ -2,14 +2,15 @@
  * The HTTP application: the middleware chain and every router, mounted on one hono app from
  * the services the composition root (`app.ts`) built. Nothing here creates a service.
  *
- * Order: request log (sees every response, also errors), `Server`/`X-API-Version` headers,
+ * Order: client address (from the peer, or a trusted proxy's headers), request log (sees
+ * every response, also errors), `Server`/`X-API-Version` headers,
  * path guard (before anything reads the path), shutdown 503, then the routers; `onError`
  * turns anything thrown into the `{"error": ...}` shape.
  *
  * @example
  * ```ts
- * const app = buildApp({ log, metrics, sessions, flexMx, tokens, feed, issuer, push, limits,
- *   authCache, staticDirs, closing: () => false });
+ * const app = buildApp({ log, metrics, sessions, flexMx, tokens, feed, vault, issuer, push,
+ *   guard, streamLimits, trustedProxies, authCache, staticDirs, closing: () => false });
  * Deno.serve(app.fetch);
  * ```
  *
@@ -22,12 +23,16 @@ import type { TokenMonitors } from "../lib/mx/token_monitors.ts";
 import type { PushMonitors } from "../lib/mx/push_monitors.ts";
 import type { TokenIssuer } from "../lib/auth/jwt.ts";
 import type { VerifiedCache } from "../lib/auth/basic.ts";
-import type { RateLimiter } from "../lib/auth/rate_limit.ts";
+import type { LoginGuard } from "../lib/auth/login_guard.ts";
+import type { StreamLimits } from "../lib/mx/token_monitors.ts";
 import type { FlexFeed } from "../lib/mx/flex_events.ts";
+import type { CredentialVault } from "../lib/store/credentials.ts";
 import type { ServerMetrics } from "../lib/metrics.ts";
 import { HttpError, toErrorResponse } from "../lib/http/errors.ts";
 import { mxHttpError } from "../lib/http/mx_errors.ts";
 import { requestLog } from "../lib/http/request_log.ts";
+import { clientAddress } from "../lib/http/client_ip.ts";
+import type { TrustedProxies } from "../lib/http/trusted_proxies.ts";
 import { serverHeaders } from "../lib/http/server_headers.ts";
 import { pathGuard } from "../lib/http/path_guard.ts";
 import { shutdownGuard } from "../lib/http/shutdown_guard.ts";
@@ -50,16 +55,16 @@ export interface AppServices {
   tokens: TokenMonitors;
   /** The Flex API's live feed: event streams, current calls. */
   feed: FlexFeed;
+  /** Sealed MX credentials of Flex tokens (their user sessions). */
+  vault: CredentialVault;
   issuer: TokenIssuer;
   push: PushMonitors;
-  limits: {
-    /** Failed Flex logins per login name. */
-    login: RateLimiter;
-    /** Flex login attempts per client address. */
-    loginIp: RateLimiter;
-    /** Failed Proxy Basic-auth attempts per client address. */
-    proxyFail: RateLimiter;
-  };
+  /** Failed-login limits of both APIs (counters in KV). */
+  guard: LoginGuard;
+  /** Caps on concurrent `/api/events` streams. */
+  streamLimits: StreamLimits;
+  /** Proxies whose forwarding headers name the client. */
+  trustedProxies: TrustedProxies;
   /** Successful Proxy Basic-auth verifications. */
   authCache: VerifiedCache<{ jid: string; ext: string }>;
   /** Bearer token opening `/metrics` beyond loopback. */
@@ -83,6 +88,7 @@ export interface AppServices {
  */
 export function buildApp(s: AppServices): Hono {
   const app = new Hono();
+  app.use("*", clientAddress(s.trustedProxies));
   app.use("*", requestLog({ log: s.log, observe: (r) => s.metrics.http(r) }));
   app.use("*", serverHeaders(VERSION));
   app.use("*", pathGuard());
@@ -106,8 +112,10 @@ export function buildApp(s: AppServices): Hono {
       feed: s.feed,
       issuer: s.issuer,
       log: s.log,
-      loginLimiter: s.limits.login,
-      ipLimiter: s.limits.loginIp,
+      guard: s.guard,
+      streamLimits: s.streamLimits,
+      vault: s.vault,
+      voicemailIdleMs: s.voicemailIdleMs,
     }),
   );
   app.route(
@@ -115,7 +123,7 @@ export function buildApp(s: AppServices): Hono {
     proxyRoutes({
       sessions: s.sessions,
       authCache: s.authCache,
-      failLimiter: s.limits.proxyFail,
+      guard: s.guard,
       push: s.push,
       log: s.log,
       voicemailIdleMs: s.voicemailIdleMs,

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { generateKeyPair, SignJWT } from "jose";
 import { AuthError, TokenIssuer } from "../lib/auth/jwt.ts";
 import { parseBasicAuth, VerifiedCache } from "../lib/auth/basic.ts";
-import { RateLimiter } from "../lib/auth/rate_limit.ts";
 import {
   errorResponse,
   formatJson,
@@ -317,72 +316,6 @@ Deno.test("basic cache: LRU eviction at max", async () => {
   assert.equal(await cache.get("s", "b", "p"), undefined);
   assert.equal(await cache.get("s", "a", "p"), "A");
   assert.equal(await cache.get("s", "c", "p"), "C");
-});
-
-// ---------------------------------------------------------------- rate limiter
-
-Deno.test("rate limit: allows `limit` hits per window, then gives Retry-After", () => {
-  const clock = fakeClock(0);
-  const rl = new RateLimiter({ limit: 3, windowMs: 10_000, now: clock.now });
-  for (let i = 0; i < 3; i++) {
-    assert.deepEqual(rl.hit("k"), { allowed: true, retryAfterSeconds: 0 });
-  }
-  const denied = rl.hit("k");
-  assert.equal(denied.allowed, false);
-  // next window starts at 10 s; the previous 3 hits weigh 3*(1-f); need f >= 1/3 -> 13.34 s
-  assert.equal(denied.retryAfterSeconds, 14);
-  // other keys are independent
-  assert.equal(rl.hit("other").allowed, true);
-  // sliding: at 13.0 s the old window still weighs 2.1 (+1 > 3) -> denied
-  clock.advance(13_000);
-  assert.equal(rl.check("k").allowed, false);
-  // at 13.334 s it weighs 1.9998 -> allowed
-  clock.advance(334);
-  assert.equal(rl.hit("k").allowed, true);
-  // two full windows later everything is forgotten
-  clock.advance(30_000);
-  for (let i = 0; i < 3; i++) assert.equal(rl.hit("k").allowed, true);
-  assert.equal(rl.hit("k").allowed, false);
-});
-
-Deno.test("rate limit: check() does not count, denied hits do not count, reset clears", () => {
-  const clock = fakeClock(0);
-  const rl = new RateLimiter({ limit: 2, windowMs: 1000, now: clock.now });
-  for (let i = 0; i < 10; i++) assert.equal(rl.check("k").allowed, true);
-  rl.hit("k");
-  rl.hit("k");
-  for (let i = 0; i < 10; i++) assert.equal(rl.hit("k").allowed, false);
-  // denied attempts did not extend the block: 2 hits at t=0 weigh 2*(1-f) in the next window
-  clock.advance(1500);
-  assert.equal(rl.hit("k").allowed, true);
-  rl.reset("k");
-  assert.equal(rl.hit("k").allowed, true);
-  assert.equal(rl.hit("k").allowed, true);
-  assert.equal(rl.hit("k").allowed, false);
-});
-
-Deno.test("rate limit: retry-after within the window when the previous window slides out", () => {
-  const clock = fakeClock(0);
-  const rl = new RateLimiter({ limit: 4, windowMs: 10_000, now: clock.now });
-  for (let i = 0; i < 4; i++) rl.hit("k");
-  clock.advance(10_000); // new window; prev=4 weighs 4 at its start
-  const r = rl.hit("k");
-  assert.equal(r.allowed, false);
-  // need 4*(1-f) + 0 + 1 <= 4 -> f >= 0.25 -> 2.5 s -> 3 s
-  assert.equal(r.retryAfterSeconds, 3);
-  clock.advance(2_500);
-  assert.equal(rl.hit("k").allowed, true);
-});
-
-Deno.test("rate limit: memory is bounded by max keys", () => {
-  const rl = new RateLimiter({ limit: 1, windowMs: 60_000, max: 100 });
-  for (let i = 0; i < 1000; i++) rl.hit(`ip-${i}`);
-  assert.equal(rl.size, 100);
-  // most recent keys are kept
-  assert.equal(rl.hit("ip-999").allowed, false);
-  assert.equal(rl.hit("ip-0").allowed, true);
-  assert.throws(() => new RateLimiter({ limit: 0, windowMs: 1 }), RangeError);
-  assert.throws(() => new RateLimiter({ limit: 1, windowMs: 0 }), RangeError);
 });
 
 // ---------------------------------------------------------------- errors

@@ -310,3 +310,38 @@ Deno.test("main: `-config /nonexistent` exits 2 with one error line and no stack
   assert.doesNotMatch(stderr, /Uncaught|Stack backtrace/);
   assert.equal(new TextDecoder().decode(out.stdout), "");
 });
+
+Deno.test("config: rateLimits defaults, overrides per sub-key, typos and bad values refused", () => {
+  const base = { mx: { addr: "127.0.0.1", login: "a", password: "b" } };
+  const d = normalizeConfig(base, ".").rateLimits;
+  assert.deepEqual(d, {
+    loginAddress: { failures: 10, windowSeconds: 3600, blockSeconds: 900 },
+    address: { failures: 100, windowSeconds: 3600, blockSeconds: 3600 },
+    login: { failures: 100, windowSeconds: 86400, delaySeconds: 60, maxDelaySeconds: 3600 },
+    knownAddressDays: 30,
+    streams: { perToken: 10, perUser: 50 },
+  });
+  const r = normalizeConfig({
+    ...base,
+    rateLimits: { loginAddress: { failures: 5 }, knownAddressDays: 7, streams: { perUser: 4 } },
+  }, ".").rateLimits;
+  assert.deepEqual(r.loginAddress, { failures: 5, windowSeconds: 3600, blockSeconds: 900 });
+  assert.equal(r.knownAddressDays, 7);
+  assert.deepEqual(r.streams, { perToken: 10, perUser: 4 });
+  const bad: [unknown, RegExp][] = [
+    [{ loginAdress: {} }, /rateLimits\.loginAdress: unknown key/],
+    [{ login: { failure: 3 } }, /rateLimits\.login\.failure: unknown key/],
+    [{ address: { failures: 0 } }, /rateLimits\.address\.failures must be a whole number >= 1/],
+    [{ streams: { perToken: 1.5 } }, /rateLimits\.streams\.perToken must be a whole number/],
+    [{ knownAddressDays: "30" }, /rateLimits\.knownAddressDays must be a whole number/],
+    [{ streams: [] }, /rateLimits\.streams must be an object/],
+    ["strict", /rateLimits must be an object/],
+  ];
+  for (const [rateLimits, re] of bad) {
+    assert.throws(
+      () => normalizeConfig({ ...base, rateLimits }, "."),
+      (e: Error) => e instanceof ConfigError && re.test(e.message),
+      JSON.stringify(rateLimits),
+    );
+  }
+});

@@ -402,7 +402,8 @@ Deno.test("faults: 1,000 SSE clients connecting and dropping leave nothing behin
     // Generous: a per-connection leak of even 64 KiB would be ~64 MB.
     const grown = Deno.memoryUsage().rss - rss0;
     assert.ok(grown < 48 * 1024 * 1024, `RSS grew by ${(grown / 1048576).toFixed(1)} MiB`);
-  });
+    // 50 streams of one token at once: above the default caps.
+  }, { config: { rateLimits: { streams: { perToken: 50, perUser: 50 } } } });
 });
 
 Deno.test("faults: during shutdown, requests get 503, never a 401 that ends clients' sessions", async () => {

@@ -1,7 +1,8 @@
 /**
  * Current calls end to end (HTTP -> server -> CSTA over TLS -> simulator and back):
  * `GET /api/calls` follows ringing, answer, hold, retrieve, hang-up, decline, outgoing calls,
- * a call answered on another phone, a reload, an MX outage and a logout.
+ * a call answered on another phone, picked up by a colleague or sent to voicemail, a reload,
+ * an MX outage and a logout.
  */
 import assert from "node:assert/strict";
 import { flexLogin, type Harness, openEvents, withHarness } from "./helpers/harness.ts";
@@ -127,6 +128,24 @@ Deno.test("calls: a call answered on another phone leaves the list", async () =>
     const evs = await sse.until("EstablishedEvent");
     assert.equal(JSON.parse(evs.at(-1)!.data).answeringDevice, "3044");
     assert.deepEqual(await currentCalls(h, t), []);
+    await sse.cancel();
+  }, STILL);
+});
+
+Deno.test("calls: a call picked up by a colleague or sent to voicemail leaves the list", async () => {
+  await withHarness(async (h) => {
+    const t = await flexLogin(h.url);
+    const sse = await openEvents(h.url, t);
+    for (const step of ["pickup", "voicemail"]) {
+      const id = h.sim.incomingCall({ from: "+15550100", to: "3095" });
+      await sse.until("DeliveredEvent");
+      assert.equal((await currentCalls(h, t)).length, 1, step);
+      assert.equal(step === "pickup" ? h.sim.pickup(id, "3044") : h.sim.sendToVoicemail(id), true);
+      const diverted = await sse.until("DivertedEvent");
+      assert.equal(JSON.parse(diverted.at(-1)!.data).divertingDevice, "3095");
+      assert.deepEqual(await currentCalls(h, t), [], step);
+      h.sim.hangup(id);
+    }
     await sse.cancel();
   }, STILL);
 });

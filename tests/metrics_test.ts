@@ -85,13 +85,11 @@ Deno.test("metrics: registry renders the text format 0.0.4", () => {
   assert.ok(!r.render().includes("never"));
 });
 
-Deno.test("metrics: collect hooks read sessions, SSE clients and push stats at scrape time", () => {
+Deno.test("metrics: collect hooks read sessions and SSE clients at scrape time; push outcomes per app and event", () => {
   let state = "connecting";
-  const src: { push?: Record<string, { sent: number; failed: number }> } = {};
   const m = new ServerMetrics({
     sseClients: () => 7,
     sessions: () => [{ name: "main", state, reconnects: 3 }],
-    push: () => src.push,
   });
   m.registry.onCollect(() => {
     throw new Error("a broken hook does not break the scrape");
@@ -103,12 +101,27 @@ Deno.test("metrics: collect hooks read sessions, SSE clients and push stats at s
   assert.equal(sample(text, 'mx_reconnects_total{mx="main"}'), 3);
   assert.ok(!text.includes("push_sent_total{"));
   state = "connected";
-  src.push = { "fcm:app": { sent: 5, failed: 1 } };
+  for (let i = 0; i < 5; i++) m.push.sent("fcm:app", "incoming", 40);
+  m.push.sent("fcm:app", "missed", 3000);
+  m.push.failed("fcm:app", "incoming");
+  m.push.pruned("apns:com.app", "cancelled");
   text = m.registry.render();
   assert.equal(sample(text, 'mx_session_state{mx="main",state="connecting"}'), 0);
   assert.equal(sample(text, 'mx_session_state{mx="main",state="connected"}'), 1);
-  assert.equal(sample(text, 'push_sent_total{app="fcm:app"}'), 5);
-  assert.equal(sample(text, 'push_failed_total{app="fcm:app"}'), 1);
+  assert.equal(sample(text, 'push_sent_total{app="fcm:app",event="incoming"}'), 5);
+  assert.equal(sample(text, 'push_sent_total{app="fcm:app",event="missed"}'), 1);
+  assert.equal(sample(text, 'push_failed_total{app="fcm:app",event="incoming"}'), 1);
+  assert.equal(sample(text, 'push_pruned_total{app="apns:com.app",event="cancelled"}'), 1);
+  assert.equal(
+    sample(text, 'push_latency_seconds_bucket{app="fcm:app",event="incoming",le="0.05"}'),
+    5,
+  );
+  assert.equal(
+    sample(text, 'push_latency_seconds_bucket{app="fcm:app",event="missed",le="2.5"}'),
+    0,
+  );
+  assert.equal(sample(text, 'push_latency_seconds_bucket{app="fcm:app",event="missed",le="5"}'), 1);
+  assert.equal(sample(text, 'push_latency_seconds_count{app="fcm:app",event="incoming"}'), 5);
   // Unknown methods do not grow label cardinality.
   m.http({ route: "/x", method: "BREW", status: 404, ms: 1 });
   m.http({ route: "/x", method: "SPILL", status: 404, ms: 1 });

@@ -434,10 +434,76 @@ Deno.test("transfer moves the call; deflect diverts an alerting call", async () 
     assert.equal(r.el.name, "DeflectCallResponse");
     const div = await s.nextNamed("DivertedEvent");
     assert.equal(textAt(div.el, "newDestination", "deviceIdentifier"), "3044");
+    assert.equal(textAt(div.el, "cause"), "redirected");
     const del2 = await s.next((f) =>
       f.el.name === "DeliveredEvent" && textAt(f.el, "connection", "deviceID") === "3044"
     );
     assert.equal(textAt(del2.el, "alertingDevice", "deviceIdentifier"), "3044");
+  });
+});
+
+Deno.test("scenario steps: desk-phone answer, transfer, pickup, voicemail on no answer", async () => {
+  await withSim({ answerAfterMs: -1 }, async (sim, connect) => {
+    const s = await login(connect, "server", "password", "Server");
+    for (const e of ["3095", "3099", "3044"]) await monitor(s, e);
+    const at3095 = (name: string) => (f: RawFrame) =>
+      f.el.name === name && textAt(f.el, "connection", "deviceID") === "3095";
+
+    // The desk phone answers; unknown or no longer ringing calls are refused.
+    const a = sim.incomingCall({ from: "+1555", to: "3095" });
+    await s.nextNamed("DeliveredEvent");
+    assert.ok(sim.answer(a));
+    const est = await s.nextNamed("EstablishedEvent");
+    assert.equal(textAt(est.el, "answeringDevice", "deviceIdentifier"), "3095");
+    assert.equal(sim.answer(a), false);
+    assert.equal(sim.pickup(a, "3099"), false);
+    assert.equal(sim.sendToVoicemail(a), false);
+    assert.equal(sim.answer(999), false);
+
+    // A ringing call handed to a colleague: the old call ends, a new one rings at 3099.
+    const b = sim.incomingCall({ from: "+1555", to: "3095" });
+    await s.next(at3095("DeliveredEvent"));
+    const next = sim.transfer(b, "3095", "3099");
+    assert.ok(next !== undefined && next !== b);
+    const tr = await s.nextNamed("TransferedEvent");
+    assert.equal(textAt(tr.el, "transferredToDevice", "deviceIdentifier"), "3099");
+    assert.equal(sim.transfer(b, "3095", "3099"), undefined, "the old call is gone");
+
+    // 3044 picks the new call up from 3099.
+    assert.ok(sim.pickup(next!, "3044"));
+    const pick = await s.next((f) =>
+      f.el.name === "DivertedEvent" && textAt(f.el, "cause") === "callPickup"
+    );
+    assert.equal(textAt(pick.el, "divertingDevice", "deviceIdentifier"), "3099");
+    assert.equal(textAt(pick.el, "newDestination", "deviceIdentifier"), "3044");
+    const byPick = await s.nextNamed("EstablishedEvent");
+    assert.equal(textAt(byPick.el, "answeringDevice", "deviceIdentifier"), "3044");
+
+    // Nobody answers: the ring timeout sends the call to voicemail; 3095 has a missed call.
+    const c = sim.incomingCall({ from: "+1555", to: "3095" });
+    assert.ok(sim.sendToVoicemail(c));
+    const vm = await s.next((f) =>
+      at3095("DivertedEvent")(f) && textAt(f.el, "connection", "callID") === String(c)
+    );
+    assert.equal(textAt(vm.el, "cause"), "callForwardNoAnswer");
+    assert.equal(textAt(vm.el, "newDestination", "deviceIdentifier"), "*86");
+    assert.equal(sim.calls().find((x) => x.id === c)?.state, "connected", "voicemail answered");
+    const missed = sim.callLog("3095").at(-1)!;
+    assert.equal(missed.missed, true);
+    assert.equal(missed.callingPartyNo, "+1555");
+  });
+});
+
+Deno.test("voicemailAfterMs: a call nobody answers goes to voicemail by itself", async () => {
+  await withSim({ answerAfterMs: -1, voicemailAfterMs: 50 }, async (sim, connect) => {
+    const s = await login(connect, "server", "password", "Server");
+    await monitor(s, "3099");
+    const id = sim.incomingCall({ from: "+1555", to: "3099" });
+    await s.nextNamed("DeliveredEvent");
+    const vm = await s.nextNamed("DivertedEvent");
+    assert.equal(textAt(vm.el, "connection", "callID"), String(id));
+    assert.equal(textAt(vm.el, "cause"), "callForwardNoAnswer");
+    assert.equal(sim.calls()[0].callee, "*86");
   });
 });
 

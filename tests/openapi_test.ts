@@ -459,3 +459,134 @@ Deno.test("openapi: Proxy API responses fit the schemas", async () => {
     await h.close();
   }
 });
+
+/** Schema of each SSE event name: the call events' schemas are named after them. */
+const EVENT_SCHEMA: Record<string, string> = {
+  presence: "PresenceEvent",
+  contact: "ContactEvent",
+  snapshot: "SnapshotEvent",
+};
+
+Deno.test("openapi: live-state responses and events fit the schemas", async () => {
+  const doc = loadDoc();
+  const h = await startHarness({ sim: { presenceOnCalls: true } });
+  const u = h.url;
+  let sse: SseReader | undefined;
+  try {
+    const login = await fetch(`${u}/api/login`, {
+      method: "POST",
+      body: new URLSearchParams({ login: "dmitry", password: "secret" }),
+    });
+    const token: string = (await login.json()).access_token;
+    const auth = { Authorization: `Bearer ${token}` };
+    const json = { ...auth, "Content-Type": "application/json" };
+    sse = await openEvents(u, token);
+    const seen: { event: string; data: string; id?: string }[] = [];
+
+    // A call: current calls, presence on calls, a consultation transfer.
+    const id = h.sim.incomingCall({ from: "3044", to: "3095" });
+    seen.push(...await sse.until("presence"));
+    let res = await fetch(`${u}/api/calls`, { headers: auth });
+    assert.equal(res.status, 200);
+    const current = await conforms(doc, res, "get", "/api/calls");
+    assert.equal(current.calls.length, 1);
+    res = await fetch(`${u}/api/calls/${id}/transfer`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ to: "3099", consult: true }),
+    });
+    assert.equal(res.status, 200);
+    const consult = await conforms(doc, res, "post", "/api/calls/{callId}/transfer");
+    seen.push(...await sse.until("EstablishedEvent"));
+    res = await fetch(`${u}/api/calls/${id}/complete`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ consultCallId: consult.call.callId }),
+    });
+    assert.equal(res.status, 204);
+    seen.push(...await sse.until("TransferredEvent"));
+    res = await fetch(`${u}/api/calls/${id}/complete`, { method: "POST", headers: auth });
+    assert.equal(res.status, 400);
+    await conforms(doc, res, "post", "/api/calls/{callId}/complete");
+
+    // Own presence, a contact change.
+    res = await fetch(`${u}/api/presence`, {
+      method: "PUT",
+      headers: json,
+      body: JSON.stringify({ status: "Away", note: "back at 3" }),
+    });
+    assert.equal(res.status, 204);
+    res = await fetch(`${u}/api/presence`, {
+      method: "PUT",
+      headers: json,
+      body: JSON.stringify({ status: "Gone" }),
+    });
+    assert.equal(res.status, 400);
+    await conforms(doc, res, "put", "/api/presence");
+    h.sim.addUser({
+      login: "nina",
+      password: "secret",
+      jid: "43884853000900001",
+      ext: "3100",
+      firstName: "Nina",
+      lastName: "New",
+    });
+    seen.push(...await sse.until("contact"));
+    const last = seen.at(-1)!.id;
+    await sse.cancel();
+    // A snapshot (an id from another process).
+    sse = await openEvents(u, token, { lastEventId: `x${last}` });
+    seen.push(await sse.next());
+
+    for (const n of ["presence", "contact", "snapshot", "HeldEvent", "TransferredEvent"]) {
+      assert.ok(seen.some((e) => e.event === n), `saw ${n}`);
+    }
+    for (const e of seen) {
+      const schema = doc.components.schemas[EVENT_SCHEMA[e.event] ?? e.event];
+      assert.ok(schema, `event ${e.event} is documented`);
+      const errs = check(doc, JSON.parse(e.data), schema);
+      assert.deepEqual(errs, [], `${e.event}: ${errs.join("; ")}\n${e.data}`);
+    }
+
+    // History and voicemail with the JWT.
+    h.sim.addCallLog("3095", { callingPartyNo: "3044", originalCalledPartyNo: "3095" });
+    res = await fetch(`${u}/api/calllog`, { headers: auth });
+    assert.equal(res.status, 200);
+    assert.ok((await conforms(doc, res, "get", "/api/calllog")).calllog.length >= 1);
+    res = await fetch(`${u}/api/calllog?timestamp=soon`, { headers: auth });
+    assert.equal(res.status, 400);
+    await conforms(doc, res, "get", "/api/calllog");
+    const mail = h.sim.addVoicemail("3095", {
+      from: "3099",
+      duration: 3,
+      note: "hi",
+      content: new Uint8Array(16),
+    });
+    res = await fetch(`${u}/api/voicemail`, { headers: auth });
+    assert.equal(res.status, 200);
+    const list = await conforms(doc, res, "get", "/api/voicemail");
+    assert.ok(list.voicemails.some((v: Json) => v.id === mail));
+    res = await fetch(`${u}/api/voicemail/${mail}?access_token=${token}`);
+    assert.equal(res.status, 200);
+    const media = responseSchema(doc, "get", "/api/voicemail/{id}", 200, "audio/wav");
+    assert.ok(media);
+    await res.body?.cancel();
+    res = await fetch(`${u}/api/voicemail/999999`, { headers: auth });
+    assert.equal(res.status, 404);
+    await conforms(doc, res, "get", "/api/voicemail/{id}");
+    res = await fetch(`${u}/api/voicemail/${mail}`, { method: "PATCH", headers: json, body: "{}" });
+    assert.equal(res.status, 400);
+    await conforms(doc, res, "patch", "/api/voicemail/{id}");
+    res = await fetch(`${u}/api/voicemail/a.b`, { method: "DELETE", headers: auth });
+    assert.equal(res.status, 400);
+    await conforms(doc, res, "delete", "/api/voicemail/{id}");
+    // After logout: 401.
+    await (await fetch(`${u}/api/logout`, { headers: auth })).body?.cancel();
+    res = await fetch(`${u}/api/voicemail`, { headers: auth });
+    assert.equal(res.status, 401);
+    await conforms(doc, res, "get", "/api/voicemail");
+  } finally {
+    await sse?.cancel();
+    await h.close();
+  }
+});

@@ -10,7 +10,7 @@ import {
   pushKindFromPath,
 } from "../lib/push/config.ts";
 import { PushDispatcher, type PushDispatcherOptions } from "../lib/push/dispatcher.ts";
-import type { PushResult, PushSender } from "../lib/push/types.ts";
+import type { PushEvent, PushResult, PushSender } from "../lib/push/types.ts";
 import { parseRetryAfter } from "../lib/push/types.ts";
 import { TokenStore } from "../lib/store/tokens.ts";
 import { PushDedupe } from "../lib/store/dedupe.ts";
@@ -233,7 +233,7 @@ Deno.test("apns: certificate auth sends an alert push over HTTP/2 with the moder
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_1 });
     const d = w.dispatcher();
     const before = Math.floor(Date.now() / 1000);
-    await d.incomingCall({ mx: MX, jid: JID, callKey: PAYLOAD.globalCallId, payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: PAYLOAD.globalCallId, payload: PAYLOAD });
     const after = Math.floor(Date.now() / 1000);
     await d.close();
     assert.equal(w.sandbox.requests.length, 0);
@@ -253,7 +253,7 @@ Deno.test("apns: certificate auth sends an alert push over HTTP/2 with the moder
       aps: { alert: { title: "Incoming call", body: "3044" }, sound: "default" },
     });
     assert.deepEqual(d.stats(), {
-      [`apns:${BUNDLE}`]: { sent: 1, failed: 0, invalid: 0, retried: 0 },
+      [`apns:${BUNDLE}`]: { sent: 1, failed: 0, pruned: 0, retried: 0 },
     });
   } finally {
     await w.close();
@@ -272,7 +272,7 @@ Deno.test("apns: sandbox registrations go to the sandbox gateway", async () => {
       token: APNS_TOKEN_2,
     });
     const d = w.dispatcher();
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "1", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "1", payload: PAYLOAD });
     await d.close();
     assert.equal(w.prod.requests.length, 0);
     assert.equal(w.sandbox.requestsFor(APNS_TOKEN_1).length, 1);
@@ -289,7 +289,7 @@ Deno.test("apns: token (.p8) auth sends a VoIP push with a valid ES256 JWT and n
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: VOIP_BUNDLE, token: APNS_TOKEN_1 });
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: VOIP_BUNDLE, token: APNS_TOKEN_2 });
     const d = w.dispatcher();
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "c1", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "c1", payload: PAYLOAD });
     await d.close();
     assert.equal(w.prod.requests.length, 2);
     const pub = await importSPKI(
@@ -396,12 +396,12 @@ Deno.test("dispatcher: 503 is retried with backoff, Retry-After is honoured, the
       { status: 429, body: { reason: "TooManyRequests" }, headers: { "retry-after": "2" } },
     );
     const d = w.dispatcher({ baseBackoffMs: 5 });
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "r1", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "r1", payload: PAYLOAD });
     await d.close();
     assert.equal(w.prod.requestsFor(APNS_TOKEN_1).length, 3);
     // First retry: base backoff; second: 2 s from Retry-After beats the 10 ms backoff.
     assert.deepEqual(w.delays, [5, 2000]);
-    assert.deepEqual(d.stats()[`apns:${BUNDLE}`], { sent: 1, failed: 0, invalid: 0, retried: 2 });
+    assert.deepEqual(d.stats()[`apns:${BUNDLE}`], { sent: 1, failed: 0, pruned: 0, retried: 2 });
     assert.equal((await w.store.listForUser(MX, JID)).length, 1);
   } finally {
     await w.close();
@@ -417,11 +417,11 @@ Deno.test("dispatcher: retries stop after maxRetries and when Retry-After outliv
     w.prod.script(APNS_TOKEN_1, down, down, down, down, down);
     w.prod.script(APNS_TOKEN_2, { ...down, headers: { "retry-after": "3600" } });
     const d = w.dispatcher({ maxRetries: 2 });
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "r2", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "r2", payload: PAYLOAD });
     await d.close();
     assert.equal(w.prod.requestsFor(APNS_TOKEN_1).length, 3);
     assert.equal(w.prod.requestsFor(APNS_TOKEN_2).length, 1);
-    assert.deepEqual(d.stats()[`apns:${BUNDLE}`], { sent: 0, failed: 2, invalid: 0, retried: 2 });
+    assert.deepEqual(d.stats()[`apns:${BUNDLE}`], { sent: 0, failed: 2, pruned: 0, retried: 2 });
     assert.equal((await w.store.listForUser(MX, JID)).length, 2, "tokens are kept");
   } finally {
     await w.close();
@@ -436,7 +436,7 @@ Deno.test("dispatcher: 400 other than a token error is not retried and keeps the
     w.prod.script(APNS_TOKEN_1, { status: 400, body: { reason: "BadTopic" } });
     w.fcm.script(FCM_TOKEN_1, fcmError(400, "INVALID_ARGUMENT", undefined, "message.data"));
     const d = w.dispatcher();
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "n1", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "n1", payload: PAYLOAD });
     await d.close();
     assert.equal(w.prod.requests.length, 1);
     assert.equal(w.fcm.requests.length, 1);
@@ -465,12 +465,12 @@ Deno.test("dispatcher: dead tokens (410, BadDeviceToken, UNREGISTERED, token INV
       fcmError(400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "message.token"),
     );
     const d = w.dispatcher();
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "p1", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "p1", payload: PAYLOAD });
     await d.close();
     assert.deepEqual(await w.store.listForUser(MX, JID), []);
     assert.deepEqual(await w.store.listUsers(MX), []);
-    assert.equal(d.stats()[`apns:${BUNDLE}`].invalid, 2);
-    assert.equal(d.stats()["fcm:app-name"].invalid, 2);
+    assert.equal(d.stats()[`apns:${BUNDLE}`].pruned, 2);
+    assert.equal(d.stats()["fcm:app-name"].pruned, 2);
     assert.deepEqual(w.delays, []);
   } finally {
     await w.close();
@@ -510,7 +510,7 @@ Deno.test("dispatcher: bounded concurrency", async () => {
       apps: new Map([["fcm:stub", sender]]),
       concurrency: 2,
     });
-    const done = d.incomingCall({ mx: MX, jid: JID, callKey: "cc", payload: {} });
+    const done = d.push({ mx: MX, jid: JID, callKey: "cc", payload: {} });
     for (let finished = 0; finished < 6; finished++) {
       await waitUntil(() => release.length > 0, { what: `send ${finished + 1} in progress` });
       release.shift()!();
@@ -533,10 +533,10 @@ Deno.test("fcm: v1 messages with stringified data; OAuth token fetched once and 
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_2 });
     const d = w.dispatcher();
     await Promise.all([
-      d.incomingCall({ mx: MX, jid: JID, callKey: "f1", payload: PAYLOAD }),
-      d.incomingCall({ mx: MX, jid: JID, callKey: "f2", payload: PAYLOAD }),
+      d.push({ mx: MX, jid: JID, callKey: "f1", payload: PAYLOAD }),
+      d.push({ mx: MX, jid: JID, callKey: "f2", payload: PAYLOAD }),
     ]);
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "f3", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "f3", payload: PAYLOAD });
     await d.close();
     assert.equal(w.fcm.requests.length, 6);
     assert.equal(w.fcm.tokenRequests.length, 1, "one OAuth exchange for all sends");
@@ -571,7 +571,7 @@ Deno.test("fcm: v1 messages with stringified data; OAuth token fetched once and 
     });
     assert.equal(body.message.android.priority, "high");
     assert.equal(body.message.android.ttl, "30s");
-    assert.deepEqual(d.stats()["fcm:app-name"], { sent: 6, failed: 0, invalid: 0, retried: 0 });
+    assert.deepEqual(d.stats()["fcm:app-name"], { sent: 6, failed: 0, pruned: 0, retried: 0 });
   } finally {
     await w.close();
   }
@@ -582,13 +582,13 @@ Deno.test("fcm: a revoked access token (401) is replaced and the push retried", 
   try {
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     const d = w.dispatcher();
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "a1", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "a1", payload: PAYLOAD });
     w.fcm.revokeAccessTokens();
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "a2", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "a2", payload: PAYLOAD });
     await d.close();
     assert.equal(w.fcm.tokenRequests.length, 2);
     assert.equal(w.fcm.requests.length, 3);
-    assert.deepEqual(d.stats()["fcm:app-name"], { sent: 2, failed: 0, invalid: 0, retried: 1 });
+    assert.deepEqual(d.stats()["fcm:app-name"], { sent: 2, failed: 0, pruned: 0, retried: 1 });
   } finally {
     await w.close();
   }
@@ -600,11 +600,11 @@ Deno.test("fcm: 503 with Retry-After is retried", async () => {
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     w.fcm.script(FCM_TOKEN_1, { ...fcmError(503, "UNAVAILABLE"), headers: { "retry-after": "1" } });
     const d = w.dispatcher();
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "u1", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "u1", payload: PAYLOAD });
     await d.close();
     assert.deepEqual(w.delays, [1000]);
     assert.equal(w.fcm.requests.length, 2);
-    assert.deepEqual(d.stats()["fcm:app-name"], { sent: 1, failed: 0, invalid: 0, retried: 1 });
+    assert.deepEqual(d.stats()["fcm:app-name"], { sent: 1, failed: 0, pruned: 0, retried: 1 });
   } finally {
     await w.close();
   }
@@ -619,9 +619,9 @@ Deno.test("fcm: legacy gfcm apps load with a warning and never report success", 
     assert.ok(isSupportedApp(w.apps, "fcm", "old-app"));
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "old-app", token: FCM_TOKEN_1 });
     const d = w.dispatcher();
-    await d.incomingCall({ mx: MX, jid: JID, callKey: "l1", payload: PAYLOAD });
+    await d.push({ mx: MX, jid: JID, callKey: "l1", payload: PAYLOAD });
     await d.close();
-    assert.deepEqual(d.stats()["fcm:old-app"], { sent: 0, failed: 1, invalid: 0, retried: 0 });
+    assert.deepEqual(d.stats()["fcm:old-app"], { sent: 0, failed: 1, pruned: 0, retried: 0 });
     assert.equal(w.fcm.requests.length + w.fcm.tokenRequests.length, 0, "nothing was contacted");
     assert.equal(
       (await w.store.listForUser(MX, JID)).length,
@@ -686,18 +686,18 @@ Deno.test("dedupe: two dispatchers on one KV file push once per device per call"
     const call = { mx: MX, jid: JID, callKey: PAYLOAD.globalCallId, payload: PAYLOAD };
     // Repeated DeliveredEvents seen by both processes.
     await Promise.all([
-      dA.incomingCall(call),
-      dB.incomingCall(call),
-      dA.incomingCall(call),
-      dB.incomingCall(call),
+      dA.push(call),
+      dB.push(call),
+      dA.push(call),
+      dB.push(call),
     ]);
     assert.equal(prod.requestsFor(APNS_TOKEN_1).length, 1);
     assert.equal(prod.requestsFor(APNS_TOKEN_2).length, 1);
     assert.equal(fcm.requests.length, 1);
     // A new call pushes again.
     await Promise.all([
-      dA.incomingCall({ ...call, callKey: "next" }),
-      dB.incomingCall({ ...call, callKey: "next" }),
+      dA.push({ ...call, callKey: "next" }),
+      dB.push({ ...call, callKey: "next" }),
     ]);
     assert.equal(prod.requests.length, 4);
     assert.equal(fcm.requests.length, 2);
@@ -709,5 +709,285 @@ Deno.test("dedupe: two dispatchers on one KV file push once per device per call"
     kv2.close();
     await Promise.all([prod.close(), fcm.close()]);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fcm: pushEndpoints.caFile is trusted for the OAuth and send requests (no env override)", async () => {
+  const fcm = MockFcm.start({ tls: true });
+  const { apps } = await loadPushConfig({
+    fcm: { "app-name": "service-account.json" },
+    pushEndpoints: { fcm: fcm.url, fcmOauth: fcm.oauthUrl, caFile: MOCK_TLS_CERT_PATH },
+  }, FIX);
+  try {
+    assert.equal(Deno.env.get("DENO_CERT"), undefined);
+    const r = await apps.get("fcm:app-name")!.send(FCM_TOKEN_1, { payload: PAYLOAD });
+    assert.deepEqual(r, { status: "ok" });
+    assert.equal(fcm.tokenRequests.length, 1);
+    assert.equal(fcm.requests.length, 1);
+  } finally {
+    closePushApps(apps);
+    await fcm.close();
+  }
+});
+
+// --- lifecycle pushes: transport per event -------------------------------------------------
+
+const ALERT_TOKEN_1 = "c3".repeat(32);
+/** A VoIP app's device: PushKit token plus its ordinary APNs token. */
+const VOIP_DEVICE = {
+  mx: MX,
+  jid: JID,
+  kind: "apns" as const,
+  app: VOIP_BUNDLE,
+  token: APNS_TOKEN_1,
+  alertToken: ALERT_TOKEN_1,
+};
+const LIFECYCLE: PushEvent[] = ["incoming", "cancelled", "missed"];
+
+/** Pushes `events` of one call (the dispatcher claims one follow-up, so one call each). */
+async function pushSteps(
+  d: PushDispatcher,
+  events: PushEvent[],
+  eventAt: number,
+  callKey = PAYLOAD.globalCallId,
+) {
+  for (const [i, event] of events.entries()) {
+    // incoming and one follow-up per call: later follow-ups get their own call key.
+    const key = i < 2 ? callKey : `${callKey}-${i}`;
+    await d.push({
+      mx: MX,
+      jid: JID,
+      callKey: key,
+      event,
+      payload: { ...PAYLOAD, event },
+      eventAt,
+    });
+  }
+}
+
+Deno.test("lifecycle apns: a VoIP app gets incoming as VoIP, every follow-up on its bundle id", async () => {
+  const w = await world();
+  try {
+    await w.store.add(VOIP_DEVICE);
+    const d = w.dispatcher();
+    const at = Date.now();
+    await pushSteps(d, ["incoming", "answered_elsewhere", "missed"], at);
+    await d.close();
+    const [incoming] = w.prod.requestsFor(APNS_TOKEN_1);
+    assert.equal(w.prod.requestsFor(APNS_TOKEN_1).length, 1, "the VoIP token gets only incoming");
+    assert.equal(incoming.headers["apns-topic"], VOIP_BUNDLE + ".voip");
+    assert.equal(incoming.headers["apns-push-type"], "voip");
+    assert.equal(incoming.headers["apns-priority"], "10");
+    assert.equal(incoming.headers["apns-expiration"], String(Math.floor((at + 30_000) / 1000)));
+    assert.equal(incoming.headers["apns-collapse-id"], PAYLOAD.globalCallId);
+    assert.deepEqual(JSON.parse(incoming.body), { ...PAYLOAD, event: "incoming" });
+
+    const [elsewhere, missed] = w.prod.requestsFor(ALERT_TOKEN_1);
+    assert.equal(w.prod.requestsFor(ALERT_TOKEN_1).length, 2);
+    assert.equal(elsewhere.headers["apns-topic"], VOIP_BUNDLE, "never .voip");
+    assert.equal(elsewhere.headers["apns-push-type"], "background");
+    assert.equal(elsewhere.headers["apns-priority"], "5");
+    assert.equal(elsewhere.headers["apns-expiration"], String(Math.floor((at + 30_000) / 1000)));
+    assert.equal(elsewhere.headers["apns-collapse-id"], PAYLOAD.globalCallId);
+    assert.deepEqual(JSON.parse(elsewhere.body), {
+      ...PAYLOAD,
+      event: "answered_elsewhere",
+      aps: { "content-available": 1 },
+    });
+    assert.equal(missed.headers["apns-topic"], VOIP_BUNDLE);
+    assert.equal(missed.headers["apns-push-type"], "alert");
+    assert.equal(missed.headers["apns-priority"], "10");
+    assert.equal(missed.headers["apns-expiration"], String(Math.floor((at + 86_400_000) / 1000)));
+    assert.deepEqual(JSON.parse(missed.body).aps, {
+      alert: {
+        title: "Missed call",
+        body: "Missed call from 3044",
+        "title-loc-key": "Missed call",
+        "loc-key": "Missed call from %@",
+        "loc-args": ["3044"],
+      },
+      sound: "default",
+    });
+    // Token auth: one provider token for every topic of the key.
+    const auths = new Set(w.prod.requests.map((r) => r.headers["authorization"]));
+    assert.equal(auths.size, 1);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("lifecycle apns: a VoIP registration without an alert token gets no follow-ups", async () => {
+  const w = await world();
+  try {
+    await w.store.add({ mx: MX, jid: JID, kind: "apns", app: VOIP_BUNDLE, token: APNS_TOKEN_1 });
+    const d = w.dispatcher();
+    await pushSteps(d, LIFECYCLE, Date.now());
+    await d.close();
+    assert.deepEqual(
+      w.prod.requests.map((r) => r.headers["apns-push-type"]),
+      ["voip"],
+      "never a VoIP push after incoming",
+    );
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("lifecycle apns: an alert app gets alert, background, alert on one token", async () => {
+  const w = await world();
+  try {
+    await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_1 });
+    const d = w.dispatcher();
+    await pushSteps(d, ["incoming", "answered", "missed"], Date.now());
+    await d.close();
+    const reqs = w.prod.requestsFor(APNS_TOKEN_1);
+    assert.deepEqual(
+      reqs.map((
+        r,
+      ) => [r.headers["apns-topic"], r.headers["apns-push-type"], r.headers["apns-priority"]]),
+      [[BUNDLE, "alert", "10"], [BUNDLE, "background", "5"], [BUNDLE, "alert", "10"]],
+    );
+    assert.equal(JSON.parse(reqs[0].body).aps.alert.title, "Incoming call");
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("lifecycle fcm: high-priority data, short ttl follow-ups, missed with a notification", async () => {
+  const w = await world();
+  try {
+    await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
+    const d = w.dispatcher({ ringTimeoutMs: 20_000 });
+    await pushSteps(d, ["incoming", "cancelled", "missed"], Date.now());
+    await d.close();
+    const [incoming, cancelled, missed] = w.fcm.requests.map((r) => JSON.parse(r.body).message);
+    const ttl = (m: { android: { ttl: string } }) => Number(m.android.ttl.replace(/s$/, ""));
+    assert.equal(incoming.android.priority, "high");
+    assert.ok(ttl(incoming) > 15 && ttl(incoming) <= 20, incoming.android.ttl);
+    assert.equal(incoming.android.collapse_key, PAYLOAD.globalCallId);
+    assert.equal(incoming.data.event, "incoming");
+    assert.equal(incoming.notification, undefined);
+    assert.equal(cancelled.android.priority, "high");
+    assert.ok(ttl(cancelled) > 15 && ttl(cancelled) <= 20, cancelled.android.ttl);
+    assert.equal(cancelled.data.event, "cancelled");
+    assert.equal(cancelled.notification, undefined);
+    assert.equal(missed.android.priority, "normal");
+    assert.ok(ttl(missed) > 86_000 && ttl(missed) <= 86_400, missed.android.ttl);
+    assert.deepEqual(missed.notification, { title: "Missed call", body: "Missed call from 3044" });
+    assert.deepEqual(missed.android.notification, {
+      title_loc_key: "mxflex_missed_call_title",
+      body_loc_key: "mxflex_missed_call_body",
+      body_loc_args: ["3044"],
+      tag: `${PAYLOAD.globalCallId}-2`,
+    });
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("lifecycle: one follow-up per call and device, whatever the second one says", async () => {
+  const w = await world();
+  try {
+    await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
+    const d = w.dispatcher();
+    const call = { mx: MX, jid: JID, callKey: "one", payload: PAYLOAD };
+    await d.push({ ...call, event: "incoming" });
+    await d.push({ ...call, event: "answered" });
+    await d.push({ ...call, event: "missed" });
+    await d.push({ ...call, event: "incoming" });
+    await d.close();
+    assert.deepEqual(
+      w.fcm.requests.map((r) => JSON.parse(r.body).message.data.callId),
+      ["21", "21"],
+    );
+    assert.deepEqual(d.stats()["fcm:app-name"], { sent: 2, failed: 0, pruned: 0, retried: 0 });
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("lifecycle: an expired push is not sent; pushRingTimeout sets the expiry", async () => {
+  const w = await world({ pushRingTimeout: 12 });
+  try {
+    assert.equal(
+      (await loadPushConfig({ pushRingTimeout: "soon" }, FIX)).warnings.length,
+      1,
+      "a bad value is a warning",
+    );
+    const cfg = await loadPushConfig({ pushRingTimeout: 12 }, FIX);
+    assert.equal(cfg.ringTimeoutMs, 12_000);
+    await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_1 });
+    const d = w.dispatcher({ ringTimeoutMs: cfg.ringTimeoutMs });
+    const at = Date.now();
+    await d.push({ mx: MX, jid: JID, callKey: "late", payload: PAYLOAD, eventAt: at - 13_000 });
+    await d.push({ mx: MX, jid: JID, callKey: "fresh", payload: PAYLOAD, eventAt: at });
+    await d.close();
+    const reqs = w.prod.requestsFor(APNS_TOKEN_1);
+    assert.equal(reqs.length, 1);
+    assert.equal(reqs[0].headers["apns-expiration"], String(Math.floor((at + 12_000) / 1000)));
+    assert.deepEqual(d.stats()[`apns:${BUNDLE}`], { sent: 1, failed: 1, pruned: 0, retried: 0 });
+    assert.ok(w.logs.some((l) => l.includes("expired before delivery")));
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("lifecycle: observer gets sent with latency, failed and pruned per app and event", async () => {
+  const w = await world();
+  try {
+    await w.store.add(VOIP_DEVICE);
+    await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
+    w.prod.script(ALERT_TOKEN_1, { status: 400, body: { reason: "BadDeviceToken" } });
+    w.fcm.script(FCM_TOKEN_1, { status: 200 }, fcmError(400, "INVALID_ARGUMENT", undefined, "x"));
+    const seen: string[] = [];
+    const d = w.dispatcher({
+      observer: {
+        sent: (app, event, ms) => {
+          assert.ok(ms >= 1000 && ms < 60_000, `latency ${ms}`);
+          seen.push(`sent ${app} ${event}`);
+        },
+        failed: (app, event) => seen.push(`failed ${app} ${event}`),
+        pruned: (app, event) => seen.push(`pruned ${app} ${event}`),
+      },
+    });
+    const call = { mx: MX, jid: JID, callKey: "obs", payload: PAYLOAD, eventAt: Date.now() - 1000 };
+    await d.push({ ...call, event: "incoming" });
+    await d.push({ ...call, event: "cancelled" });
+    await d.close();
+    assert.deepEqual(
+      seen.sort(),
+      [
+        "failed fcm:app-name cancelled",
+        `pruned apns:${VOIP_BUNDLE} cancelled`,
+        "sent apns:" + VOIP_BUNDLE + " incoming",
+        "sent fcm:app-name incoming",
+      ].sort(),
+    );
+    // A dead alert token is dropped; the device's VoIP token stays and keeps ringing.
+    const [voip] = (await w.store.listForUser(MX, JID)).filter((t) => t.kind === "apns");
+    assert.equal(voip.token, APNS_TOKEN_1);
+    assert.equal(voip.alertToken, undefined);
+    assert.equal(typeof voip.lastSuccessAt, "number", "last-success time kept");
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("config: a VoIP Services certificate is warned about (follow-ups need the bundle topic)", async () => {
+  const { apps, warnings } = await loadPushConfig({
+    apns: {
+      "apns-voip.p12": { password: P12_PASS },
+      "apns-both.p12": { password: P12_PASS, voip: true },
+    },
+  }, FIX);
+  try {
+    const s = apps.get("apns:com.example.voiponly.voip") as ApnsSender;
+    assert.equal(s.apnsTopic, "com.example.voiponly.voip");
+    assert.equal(s.bundleTopic, "com.example.voiponly");
+    assert.ok(s.voip);
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.match(warnings[0], /apns-voip\.p12: certificate does not cover com\.example\.voiponly;/);
+  } finally {
+    closePushApps(apps);
   }
 });

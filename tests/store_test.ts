@@ -1,21 +1,13 @@
 import assert from "node:assert/strict";
 import { TokenStore } from "../lib/store/tokens.ts";
 import { PushDedupe } from "../lib/store/dedupe.ts";
+import { withKv } from "./helpers/kv.ts";
 
 const MX = "63022";
 const ALICE = "43884851147406145";
 const BOB = "43884850646482261";
 const TOKEN_A = "7C179108B7BF759AA0A1A2A3A4A5A6A7A8A9B0B1B2B3B4B5B6B7B8B9C0C1C2C3";
 const TOKEN_B = "fcm-token-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-
-async function withKv(fn: (kv: Deno.Kv) => Promise<void>): Promise<void> {
-  const kv = await Deno.openKv(":memory:");
-  try {
-    await fn(kv);
-  } finally {
-    kv.close();
-  }
-}
 
 Deno.test("TokenStore: add and list a user's tokens", () =>
   withKv(async (kv) => {
@@ -108,6 +100,69 @@ Deno.test("TokenStore: concurrent registrations of one token leave one consisten
     assert.equal(owners.length, 1);
     const owner = await kv.get<{ jid: string }>(["push", "token", "fcm", "a", TOKEN_B]);
     assert.equal(owner.value?.jid, owners[0]);
+  }));
+
+Deno.test("TokenStore: add reports the previous owner of a moved token", () =>
+  withKv(async (kv) => {
+    const store = new TokenStore(kv);
+    const reg = { mx: MX, kind: "apns" as const, app: "com.app", token: TOKEN_A };
+    assert.equal(await store.add({ ...reg, jid: ALICE }), undefined);
+    assert.equal(await store.add({ ...reg, jid: ALICE }), undefined, "same owner: no move");
+    assert.deepEqual(await store.add({ ...reg, jid: BOB }), { mx: MX, jid: ALICE });
+    assert.deepEqual(await store.add({ ...reg, mx: "other", jid: BOB }), { mx: MX, jid: BOB });
+  }));
+
+Deno.test("TokenStore: alert tokens and last-success times per device", () =>
+  withKv(async (kv) => {
+    let now = 1000;
+    const store = new TokenStore(kv, { now: () => now });
+    const reg = { mx: MX, jid: ALICE, kind: "apns" as const, app: "com.voip" };
+    await store.add({ ...reg, token: TOKEN_A, alertToken: "alert-" + TOKEN_A });
+    await store.add({ ...reg, token: TOKEN_B });
+    let list = await store.listForUser(MX, ALICE);
+    const a = () => list.find((t) => t.token === TOKEN_A)!;
+    const b = () => list.find((t) => t.token === TOKEN_B)!;
+    assert.equal(a().alertToken, "alert-" + TOKEN_A);
+    assert.equal(b().alertToken, undefined);
+    assert.equal(a().lastSuccessAt, undefined);
+    now = 5000;
+    await store.markSuccess("apns", "com.voip", TOKEN_A);
+    list = await store.listForUser(MX, ALICE);
+    assert.equal(a().lastSuccessAt, 5000);
+    assert.equal(b().lastSuccessAt, undefined);
+    // Dropping another alert token changes nothing; the right one keeps the device.
+    await store.removeAlertToken("apns", "com.voip", TOKEN_A, "something-else-entirely");
+    assert.equal(
+      (await store.listForUser(MX, ALICE)).find((t) => t.token === TOKEN_A)?.alertToken,
+      "alert-" + TOKEN_A,
+    );
+    await store.removeAlertToken("apns", "com.voip", TOKEN_A, "alert-" + TOKEN_A);
+    list = await store.listForUser(MX, ALICE);
+    assert.equal(a().alertToken, undefined);
+    assert.equal(a().lastSuccessAt, 5000);
+    // Removing a device removes its last-success time; a late success writes nothing.
+    await store.remove("apns", "com.voip", TOKEN_A);
+    await store.markSuccess("apns", "com.voip", TOKEN_A);
+    await store.removeForUser(MX, ALICE, "apns", "com.voip", TOKEN_B);
+    const left = [];
+    for await (const e of kv.list({ prefix: ["push"] })) left.push(e.key);
+    assert.deepEqual(left, []);
+  }));
+
+Deno.test("TokenStore: many tokens list with their last-success times (batched reads)", () =>
+  withKv(async (kv) => {
+    const store = new TokenStore(kv);
+    for (let i = 0; i < 23; i++) {
+      const token = `tok-${String(i).padStart(2, "0")}`.padEnd(30, "z");
+      await store.add({ mx: MX, jid: ALICE, kind: "fcm", app: "app", token });
+      if (i % 2) await store.markSuccess("fcm", "app", token, 100 + i);
+    }
+    const list = await store.listForUser(MX, ALICE);
+    assert.equal(list.length, 23);
+    for (const t of list) {
+      const i = Number(t.token.slice(4, 6));
+      assert.equal(t.lastSuccessAt, i % 2 ? 100 + i : undefined, t.token);
+    }
   }));
 
 Deno.test("PushDedupe: one claim wins, even when racing", () =>

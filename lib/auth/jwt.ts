@@ -55,6 +55,11 @@ export interface TokenClaims {
   ext: string;
   /** The MX serial number (`sn`). */
   mx: string;
+  /**
+   * Private claim: the key of the token's sealed MX credential (base64url; see
+   * `lib/store/credentials.ts`). Only the token carries it.
+   */
+  ck?: string;
 }
 
 /** Claims of a verified token. */
@@ -133,7 +138,7 @@ export class TokenIssuer {
 
   /**
    * Signs a new token. Header `{"alg":"HS256","typ":"JWT"}`; claims in alphabetical order like
-   * the original (`exp, ext, iat, jti, mx, sub`).
+   * the original (`ck` when given, `exp, ext, iat, jti, mx, sub`).
    *
    * @example
    * ```ts
@@ -146,6 +151,7 @@ export class TokenIssuer {
     }
     const nowSec = Math.floor(this.#now() / 1000);
     const payload = {
+      ...(claims.ck === undefined ? {} : { ck: String(claims.ck) }),
       exp: nowSec + this.ttlSeconds,
       ext: claims.ext,
       iat: nowSec - IAT_BACKDATE_SECONDS,
@@ -194,17 +200,18 @@ export class TokenIssuer {
     }
     // As the original: typ must be absent or "JWT".
     if (typ !== undefined && typ !== "JWT") throw new AuthError("invalid token");
-    const { sub, ext, mx, jti, iat, exp } = payload;
+    const { sub, ext, mx, jti, iat, exp, ck } = payload;
     if (
       typeof sub !== "string" || typeof ext !== "string" || typeof mx !== "string" ||
-      typeof jti !== "string" || typeof iat !== "number" || typeof exp !== "number"
+      typeof jti !== "string" || typeof iat !== "number" || typeof exp !== "number" ||
+      (ck !== undefined && typeof ck !== "string")
     ) {
       throw new AuthError("invalid token");
     }
     // The original rejected tokens issued in the future; jose only checks that without maxTokenAge.
     if (iat > Math.floor(this.#now() / 1000)) throw new AuthError("invalid token");
     if (this.#revoked.has(jti)) throw new AuthError("token revoked");
-    return { sub, ext, mx, jti, iat, exp };
+    return ck === undefined ? { sub, ext, mx, jti, iat, exp } : { sub, ext, mx, jti, iat, exp, ck };
   }
 
   /**

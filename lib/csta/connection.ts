@@ -179,7 +179,7 @@ export class CstaConnection {
       this.info = await attempt(hashed);
     } catch (err) {
       if (err instanceof LoginFailedError && shouldRetryPlain(err) && !preHashed) {
-        this.info = await attempt(c.password);
+        this.info = { ...await attempt(c.password), plainPassword: true };
       } else {
         throw err;
       }

@@ -30,6 +30,8 @@ export interface LoginInfo {
   softPhonePwd?: string;
   /** Server capability string, when the MX sends one. */
   mxCapab?: string;
+  /** The MX accepted only the plain password (the retry of mx-protocol §2.4), not its hash. */
+  plainPassword?: boolean;
 }
 
 /** One address-book entry (`<abentry>`, mx-protocol §3.3). Missing fields are `""`. */

@@ -4,7 +4,8 @@
  * - Every response carries `X-Request-Id`: the client's own when it is well formed
  *   (1–64 characters of `A-Z a-z 0-9 . _ : -`), otherwise a new random UUID.
  * - One line per request: method, route pattern, path, status, milliseconds to response
- *   headers, request id. 2xx/3xx at debug level, 4xx/5xx at info.
+ *   headers, request id, client address (lib/http/client_ip.ts: behind a trusted proxy, the
+ *   client it names). 2xx/3xx at debug level, 4xx/5xx at info.
  * - Never logged: the query string (it may carry `access_token`), headers (Authorization,
  *   cookies) and bodies (passwords, push tokens, voicemail).
  *
@@ -22,6 +23,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import type { Logger } from "../log.ts";
+import { clientIp } from "./client_ip.ts";
 
 /** Response (and accepted request) header carrying the request id. */
 export const REQUEST_ID_HEADER = "X-Request-Id";
@@ -130,7 +132,8 @@ export function requestLog(o: RequestLogOptions): MiddlewareHandler {
     const rec: RequestRecord = { id, method: c.req.method, route, status, ms };
     let path = c.req.path; // pathname only: never the query string
     if (path.length > MAX_LOGGED_PATH) path = path.slice(0, MAX_LOGGED_PATH) + "…";
-    const fields = { method: rec.method.slice(0, 16), route, path, status, ms, id };
+    const client = clientIp(c);
+    const fields = { method: rec.method.slice(0, 16), route, path, status, ms, id, client };
     if (status >= 400) o.log.info("http", fields);
     else o.log.debug("http", fields);
     try {

@@ -7,7 +7,8 @@
  * | `MxSession`           | one MX: server session, address book, monitors, call operations, user sessions |
  * | `UserSession`         | one short-lived user session: call log, callback call, voicemail |
  * | `TokenMonitors`       | Flex tokens holding monitor references                         |
- * | `PushMonitors`        | push registrations holding monitors, incoming-call pushes      |
+ * | `PushMonitors`        | push registrations holding monitors, call pushes               |
+ * | `CallLifecycle`       | a call's push steps (incoming … missed) from its call events   |
  * | `FlexFeed`            | the Flex API's live feed: call events, presence, contacts, current calls |
  * | `CallTracker`         | current calls per extension from the call events               |
  * | `flexContact`, …      | contact JSON shared by the address book and the stream         |
@@ -42,8 +43,14 @@ export {
   flexPresence,
   withOptionalFields,
 } from "./contact_json.ts";
-export { type CallbackOptions, UserSession } from "./user_session.ts";
+export {
+  type CallbackOptions,
+  loginSecret,
+  SETTABLE_PRESENCE,
+  UserSession,
+} from "./user_session.ts";
 export { type TokenClaims, TokenMonitors } from "./token_monitors.ts";
 export { PushMonitors, type PushMonitorsOptions } from "./push_monitors.ts";
+export { CallLifecycle, type CallLifecycleOptions, type LifecycleStep } from "./call_lifecycle.ts";
 export type * from "./types.ts";
 export { encodeEventJson } from "../csta/mod.ts";

@@ -1,15 +1,16 @@
 /**
- * Incoming-call pushes for the Proxy API: a registered device token keeps a persistent
- * monitor on its user's extension (restored from the token store after restarts and MX
- * reconnects), and every DeliveredEvent for a call *to* that extension is handed to the
- * push dispatcher, which guarantees one push per call per device.
+ * Call pushes for the Proxy API: a registered device token keeps a persistent monitor on
+ * its user's extension (restored from the token store after restarts and MX reconnects);
+ * the call events of that extension go through {@link CallLifecycle}, and each step it
+ * derives (`incoming`, then `answered`, `answered_elsewhere`, `cancelled` or `missed`) is
+ * handed to the push dispatcher, which sends it once per device across processes.
  *
  * @module
  */
 import type { MxSession } from "./session.ts";
 import type { TokenStore } from "../store/tokens.ts";
 import type { PushDispatcher } from "../push/dispatcher.ts";
-import { pushPayload } from "../csta/mod.ts";
+import { CallLifecycle } from "./call_lifecycle.ts";
 import type { Logger } from "../log.ts";
 
 /** Options for {@link PushMonitors}. */
@@ -57,35 +58,62 @@ export class PushMonitors {
       if (s === "connected") void this.#restore(mx);
     });
     if (mx.state === "connected") void this.#restore(mx);
+    // The calls ringing at (or finished for) this MX's monitored extensions.
+    const life = new CallLifecycle();
     mx.onCallEvent((ext, ev) => {
-      if (ev.name !== "DeliveredEvent") return;
       const jids = this.#users.get(mx.name)?.get(ext);
-      if (!jids?.size) return;
-      // Incoming only: the far end of the user's own outgoing calls must not ring the phone.
-      const d = ev.data as Record<string, unknown>;
-      if (d.calledDevice !== ext && d.alertingDevice !== ext) return;
-      const payload = pushPayload(ev, Math.floor(Date.now() / 1000));
-      const callKey = String(d.globalCallId || `${ev.callId}`);
+      if (!jids?.size || !this.#o.dispatcher) return;
+      const step = life.next(ext, ev, Date.now());
+      if (!step) return;
       for (const jid of jids) {
-        this.#o.dispatcher?.incomingCall({ mx: mx.name, jid, callKey, payload }).catch((err) =>
-          this.#o.log.warn(`push for ${ext} failed: ${(err as Error).message}`)
-        );
+        this.#o.dispatcher.push({
+          mx: mx.name,
+          jid,
+          callKey: step.callKey,
+          event: step.event,
+          payload: step.payload,
+          eventAt: step.at,
+        }).catch((err) => this.#o.log.warn(`push for ${ext} failed: ${(err as Error).message}`));
       }
     });
   }
 
-  /** Stores a token and makes sure the user's extension is monitored. */
-  async register(mx: MxSession, jid: string, ext: string, app: string, token: string) {
+  /**
+   * Stores a token (with the device's alert token, for VoIP apps) and makes sure the user's
+   * extension is monitored. A token that belonged to another user moves; that user's
+   * monitor is released when it was their last token.
+   */
+  async register(
+    mx: MxSession,
+    jid: string,
+    ext: string,
+    app: string,
+    token: string,
+    alertToken?: string,
+  ) {
     const [kind, bundle] = splitApp(app);
-    await this.#o.store.add({ mx: mx.name, jid, kind, app: bundle, token });
+    const moved = await this.#o.store.add({
+      mx: mx.name,
+      jid,
+      kind,
+      app: bundle,
+      token,
+      ...(alertToken ? { alertToken } : {}),
+    });
     await this.#track(mx, ext, jid);
     await mx.acquirePersistent(ext, holderOf(jid));
+    if (moved?.mx === mx.name) await this.#releaseIfUnused(mx, moved.jid);
   }
 
   /** Removes a token; the last token of a user releases the monitor. */
   async unregister(mx: MxSession, jid: string, _ext: string, app: string, token: string) {
     const [kind, bundle] = splitApp(app);
     await this.#o.store.removeForUser(mx.name, jid, kind, bundle, token);
+    await this.#releaseIfUnused(mx, jid);
+  }
+
+  /** Releases `jid`'s monitor when no token of theirs is left. */
+  async #releaseIfUnused(mx: MxSession, jid: string): Promise<void> {
     const left = await this.#o.store.listForUser(mx.name, jid);
     if (left.length === 0) await this.#untrack(mx, jid);
   }

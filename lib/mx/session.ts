@@ -16,6 +16,7 @@ import {
   type CallEvent,
   type ClientState,
   type ConnectionOptions,
+  consultationTransfer,
   CstaClient,
   CstaConnection,
   decodeAbEvent,
@@ -27,7 +28,7 @@ import {
   monitorAddressBook,
   type MxTlsOptions,
   placeCall,
-  transferCall,
+  singleStepTransfer,
   UnavailableError,
   type WireLogger,
 } from "../csta/mod.ts";
@@ -462,7 +463,56 @@ export class MxSession {
     deviceId: string,
     to: string,
   ): Promise<{ callId: number; deviceId: string }> {
-    return await transferCall(this.client.connection, callId, deviceId, to);
+    return await singleStepTransfer(this.client.connection, callId, deviceId, to);
+  }
+
+  /**
+   * The first step of a consultation transfer: holds the call and calls `to` from the same
+   * device. If the second call cannot be placed, the held call is taken back (best effort)
+   * and the MX's error is thrown. Complete with {@link completeTransfer}; to cancel, hang up
+   * the consultation call and retrieve the held one.
+   * @throws {UnavailableError} when the server session is down
+   * @throws {RefusedError} when the MX refuses the hold or the call
+   *
+   * @example
+   * ```ts
+   * const { call, heldCall } = await mx.consultTransfer(38, "3095", "3099");
+   * await mx.completeTransfer(heldCall.callId, call.callId, "3095");
+   * ```
+   */
+  async consultTransfer(
+    callId: number,
+    deviceId: string,
+    to: string,
+  ): Promise<{ call: MakeCallResult; heldCall: { callId: number; deviceId: string } }> {
+    const conn = this.client.connection;
+    await callControl(conn, "hold", callId, deviceId);
+    try {
+      const call = await placeCall(conn, deviceId, to);
+      return { call, heldCall: { callId, deviceId } };
+    } catch (err) {
+      await callControl(conn, "retrieve", callId, deviceId).catch(() => {});
+      throw err;
+    }
+  }
+
+  /**
+   * Completes a consultation transfer: the held call's other party is connected with the
+   * consultation call's, and `deviceId` leaves both (`TransferCall`).
+   * @throws {UnavailableError} when the server session is down
+   * @throws {RefusedError} when the MX refuses
+   *
+   * @example
+   * ```ts
+   * await mx.completeTransfer(38, 41, "3095");
+   * ```
+   */
+  async completeTransfer(
+    heldCallId: number,
+    consultCallId: number,
+    deviceId: string,
+  ): Promise<void> {
+    await consultationTransfer(this.client.connection, heldCallId, consultCallId, deviceId);
   }
 
   /**

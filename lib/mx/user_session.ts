@@ -13,15 +13,44 @@ import {
   deleteVoicemail,
   downloadVoicemail,
   fetchCallLog,
+  hashPassword,
+  isHashedPassword,
   listVoicemail,
   type LoginInfo,
   type MakeCallResult,
   RefusedError,
+  setPresence,
   startMonitor,
   updateVoicemail,
   type Voicemail,
   type VoicemailDownload,
 } from "../csta/mod.ts";
+
+/**
+ * The presence statuses a user can choose (`PUT /api/presence`). The MX itself reports
+ * others too (`LoggedOut`, statuses during calls, …), which are passed through as they come.
+ */
+export const SETTABLE_PRESENCE: readonly string[] = Object.freeze([
+  "Available",
+  "Away",
+  "Busy",
+  "DoNotDisturb",
+]);
+
+/**
+ * What logs in as this user again without the plain password: the hash the MX login sent
+ * (mx-protocol §2.2), or the plain password when this MX accepted only that (§2.4).
+ *
+ * @example
+ * ```ts
+ * const info = await mx.verifyUser(login, password);
+ * const secret = await loginSecret(password, info); // "W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"
+ * ```
+ */
+export async function loginSecret(password: string, info: LoginInfo): Promise<string> {
+  if (info.plainPassword || isHashedPassword(password)) return password;
+  return await hashPassword(password);
+}
 
 /** What {@link UserSession.callback} needs. */
 export interface CallbackOptions {
@@ -191,6 +220,23 @@ export class UserSession {
     } catch (err) {
       if (!(err instanceof RefusedError)) throw err;
     }
+  }
+
+  /**
+   * Sets the user's presence (one of {@link SETTABLE_PRESENCE}) and note, and waits until
+   * the MX confirms it; the MX then announces it to every session, the server's included.
+   * @throws {RangeError} for a status a user cannot set
+   * @throws {RefusedError} when the MX refuses
+   * @throws {TimeoutError} when the MX does not confirm in time
+   *
+   * @example
+   * ```ts
+   * await user.setPresence("Away", "back at 3");
+   * ```
+   */
+  async setPresence(status: string, note = ""): Promise<void> {
+    if (!SETTABLE_PRESENCE.includes(status)) throw new RangeError(`bad presence status ${status}`);
+    await setPresence(this.#conn, status, note);
   }
 
   /**

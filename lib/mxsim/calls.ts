@@ -3,7 +3,7 @@
  * answers and clears them on timers, handles hold / retrieve / transfer / deflect, and emits
  * the CSTA events of each step to the monitors of the internal devices involved. Completed
  * calls leave call-log records for both internal parties. Also the handlers of the call
- * commands (`MakeCall` and call control, mx-protocol §3.4, §3.11).
+ * commands (`MakeCall`, call control and consultation transfer, mx-protocol §3.4, §3.11).
  *
  * @module
  */
@@ -46,6 +46,8 @@ export interface SimCall extends ev.CallView {
   answerTimer?: TimerHandle;
   /** Pending auto-hangup timer. */
   hangupTimer?: TimerHandle;
+  /** Pending no-answer timer (diverts to voicemail). */
+  noAnswerTimer?: TimerHandle;
 }
 
 /** Engine settings. */
@@ -56,6 +58,10 @@ export interface CallEngineOptions {
   answerAfterMs: number;
   /** Auto-clear delay after answer; 0 = never. */
   hangupAfterMs: number;
+  /** An unanswered call to an internal extension goes to voicemail after this; negative = never. */
+  voicemailAfterMs: number;
+  /** The voicemail number calls are diverted to. */
+  voicemail: string;
 }
 
 /** Result of a command that may fail with a CSTA error text. */
@@ -67,6 +73,9 @@ const fail = <T>(error: string): Outcome<T> => ({ ok: false, error });
 /** Maximum forwarding hops followed (guards against forwarding loops). */
 const MAX_DIVERSIONS = 5;
 
+/** The voicemail number of the simulated MX (its mailbox access code). */
+export const SIM_VOICEMAIL = "*86";
+
 /**
  * The call engine. All methods are synchronous and emit their events before returning, so a
  * command reply queued just before them reaches the socket first.
@@ -77,6 +86,8 @@ const MAX_DIVERSIONS = 5;
  *   sn: "63022",
  *   answerAfterMs: 50,
  *   hangupAfterMs: 0,
+ *   voicemailAfterMs: -1,
+ *   voicemail: SIM_VOICEMAIL,
  * });
  * const c = calls.start("+15550100", "3095"); // DeliveredEvent to 3095's monitors
  * calls.clear(c, "3095"); // ConnectionClearedEvent, call-log record
@@ -132,8 +143,10 @@ export class CallEngine {
     return [...this.#calls.values()];
   }
 
-  /** Changes the auto-answer / auto-hangup delays for calls started from now on. */
-  configure(o: Partial<Pick<CallEngineOptions, "answerAfterMs" | "hangupAfterMs">>): void {
+  /** Changes the auto-answer / auto-hangup / voicemail delays for calls delivered from now on. */
+  configure(
+    o: Partial<Pick<CallEngineOptions, "answerAfterMs" | "hangupAfterMs" | "voicemailAfterMs">>,
+  ): void {
     Object.assign(this.#opts, o);
   }
 
@@ -193,19 +206,31 @@ export class CallEngine {
       this.#divert(c, c.callee, fwd);
     }
     this.#emit("DeliveredEvent", this.#parties(c), (e) => ev.delivered(c, e));
-    this.#timers.clear(c.answerTimer);
-    c.answerTimer = undefined;
+    this.#clearRingTimers(c);
+    const alerting = () => this.#calls.get(c.id) === c && c.state === "alerting";
     if (this.#opts.answerAfterMs >= 0) {
       c.answerTimer = this.#timers.set(() => {
         c.answerTimer = undefined;
-        if (this.#calls.get(c.id) === c && c.state === "alerting") this.answer(c);
+        if (alerting()) this.answer(c);
       }, this.#opts.answerAfterMs);
+    }
+    if (this.#opts.voicemailAfterMs >= 0 && this.#internal(c.callee)) {
+      c.noAnswerTimer = this.#timers.set(() => {
+        c.noAnswerTimer = undefined;
+        if (alerting()) this.toVoicemail(c);
+      }, this.#opts.voicemailAfterMs);
     }
   }
 
-  #divert(c: SimCall, from: string, to: string): void {
+  #clearRingTimers(c: SimCall): void {
+    this.#timers.clear(c.answerTimer);
+    this.#timers.clear(c.noAnswerTimer);
+    c.answerTimer = c.noAnswerTimer = undefined;
+  }
+
+  #divert(c: SimCall, from: string, to: string, cause = "normal"): void {
     const exts = this.#parties(c, from);
-    this.#emit("DivertedEvent", exts, (e) => ev.diverted(c, e, from, to));
+    this.#emit("DivertedEvent", exts, (e) => ev.diverted(c, e, from, to, cause));
     c.lastRedirection = from;
     c.callee = to;
     c.calleeName = this.#name(to);
@@ -213,8 +238,7 @@ export class CallEngine {
 
   /** Answers an alerting call: EstablishedEvent, then the auto-hangup timer. */
   answer(c: SimCall): void {
-    this.#timers.clear(c.answerTimer);
-    c.answerTimer = undefined;
+    this.#clearRingTimers(c);
     c.state = "connected";
     c.connectedAt = Math.floor(Date.now() / 1000);
     this.#emit("EstablishedEvent", this.#parties(c), (e) => ev.established(c, e));
@@ -251,10 +275,27 @@ export class CallEngine {
   }
 
   #drop(c: SimCall): void {
-    this.#timers.clear(c.answerTimer);
+    this.#clearRingTimers(c);
     this.#timers.clear(c.hangupTimer);
-    c.answerTimer = c.hangupTimer = undefined;
+    c.hangupTimer = undefined;
     this.#calls.delete(c.id);
+  }
+
+  /**
+   * The ring timeout fired (or the simulator is told so): the callee's missed-call record,
+   * DivertedEvent (`callForwardNoAnswer`) to the voicemail number, which answers (the
+   * caller's EstablishedEvent).
+   */
+  toVoicemail(c: SimCall): void {
+    this.#record(c, c.callee);
+    this.#divert(c, c.callee, this.#opts.voicemail, "callForwardNoAnswer");
+    this.answer(c);
+  }
+
+  /** A colleague picks the ringing call up: DivertedEvent (`callPickup`), then answered by `by`. */
+  pickup(c: SimCall, by: string): void {
+    this.#divert(c, c.callee, by, "callPickup");
+    this.answer(c);
   }
 
   /** Writes the call-log records of a finished call for its internal parties. */
@@ -346,9 +387,9 @@ export class CallEngine {
     return ok(c);
   }
 
-  /** DeflectCall (after {@link checkAlerting}): DivertedEvent, then delivery to `to`. */
+  /** DeflectCall (after {@link checkAlerting}): DivertedEvent (`redirected`), then delivery to `to`. */
   deflect(c: SimCall, device: string, to: string): void {
-    this.#divert(c, device, to);
+    this.#divert(c, device, to, "redirected");
     this.#deliver(c);
   }
 
@@ -359,6 +400,47 @@ export class CallEngine {
     if (!this.#isParty(c, device)) return fail("invalid device id");
     if (!to) return fail("invalid destination");
     return ok(c);
+  }
+
+  /** The party of `c` that is not `device`. */
+  otherParty(c: SimCall, device: string): string {
+    return device === c.calling ? c.callee : c.calling;
+  }
+
+  /**
+   * Validates TransferCall: `device` holds `heldId` (held or still connected) and has
+   * `activeId` connected or ringing at the far end.
+   */
+  checkConsultTransfer(heldId: number, activeId: number, device: string): Outcome<ConsultParties> {
+    const held = this.#calls.get(heldId), active = this.#calls.get(activeId);
+    if (!held || !active || heldId === activeId) return fail("invalid call id");
+    if (!this.#isParty(held, device) || !this.#isParty(active, device)) {
+      return fail("invalid device id");
+    }
+    if (held.state === "alerting") return fail("invalid call state");
+    return ok({ held, active });
+  }
+
+  /**
+   * TransferCall (after {@link checkConsultTransfer}): TransferedEvent on both calls, the
+   * transferring party's call-log records, then one call between the two remaining parties:
+   * connected when the consultation call was, else still ringing at its far end. Returns it.
+   */
+  consultTransfer(p: ConsultParties, device: string): SimCall {
+    const a = this.otherParty(p.held, device), b = this.otherParty(p.active, device);
+    const joined = this.#nextId;
+    for (const c of [p.held, p.active]) {
+      this.#emit(
+        "TransferedEvent",
+        this.#parties(c),
+        (e) => ev.transfered(c, e, device, b, joined),
+      );
+      this.#drop(c);
+      this.#record(c, device);
+    }
+    const call = this.start(a, b, { originate: false });
+    if (p.active.state !== "alerting") this.answer(call);
+    return call;
   }
 
   /**
@@ -380,6 +462,14 @@ export class CallEngine {
   }
 }
 
+/** The two calls of a consultation transfer. */
+export interface ConsultParties {
+  /** The call on hold (the first one). */
+  held: SimCall;
+  /** The consultation call. */
+  active: SimCall;
+}
+
 /** Command names {@link handleCallControl} answers. */
 export const CALL_CONTROL_COMMANDS = [
   "ClearConnection",
@@ -388,6 +478,7 @@ export const CALL_CONTROL_COMMANDS = [
   "AnswerCall",
   "SingleStepTransferCall",
   "DeflectCall",
+  "TransferCall",
 ] as const;
 
 /**
@@ -464,6 +555,23 @@ export function handleCallControl(
       const to = textAt(el, "newDestination");
       if (!to) return s.error(id, "invalid destination");
       return answer(calls.checkAlerting(callId, device), (c) => calls.deflect(c, device, to));
+    }
+    case "TransferCall": {
+      const heldId = intAt(el, "heldCall", "callID");
+      const activeId = intAt(el, "activeCall", "callID");
+      const dev = textAt(el, "activeCall", "deviceID");
+      if (textAt(el, "heldCall", "deviceID") !== dev) return s.error(id, "invalid device id");
+      const r = calls.checkConsultTransfer(heldId, activeId, dev);
+      if (!r.ok) return s.error(id, r.error);
+      const joined = calls.peekNextId();
+      s.send(
+        id,
+        `<TransferCallResponse><transferredCall><callID>${joined}</callID>` +
+          `<deviceID>${escapeXml(calls.otherParty(r.value.active, dev))}</deviceID>` +
+          `</transferredCall></TransferCallResponse>`,
+      );
+      calls.consultTransfer(r.value, dev);
+      return;
     }
     case "SingleStepTransferCall": {
       const to = textAt(el, "transferredTo");

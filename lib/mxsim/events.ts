@@ -68,17 +68,26 @@ export function originated(c: CallView, ext: string): string {
 }
 
 /**
- * DivertedEvent body (§4.3).
+ * DivertedEvent body (§4.3). `cause` is `normal` for forwarding (the only value the seed
+ * shows); the engine uses the ECMA-269 names `redirected` (DeflectCall), `callPickup` and
+ * `callForwardNoAnswer` (to voicemail) for the other diversions.
  *
  * @example
  * ```ts
  * diverted(call, "3095", "3095", "3099"); // <connection>…<divertingDevice>…
+ * diverted(call, "3095", "3095", "*86", "callForwardNoAnswer");
  * ```
  */
-export function diverted(c: CallView, ext: string, from: string, to: string): string {
+export function diverted(
+  c: CallView,
+  ext: string,
+  from: string,
+  to: string,
+  cause = "normal",
+): string {
   return conn("connection", c.id, ext) + dev("divertingDevice", from) +
     dev("newDestination", to) + redirection(c) +
-    `<cause>normal</cause><callTypeFlags>${FLAGS_CALL}</callTypeFlags>`;
+    `<cause>${x(cause)}</cause><callTypeFlags>${FLAGS_CALL}</callTypeFlags>`;
 }
 
 /**

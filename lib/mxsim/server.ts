@@ -2,11 +2,13 @@
  * A simulated Zultys MX server speaking the real CSTA wire protocol (mx-protocol §1–§4) from
  * the server side: login, monitors, address book with paging and change events, MakeCall and
  * call control with realistic event sequences, call log, voicemail with chunked download,
- * plus observation and fault injection for tests, benchmarks and `deno task demo`.
+ * presence (set by users, on demand, and on calls), plus observation and fault injection for
+ * tests, benchmarks and `deno task demo`.
  *
  * This file accepts connections, dispatches each command to the handler beside the state it
  * touches (`session.ts` login and call mode, `monitors.ts`, `users.ts` address book,
- * `calls.ts`, `calllog.ts`, `voicemail.ts`) and wires the fault injection in between.
+ * `presence.ts`, `calls.ts`, `calllog.ts`, `voicemail.ts`) and wires the fault injection in
+ * between.
  *
  * @example
  * ```ts
@@ -25,10 +27,12 @@ import {
   CallEngine,
   handleCallControl,
   handleMakeCall,
+  SIM_VOICEMAIL,
   type SimCall,
 } from "./calls.ts";
 import { CallLogStore, handleCallLogRequest, type SimCallLogRecord } from "./calllog.ts";
 import { MonitorRegistry } from "./monitors.ts";
+import { handlePresence, PresenceBoard } from "./presence.ts";
 import { ReceivedLog, type SimMessage, type SimMessageWithEl } from "./received.ts";
 import {
   type CallModeRecord,
@@ -71,10 +75,22 @@ export interface SimOptions {
   answerAfterMs?: number;
   /** Established calls are cleared after this many ms; default 0 = never. */
   hangupAfterMs?: number;
+  /**
+   * The MX's ring timeout: a call still ringing at an extension after this many ms goes to
+   * voicemail (DivertedEvent `callForwardNoAnswer`); default -1 = never.
+   */
+  voicemailAfterMs?: number;
+  /** The voicemail number unanswered calls are diverted to; default `*86`. */
+  voicemailNumber?: string;
   /** Raw voicemail bytes per chunk, default 32768, at most 47000 (frames stay < 65535). */
   chunkSize?: number;
   /** Called with every frame payload in and out; passwords are redacted. */
   wireLog?: (dir: "in" | "out", frame: string) => void;
+  /**
+   * Calls change presence: a user with a connected or held call shows `OnThePhone` until the
+   * last one ends (default false, so tests of other things see only call events).
+   */
+  presenceOnCalls?: boolean;
 }
 
 /** A command handler: the session, the frame's invoke id and its parsed root element. */
@@ -118,6 +134,7 @@ export class MxSimulator implements SessionHost {
   #calls: CallEngine;
   #callLog = new CallLogStore();
   #mail: VoicemailStore;
+  #presence: PresenceBoard;
   #received = new ReceivedLog();
   #handlers: Map<string, Handler>;
   #sessions = new Set<SimSession>();
@@ -147,13 +164,27 @@ export class MxSimulator implements SessionHost {
     this.#calls = new CallEngine(
       this.#users,
       this.#callLog,
-      (name, exts, body) => this.#monitors.fanout(name, exts, body),
+      (name, exts, body) => {
+        this.#monitors.fanout(name, exts, body);
+        this.#presence.touch(exts);
+      },
       this.#timers,
       {
         sn: this.sn,
         answerAfterMs: opts.answerAfterMs ?? 50,
         hangupAfterMs: opts.hangupAfterMs ?? 0,
+        voicemailAfterMs: opts.voicemailAfterMs ?? -1,
+        voicemail: opts.voicemailNumber ?? SIM_VOICEMAIL,
       },
+    );
+    this.#presence = new PresenceBoard(
+      this.#users,
+      () => this.#sessions,
+      (ext) =>
+        this.#calls.all().some((c) =>
+          c.state !== "alerting" && (c.calling === ext || c.callee === ext)
+        ),
+      opts.presenceOnCalls ?? false,
     );
     this.#handlers = this.#commands();
     this.#acceptLoop = this.#accept(listener);
@@ -226,6 +257,22 @@ export class MxSimulator implements SessionHost {
     return this.#users.contacts().map((u) => ({ ...u }));
   }
 
+  /**
+   * Sets a user's presence as if they changed it in their client: announced to every Server
+   * session (`presence from="<jid>"`) and the user's own sessions.
+   * @throws {Error} when `ext` is not a known extension
+   */
+  setPresence(ext: string, status: string, note = ""): void {
+    const u = this.#users.byExt(ext);
+    if (!u) throw new Error(`unknown extension ${ext}`);
+    this.#presence.set(u.jid, status, note);
+  }
+
+  /** Turns presence changes on calls on or off (see {@link SimOptions.presenceOnCalls}). */
+  setPresenceOnCalls(on: boolean): void {
+    this.#presence.onCalls = on;
+  }
+
   #abEvent(xml: string): void {
     for (const s of this.#sessions) if (s.abMonitor && !s.closed) s.event(xml);
   }
@@ -266,6 +313,44 @@ export class MxSimulator implements SessionHost {
     if (!c) return false;
     this.#calls.clear(c, releasing ?? c.callee);
     return true;
+  }
+
+  // Scenario steps for tests and the demo: what phones and people do outside MXFlex. Each
+  // returns false (or undefined) when the call is unknown or not in a state that allows it.
+
+  /** The callee's desk phone answers the ringing call (EstablishedEvent). */
+  answer(callId: number): boolean {
+    const c = this.#ringing(callId);
+    if (c) this.#calls.answer(c);
+    return c !== undefined;
+  }
+
+  /**
+   * `device` (a party) transfers the call to `to`, as SingleStepTransferCall does: the old
+   * call ends (TransferedEvent) and a new one rings at `to`. Returns the new call's id.
+   */
+  transfer(callId: number, device: string, to: string): number | undefined {
+    const r = this.#calls.checkTransfer(callId, device, to);
+    return r.ok ? this.#calls.transfer(r.value, device, to).id : undefined;
+  }
+
+  /** `by` picks up the call ringing elsewhere (DivertedEvent `callPickup`, then answered). */
+  pickup(callId: number, by: string): boolean {
+    const c = this.#ringing(callId);
+    if (c) this.#calls.pickup(c, by);
+    return c !== undefined;
+  }
+
+  /** The ring timeout of a ringing call fires now: it goes to voicemail. */
+  sendToVoicemail(callId: number): boolean {
+    const c = this.#ringing(callId);
+    if (c) this.#calls.toVoicemail(c);
+    return c !== undefined;
+  }
+
+  #ringing(callId: number): SimCall | undefined {
+    const c = this.#calls.get(callId);
+    return c?.state === "alerting" ? c : undefined;
   }
 
   /** Stores a voicemail for `ext` and returns its mail id. */
@@ -455,6 +540,7 @@ export class MxSimulator implements SessionHost {
       ["MonitorStopAb", handleAbMonitor],
       ["iq", (s, id, el) => this.#iq(s, id, el)],
       ["MakeCall", (s, id, el) => handleMakeCall(calls, s, id, el)],
+      ["presence", (s, id, el) => handlePresence(this.#presence, s, id, el)],
     ]);
     for (const name of CALL_CONTROL_COMMANDS) {
       h.set(name, (s, id, el) => handleCallControl(calls, s, id, el));

@@ -37,6 +37,8 @@ export interface SimUser {
   did?: string;
   /** Presence status in the address book, e.g. `Available`, `LoggedOut` (default). */
   presence?: string;
+  /** Presence note in the address book (default empty). */
+  presenceNote?: string;
   /** May log in with `type="Server"`. */
   server?: boolean;
   /**
@@ -181,7 +183,8 @@ export function passwordHash(password: string): string {
  */
 export function abEntryXml(u: SimUser): string {
   return `<abentry jid="${escapeXml(u.jid)}" presence="${escapeXml(u.presence ?? "LoggedOut")}"` +
-    ` presenceNote=""><firstName>${escapeXml(u.firstName)}</firstName>` +
+    ` presenceNote="${escapeXml(u.presenceNote ?? "")}">` +
+    `<firstName>${escapeXml(u.firstName)}</firstName>` +
     `<lastName>${escapeXml(u.lastName)}</lastName>` +
     `<businessPhone>${escapeXml(u.ext)}</businessPhone>` +
     `<homePhone>${escapeXml(u.homePhone ?? "")}</homePhone>` +
@@ -236,6 +239,15 @@ export class UserDirectory {
     if (u.login) this.#byLogin.set(u.login, u);
     if (u.ext) this.#byExt.set(u.ext, u);
     this.#hash.set(u.jid, passwordHash(u.password));
+    return u;
+  }
+
+  /** Sets a user's presence and note in place; returns the user, or undefined when unknown. */
+  setPresence(jid: string, status: string, note: string): SimUser | undefined {
+    const u = this.#byJid.get(jid);
+    if (!u) return undefined;
+    u.presence = status;
+    u.presenceNote = note;
     return u;
   }
 

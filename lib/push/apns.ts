@@ -2,9 +2,11 @@
  * Apple Push Notification service sender over HTTP/2 (mx-protocol §6.7, modernised per §7.15).
  *
  * Differences from the original, on purpose: APNs now requires `apns-push-type` and, for
- * PushKit, a `<bundle>.voip` topic; an incoming call is useless after half a minute, so
- * pushes carry `apns-expiration` = now + 30 s and the call id as `apns-collapse-id`.
- * Payload fields stay top-level as the original sent them; only alert pushes add `aps`.
+ * PushKit, a `<bundle>.voip` topic; every push carries `apns-expiration` (the ring timeout
+ * for a ringing call) and the call id as `apns-collapse-id`. Which topic, push type and
+ * priority an event gets is decided in `rules.ts`: a VoIP app gets only `incoming` as a VoIP
+ * push and everything after it on its own bundle id. Payload fields stay top-level as the
+ * original sent them; VoIP pushes carry no `aps`, the others the `aps` iOS needs.
  *
  * @module
  */
@@ -18,16 +20,18 @@ import {
   redact,
   retryResult,
 } from "./types.ts";
+import { apnsRoute, DEFAULT_RING_TIMEOUT_MS, MISSED_LOC, missedText } from "./rules.ts";
+import {
+  PROVIDER_TOKEN_MAX_AGE_MS,
+  type ProviderToken,
+  type ProviderTokenStore,
+} from "../store/provider_tokens.ts";
 
 /** Apple's production gateway. */
 export const APNS_PRODUCTION = "https://api.push.apple.com";
 /** Apple's development (sandbox) gateway. */
 export const APNS_SANDBOX = "https://api.development.push.apple.com";
 
-/** How long a call push stays deliverable. */
-const EXPIRATION_SECONDS = 30;
-/** Apple accepts a provider token for an hour and refuses refreshes more often than 20 min. */
-const TOKEN_REFRESH_MS = 50 * 60 * 1000;
 /** `apns-collapse-id` may not exceed 64 bytes. */
 const MAX_COLLAPSE_ID = 64;
 
@@ -36,7 +40,9 @@ const DEAD_TOKEN_REASONS = new Set(["BadDeviceToken", "DeviceTokenNotForTopic", 
 
 /**
  * Makes and caches APNs provider tokens (ES256 JWT, `iss` = team id, `kid` = key id) from a
- * `.p8` key. One signer may serve the production and sandbox senders of the same key.
+ * `.p8` key. One signer serves every sender of the same key (production, sandbox, several
+ * topics). With a {@link ProviderTokenStore} the token is shared through Deno KV with every
+ * process using the key, so Apple sees one token per key, replaced every 50 minutes.
  *
  * @example
  * ```ts
@@ -45,23 +51,39 @@ const DEAD_TOKEN_REASONS = new Set(["BadDeviceToken", "DeviceTokenNotForTopic", 
  * ```
  */
 export class ApnsTokenSigner {
+  /** `<teamId>.<keyId>`: names the key in the shared store. */
+  readonly id: string;
   #key: Promise<CryptoKey>;
   #keyId: string;
   #teamId: string;
   #now: () => number;
-  #cached?: { jwt: string; at: number };
+  #store?: ProviderTokenStore;
+  #cached?: ProviderToken;
+  #stale?: string;
+  #inflight?: Promise<string>;
 
   /**
    * @param opts.keyPem PKCS#8 PEM of the EC P-256 key (the `.p8` file's content)
+   * @param opts.store shares tokens with other processes (default: this process only)
    * @param opts.now clock in ms (tests)
    */
-  constructor(opts: { keyPem: string; keyId: string; teamId: string; now?: () => number }) {
+  constructor(
+    opts: {
+      keyPem: string;
+      keyId: string;
+      teamId: string;
+      store?: ProviderTokenStore;
+      now?: () => number;
+    },
+  ) {
     this.#key = importPKCS8(opts.keyPem, "ES256");
     // Surface a bad key at the first send, not as an unhandled rejection at construction.
     this.#key.catch(() => {});
     this.#keyId = opts.keyId;
     this.#teamId = opts.teamId;
+    this.#store = opts.store;
     this.#now = opts.now ?? Date.now;
+    this.id = `${opts.teamId}.${opts.keyId}`;
   }
 
   /** Resolves once the key is imported; rejects when the `.p8` content is not a usable key. */
@@ -69,22 +91,45 @@ export class ApnsTokenSigner {
     await this.#key;
   }
 
-  /** The current provider token, re-signed after 50 minutes. */
-  async token(): Promise<string> {
-    const now = this.#now();
-    if (this.#cached && now - this.#cached.at < TOKEN_REFRESH_MS) return this.#cached.jwt;
-    const jwt = await new SignJWT({})
-      .setProtectedHeader({ alg: "ES256", kid: this.#keyId })
-      .setIssuer(this.#teamId)
-      .setIssuedAt(Math.floor(now / 1000))
-      .sign(await this.#key);
-    this.#cached = { jwt, at: now };
-    return jwt;
+  /** The current provider token, replaced once it is 50 minutes old. */
+  token(): Promise<string> {
+    const maxAge = this.#store?.maxAgeMs ?? PROVIDER_TOKEN_MAX_AGE_MS;
+    if (this.#cached && this.#now() - this.#cached.issuedAt < maxAge) {
+      return Promise.resolve(this.#cached.jwt);
+    }
+    this.#inflight ??= this.#refresh().finally(() => this.#inflight = undefined);
+    return this.#inflight;
   }
 
-  /** Drops the cached token (after Apple answers `ExpiredProviderToken`). */
+  /** Marks the current token as refused (Apple answered `ExpiredProviderToken`). */
   invalidate(): void {
+    if (this.#cached) this.#stale = this.#cached.jwt;
     this.#cached = undefined;
+  }
+
+  async #refresh(): Promise<string> {
+    const sign = (issuedAt: number) => this.#sign(issuedAt);
+    const stale = this.#stale;
+    this.#stale = undefined;
+    let t: ProviderToken;
+    if (this.#store) {
+      t = stale
+        ? await this.#store.replace(this.id, stale, sign)
+        : await this.#store.get(this.id, sign);
+    } else {
+      const issuedAt = Math.floor(this.#now() / 1000) * 1000;
+      t = { jwt: await sign(issuedAt), issuedAt };
+    }
+    this.#cached = t;
+    return t.jwt;
+  }
+
+  async #sign(issuedAt: number): Promise<string> {
+    return await new SignJWT({})
+      .setProtectedHeader({ alg: "ES256", kid: this.#keyId })
+      .setIssuer(this.#teamId)
+      .setIssuedAt(Math.floor(issuedAt / 1000))
+      .sign(await this.#key);
   }
 }
 
@@ -97,11 +142,14 @@ export type ApnsAuth =
 export interface ApnsSenderOptions {
   /** Gateway origin, e.g. {@link APNS_PRODUCTION}; tests point it at a mock. */
   endpoint: string;
-  /** Bundle id (certificate UID or configured topic). */
+  /** Bundle id (certificate UID or configured topic; a trailing `.voip` is dropped). */
   topic: string;
   /** Certificate (TLS client auth) or provider token. */
   auth: ApnsAuth;
-  /** PushKit VoIP pushes: topic `<bundle>.voip`, push type `voip`, no `aps`. */
+  /**
+   * PushKit app: `incoming` goes to `<bundle>.voip` as push type `voip` (no `aps`); the
+   * follow-ups go to `<bundle>` as alert or background pushes.
+   */
   voip?: boolean;
   /** Extra trusted CAs (PEM): only for test gateways. */
   caCerts?: string[];
@@ -114,18 +162,22 @@ export interface ApnsSenderOptions {
 }
 
 /**
- * Sends pushes to one APNs topic on one gateway.
+ * Sends pushes for one app on one gateway.
  *
  * @example
  * ```ts
  * const s = new ApnsSender({ endpoint: APNS_SANDBOX, topic: "com.app", auth: { type: "token", signer } });
- * await s.send(deviceToken, { payload: { callId: 21 }, collapseId: "2808630435142226622" });
+ * await s.send(deviceToken, { event: "incoming", payload: { callId: 21 }, collapseId: "2808630435142226622" });
  * ```
  */
 export class ApnsSender implements PushSender {
   /** Always `"apns"`. */
   readonly kind = "apns" as const;
-  /** Value of the `apns-topic` header. */
+  /** Whether `incoming` goes out as a PushKit (VoIP) push. */
+  readonly voip: boolean;
+  /** The app's own topic (`apns-topic` of alert and background pushes). */
+  readonly bundleTopic: string;
+  /** `apns-topic` of `incoming`: `<bundle>.voip` for VoIP apps, else the bundle id. */
   readonly apnsTopic: string;
   #opts: ApnsSenderOptions;
   #client: Deno.HttpClient;
@@ -134,8 +186,10 @@ export class ApnsSender implements PushSender {
   /** @param opts see {@link ApnsSenderOptions} */
   constructor(opts: ApnsSenderOptions) {
     this.#opts = opts;
+    this.voip = opts.voip === true;
     // A VoIP Services certificate's UID already ends in ".voip".
-    this.apnsTopic = opts.voip && !opts.topic.endsWith(".voip") ? `${opts.topic}.voip` : opts.topic;
+    this.bundleTopic = opts.topic.replace(/\.voip$/, "");
+    this.apnsTopic = this.voip ? `${this.bundleTopic}.voip` : opts.topic;
     const tls = opts.auth.type === "certificate"
       ? { cert: opts.auth.certPem, key: opts.auth.keyPem }
       : {};
@@ -148,21 +202,23 @@ export class ApnsSender implements PushSender {
     });
   }
 
-  /** Push type sent in `apns-push-type`. */
+  /** Push type of `incoming` (`apns-push-type`). */
   get pushType(): "voip" | "alert" {
-    return this.#opts.voip ? "voip" : "alert";
+    return this.voip ? "voip" : "alert";
   }
 
   /** Sends one push; maps Apple's answer to a {@link PushResult}. */
   async send(token: string, message: PushMessage): Promise<PushResult> {
     const o = this.#opts;
     const now = (o.now ?? Date.now)();
+    const route = apnsRoute(message.event ?? "incoming", this.voip);
+    const expiresAt = message.expiresAt ?? now + DEFAULT_RING_TIMEOUT_MS;
     const headers: Record<string, string> = {
       "content-type": "application/json",
-      "apns-topic": this.apnsTopic,
-      "apns-push-type": this.pushType,
-      "apns-priority": "10",
-      "apns-expiration": String(Math.floor(now / 1000) + EXPIRATION_SECONDS),
+      "apns-topic": route.topic === "voip" ? this.apnsTopic : this.bundleTopic,
+      "apns-push-type": route.pushType,
+      "apns-priority": String(route.priority),
+      "apns-expiration": String(Math.max(1, Math.floor(expiresAt / 1000))),
       "user-agent": o.userAgent ?? "mxflex",
     };
     if (message.collapseId) {
@@ -180,7 +236,7 @@ export class ApnsSender implements PushSender {
       res = await fetch(`${o.endpoint.replace(/\/$/, "")}/3/device/${encodeURIComponent(token)}`, {
         method: "POST",
         headers,
-        body: JSON.stringify(this.#body(message)),
+        body: JSON.stringify(apnsBody(route.pushType, message)),
         client: this.#client,
         signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
       });
@@ -201,22 +257,11 @@ export class ApnsSender implements PushSender {
     }
     if (isTransientStatus(res.status)) return retryResult(res, `${res.status} ${reason}`);
     if (res.status === 403 && reason === "ExpiredProviderToken" && o.auth.type === "token") {
-      // Our clock or cache drifted: sign a fresh token and let the dispatcher retry.
+      // Our clock or cache drifted: get a fresh token and let the dispatcher retry.
       o.auth.signer.invalidate();
       return { status: "retry", reason: `403 ${reason}` };
     }
     return { status: "failed", reason: `${res.status} ${reason}` };
-  }
-
-  /** Payload keys stay top-level; alert pushes add the `aps` dictionary iOS needs to show them. */
-  #body(message: PushMessage): Record<string, unknown> {
-    if (this.#opts.voip) return { ...message.payload };
-    const calling = message.payload.callingDevice;
-    const alert = {
-      title: message.alert?.title ?? "Incoming call",
-      body: message.alert?.body ?? (typeof calling === "string" ? calling : ""),
-    };
-    return { ...message.payload, aps: { alert, sound: "default" } };
   }
 
   /** Closes the HTTP/2 connection. */
@@ -225,6 +270,43 @@ export class ApnsSender implements PushSender {
     this.#closed = true;
     this.#client.close();
   }
+}
+
+/**
+ * The JSON body: payload keys stay top-level; VoIP pushes add nothing, background pushes
+ * `content-available`, alerts the text iOS shows (the missed call with localisation keys
+ * whose English text is the fallback).
+ *
+ * @example
+ * ```ts
+ * apnsBody("background", { event: "cancelled", payload: { callId: 21 } });
+ * // { callId: 21, aps: { "content-available": 1 } }
+ * ```
+ */
+export function apnsBody(
+  pushType: "voip" | "alert" | "background",
+  message: PushMessage,
+): Record<string, unknown> {
+  const p = message.payload;
+  if (pushType === "voip") return { ...p };
+  if (pushType === "background") return { ...p, aps: { "content-available": 1 } };
+  if (message.event === "missed") {
+    const t = missedText(p);
+    const alert = {
+      title: message.alert?.title ?? t.title,
+      body: message.alert?.body ?? t.body,
+      "title-loc-key": MISSED_LOC.apnsTitleKey,
+      "loc-key": MISSED_LOC.apnsBodyKey,
+      "loc-args": t.args,
+    };
+    return { ...p, aps: { alert, sound: "default" } };
+  }
+  const calling = p.callingDevice;
+  const alert = {
+    title: message.alert?.title ?? "Incoming call",
+    body: message.alert?.body ?? (typeof calling === "string" ? calling : ""),
+  };
+  return { ...p, aps: { alert, sound: "default" } };
 }
 
 /** Apple's error body is `{"reason": "..."}`; fall back to the status text. */

@@ -27,9 +27,16 @@
  *   // endpoint overrides, for tests and private relays
  *   "pushEndpoints": { "apnsProduction": "https://…", "apnsSandbox": "https://…",
  *                      "fcm": "https://…", "fcmOauth": "https://…/token",
- *                      "caFile": "extra-ca.pem" }
+ *                      "caFile": "extra-ca.pem" },
+ *   // seconds an incoming call can be answered: lifetime of `incoming` (default 30)
+ *   "pushRingTimeout": 30
  * }
  * ```
+ *
+ * A VoIP app sends its follow-ups (answered, cancelled, missed…) to its own bundle id with
+ * the same credential: a `.p8` key covers every topic of its team; a `.p12` certificate must
+ * list the bundle id as well as `<bundle>.voip` (Apple's universal certificates do), which
+ * is checked with a warning.
  *
  * App keys are `apns:<bundle>` (production), `apns:<bundle>~` (sandbox, the seed's
  * `?sandbox` registrations) and `fcm:<app>`. A bad entry is skipped with a warning so one
@@ -39,22 +46,26 @@
  */
 import { resolve } from "node:path";
 import { APNS_PRODUCTION, APNS_SANDBOX, ApnsSender, ApnsTokenSigner } from "./apns.ts";
-import {
-  FcmSender,
-  GoogleAccessTokens,
-  LEGACY_FCM_WARNING,
-  LegacyFcmSender,
-  parseServiceAccount,
-} from "./fcm.ts";
+import { FcmSender, LEGACY_FCM_WARNING, LegacyFcmSender, parseServiceAccount } from "./fcm.ts";
 import { readApnsP12 } from "./p12.ts";
+import { DEFAULT_RING_TIMEOUT_MS } from "./rules.ts";
 import { appKey, errorText, type PushKind, type PushSender } from "./types.ts";
+import type { ProviderTokenStore } from "../store/provider_tokens.ts";
 
 /** Result of {@link loadPushConfig}. */
 export interface PushConfig {
   /** Sender per app key (`apns:<bundle>[~]`, `fcm:<app>`). */
   apps: Map<string, PushSender>;
+  /** How long an incoming call can be answered (`pushRingTimeout`), ms. */
+  ringTimeoutMs: number;
   /** Human-readable problems found while loading; log them at start-up. */
   warnings: string[];
+}
+
+/** Options of {@link loadPushConfig}. */
+export interface LoadPushOptions {
+  /** Shares APNs provider tokens with other processes (default: per process). */
+  providerTokens?: ProviderTokenStore;
 }
 
 /** Endpoint overrides (`pushEndpoints`). */
@@ -88,10 +99,17 @@ interface ApnsKeyEntry {
  * warnings.forEach((w) => console.warn(w));
  * ```
  */
-export async function loadPushConfig(raw: unknown, baseDir: string): Promise<PushConfig> {
+export async function loadPushConfig(
+  raw: unknown,
+  baseDir: string,
+  opts: LoadPushOptions = {},
+): Promise<PushConfig> {
   const cfg = isObject(raw) ? raw : {};
   const apps = new Map<string, PushSender>();
   const warnings: string[] = [];
+  // One signer per .p8 key, however many topics and gateways use it.
+  const signers = new Map<string, ApnsTokenSigner>();
+  const keyCtx: KeyContext = { baseDir, signers, store: opts.providerTokens };
   const add = (key: string, sender: PushSender, source: string) => {
     if (apps.has(key)) {
       warnings.push(`push: ${source}: ${key} is already configured; entry ignored`);
@@ -108,7 +126,7 @@ export async function loadPushConfig(raw: unknown, baseDir: string): Promise<Pus
     const isKeyEntry = file.endsWith(".p8") || (isObject(value) && "keyId" in value);
     try {
       if (isKeyEntry) {
-        await addApnsKey({ ...asObject(value), key: file }, baseDir, endpoints, add);
+        await addApnsKey({ ...asObject(value), key: file }, keyCtx, endpoints, add);
       } else {
         await addApnsCert(file, value, baseDir, endpoints, add, warnings);
       }
@@ -121,7 +139,7 @@ export async function loadPushConfig(raw: unknown, baseDir: string): Promise<Pus
   if (keys !== undefined && !Array.isArray(keys)) warnings.push("push: apnsKeys must be an array");
   for (const [i, entry] of (Array.isArray(keys) ? keys : []).entries()) {
     try {
-      await addApnsKey(asObject(entry), baseDir, endpoints, add);
+      await addApnsKey(asObject(entry), keyCtx, endpoints, add);
     } catch (e) {
       warnings.push(`push: apnsKeys[${i}]: ${errorText(e)}; skipped`);
     }
@@ -134,13 +152,19 @@ export async function loadPushConfig(raw: unknown, baseDir: string): Promise<Pus
       if (typeof file !== "string") throw new Error("value must be a service-account file path");
       const text = await Deno.readTextFile(resolve(baseDir, file));
       const account = parseServiceAccount(JSON.parse(text));
-      const tokens = new GoogleAccessTokens({ account, tokenUri: endpoints.fcmOauth });
-      await tokens.ready();
-      add(
-        appKey("fcm", app),
-        new FcmSender({ account, endpoint: endpoints.fcm, tokens }),
-        `fcm ${app}`,
-      );
+      const sender = new FcmSender({
+        account,
+        endpoint: endpoints.fcm,
+        oauthEndpoint: endpoints.fcmOauth,
+        caCerts: endpoints.caCerts,
+      });
+      try {
+        await sender.ready();
+      } catch (e) {
+        sender.close();
+        throw e;
+      }
+      add(appKey("fcm", app), sender, `fcm ${app}`);
     } catch (e) {
       warnings.push(`push: fcm ${app}: ${errorText(e)}; skipped`);
     }
@@ -161,7 +185,19 @@ export async function loadPushConfig(raw: unknown, baseDir: string): Promise<Pus
     );
     apps.set(key, new LegacyFcmSender());
   }
-  return { apps, warnings };
+  return { apps, ringTimeoutMs: readRingTimeout(cfg.pushRingTimeout, warnings), warnings };
+}
+
+/** `pushRingTimeout`: seconds, 5–600; anything else is a warning and the default. */
+function readRingTimeout(raw: unknown, warnings: string[]): number {
+  if (raw === undefined) return DEFAULT_RING_TIMEOUT_MS;
+  if (typeof raw === "number" && Number.isFinite(raw) && raw >= 5 && raw <= 600) {
+    return Math.round(raw * 1000);
+  }
+  warnings.push(
+    `push: pushRingTimeout must be 5–600 seconds; using ${DEFAULT_RING_TIMEOUT_MS / 1000}`,
+  );
+  return DEFAULT_RING_TIMEOUT_MS;
 }
 
 /**
@@ -223,6 +259,13 @@ async function addApnsCert(
       `push: apns ${file}: certificate does not list ${bundle}.voip; VoIP pushes may be refused`,
     );
   }
+  // Follow-ups of a VoIP app go to the bundle id itself, with this same certificate.
+  if (voip && cert.topic !== bundle && !cert.topics.includes(bundle)) {
+    warnings.push(
+      `push: apns ${file}: certificate does not cover ${bundle}; follow-up pushes (answered, ` +
+        `cancelled, missed) will be refused: use a certificate listing both topics or a .p8 key`,
+    );
+  }
   const auth = { type: "certificate" as const, certPem: cert.certPem, keyPem: cert.keyPem };
   for (const env of cert.environments) {
     const sandbox = env === "sandbox";
@@ -240,19 +283,33 @@ async function addApnsCert(
   }
 }
 
+/** What `.p8` entries share while one config loads. */
+interface KeyContext {
+  baseDir: string;
+  signers: Map<string, ApnsTokenSigner>;
+  store?: ProviderTokenStore;
+}
+
 async function addApnsKey(
   o: Record<string, unknown>,
-  baseDir: string,
+  ctx: KeyContext,
   ep: Endpoints,
   add: Add,
 ): Promise<void> {
   const e = checkKeyEntry(o);
-  const signer = new ApnsTokenSigner({
-    keyPem: await Deno.readTextFile(resolve(baseDir, e.key)),
-    keyId: e.keyId,
-    teamId: e.teamId,
-  });
-  await signer.ready();
+  const file = resolve(ctx.baseDir, e.key);
+  const id = `${file}|${e.teamId}.${e.keyId}`;
+  let signer = ctx.signers.get(id);
+  if (!signer) {
+    signer = new ApnsTokenSigner({
+      keyPem: await Deno.readTextFile(file),
+      keyId: e.keyId,
+      teamId: e.teamId,
+      store: ctx.store,
+    });
+    await signer.ready();
+    ctx.signers.set(id, signer);
+  }
   const envs = e.sandbox === undefined ? [false, true] : [e.sandbox];
   for (const sandbox of envs) {
     add(

@@ -18,6 +18,7 @@ import {
   redact,
   retryResult,
 } from "./types.ts";
+import { DEFAULT_RING_TIMEOUT_MS, fcmRoute, MISSED_LOC, missedText } from "./rules.ts";
 
 /** Google's FCM API origin. */
 export const FCM_ENDPOINT = "https://fcm.googleapis.com";
@@ -85,17 +86,26 @@ export class GoogleAccessTokens {
   #key: Promise<CryptoKey>;
   #now: () => number;
   #timeoutMs: number;
+  #client?: Deno.HttpClient;
   #cached?: { token: string; expiresAt: number };
   #inflight?: Promise<string>;
 
   /**
    * @param opts.tokenUri overrides the account's `token_uri` (tests)
+   * @param opts.client HTTP client for the token requests (extra trusted CAs); not closed here
    * @param opts.now clock in ms (tests)
    */
   constructor(
-    opts: { account: ServiceAccount; tokenUri?: string; now?: () => number; timeoutMs?: number },
+    opts: {
+      account: ServiceAccount;
+      tokenUri?: string;
+      client?: Deno.HttpClient;
+      now?: () => number;
+      timeoutMs?: number;
+    },
   ) {
     this.#account = opts.account;
+    this.#client = opts.client;
     this.#tokenUri = opts.tokenUri ?? opts.account.token_uri ?? GOOGLE_TOKEN_URI;
     this.#key = importPKCS8(opts.account.private_key, "RS256");
     this.#key.catch(() => {}); // reported by ready() or the first token()
@@ -144,6 +154,7 @@ export class GoogleAccessTokens {
           assertion,
         }),
         signal: AbortSignal.timeout(this.#timeoutMs),
+        ...(this.#client ? { client: this.#client } : {}),
       });
     } catch (e) {
       throw new OAuthError(`token request failed: ${errorText(e)}`, true);
@@ -180,21 +191,24 @@ export interface FcmSenderOptions {
   account: ServiceAccount;
   /** FCM origin; default {@link FCM_ENDPOINT}; tests point it at a mock. */
   endpoint?: string;
-  /** Shared token source; by default one is made from `account` and `oauthEndpoint`. */
-  tokens?: GoogleAccessTokens;
   /** Overrides the account's `token_uri` (tests). */
   oauthEndpoint?: string;
+  /** Extra trusted CAs (PEM) for the FCM and OAuth requests (`pushEndpoints.caFile`). */
+  caCerts?: string[];
   /** Per-request timeout; default 10 s. */
   timeoutMs?: number;
+  /** Clock in ms (tests). */
+  now?: () => number;
 }
 
 /**
- * Sends data messages through FCM HTTP v1, one request per device token.
+ * Sends data messages through FCM HTTP v1, one request per device token; the missed call
+ * also carries a notification block (see `rules.ts`).
  *
  * @example
  * ```ts
  * const s = new FcmSender({ account: parseServiceAccount(JSON.parse(text)) });
- * await s.send(token, { payload: { callId: 21, calledDevice: "3095" } });
+ * await s.send(token, { event: "incoming", payload: { callId: 21, calledDevice: "3095" } });
  * ```
  */
 export class FcmSender implements PushSender {
@@ -203,6 +217,8 @@ export class FcmSender implements PushSender {
   #url: string;
   #tokens: GoogleAccessTokens;
   #timeoutMs: number;
+  #now: () => number;
+  #client?: Deno.HttpClient;
 
   /** @param opts see {@link FcmSenderOptions} */
   constructor(opts: FcmSenderOptions) {
@@ -210,9 +226,20 @@ export class FcmSender implements PushSender {
     this.#url = `${endpoint}/v1/projects/${
       encodeURIComponent(opts.account.project_id)
     }/messages:send`;
-    this.#tokens = opts.tokens ??
-      new GoogleAccessTokens({ account: opts.account, tokenUri: opts.oauthEndpoint });
+    // Deno's fetch trusts only the system roots; a private CA needs its own client.
+    if (opts.caCerts) this.#client = Deno.createHttpClient({ caCerts: opts.caCerts });
+    this.#tokens = new GoogleAccessTokens({
+      account: opts.account,
+      tokenUri: opts.oauthEndpoint,
+      client: this.#client,
+    });
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Resolves once the service account's key is imported; rejects when it is unusable. */
+  ready(): Promise<void> {
+    return this.#tokens.ready();
   }
 
   /** Sends one message; maps FCM's answer to a {@link PushResult}. */
@@ -226,26 +253,14 @@ export class FcmSender implements PushSender {
         ? { status: "failed", reason }
         : { status: "retry", reason };
     }
-    const body = {
-      message: {
-        token,
-        data: stringifyData(message.payload),
-        // Data-only, delivered now or never, like the original's time_to_live 0 but giving a
-        // phone in doze a moment to wake.
-        android: {
-          priority: "high",
-          ttl: "30s",
-          ...(message.collapseId ? { collapse_key: message.collapseId } : {}),
-        },
-      },
-    };
     let res: Response;
     try {
       res = await fetch(this.#url, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
-        body: JSON.stringify(body),
+        body: JSON.stringify({ message: fcmMessage(token, message, this.#now()) }),
         signal: AbortSignal.timeout(this.#timeoutMs),
+        ...(this.#client ? { client: this.#client } : {}),
       });
     } catch (e) {
       return {
@@ -272,8 +287,55 @@ export class FcmSender implements PushSender {
     return { status: "failed", reason };
   }
 
-  /** Nothing to release: FCM requests use the shared fetch client. */
-  close(): void {}
+  /** Releases the HTTP client made for `caCerts`; idempotent. */
+  close(): void {
+    this.#client?.close();
+    this.#client = undefined;
+  }
+}
+
+/**
+ * The v1 `message` object: the payload as string `data`, `android.ttl` until the push
+ * expires (whole seconds, at least 0), the call's `collapse_key`, and for `missed` a
+ * notification with localisation keys and English defaults, tagged with the call so it
+ * replaces an earlier notification of that call.
+ *
+ * @param now ms since the epoch
+ *
+ * @example
+ * ```ts
+ * fcmMessage("tok", { event: "cancelled", payload: { callId: 21 }, expiresAt: Date.now() + 30_000 }, Date.now());
+ * ```
+ */
+export function fcmMessage(
+  token: string,
+  message: PushMessage,
+  now: number,
+): Record<string, unknown> {
+  const event = message.event ?? "incoming";
+  const route = fcmRoute(event);
+  const expiresAt = message.expiresAt ?? now + DEFAULT_RING_TIMEOUT_MS;
+  const android: Record<string, unknown> = {
+    priority: route.priority,
+    ttl: `${Math.max(0, Math.ceil((expiresAt - now) / 1000))}s`,
+  };
+  if (message.collapseId) android.collapse_key = message.collapseId;
+  const out: Record<string, unknown> = { token, data: stringifyData(message.payload) };
+  if (route.notification) {
+    const t = missedText(message.payload);
+    out.notification = {
+      title: message.alert?.title ?? t.title,
+      body: message.alert?.body ?? t.body,
+    };
+    android.notification = {
+      title_loc_key: MISSED_LOC.fcmTitleKey,
+      body_loc_key: MISSED_LOC.fcmBodyKey,
+      body_loc_args: t.args,
+      ...(message.collapseId ? { tag: message.collapseId } : {}),
+    };
+  }
+  out.android = android;
+  return out;
 }
 
 /**

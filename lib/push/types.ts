@@ -9,6 +9,27 @@
 export type PushKind = "apns" | "fcm";
 
 /**
+ * What happened to a call that rang for the user (the `event` field of every push):
+ *
+ * - `incoming`: it rings (the seed's only push);
+ * - `answered`: the user answered it (desk phone, another device, this device);
+ * - `answered_elsewhere`: someone else took it (picked up, redirected, transferred);
+ * - `cancelled`: it stopped ringing unanswered without being missed (caller hung up, the
+ *   user declined);
+ * - `missed`: it rang out, went to voicemail or was forwarded without the user answering.
+ */
+export type PushEvent = "incoming" | "answered" | "answered_elsewhere" | "cancelled" | "missed";
+
+/** Every {@link PushEvent}, in lifecycle order (labels, docs, tests). */
+export const PUSH_EVENTS: readonly PushEvent[] = Object.freeze([
+  "incoming",
+  "answered",
+  "answered_elsewhere",
+  "cancelled",
+  "missed",
+]);
+
+/**
  * Outcome of one delivery attempt to one device token.
  *
  * - `ok`: the service accepted the push.
@@ -26,10 +47,14 @@ export type PushResult =
 
 /** One push to one device. */
 export interface PushMessage {
+  /** Which lifecycle step this is; it picks the transport (see `rules.ts`). Default `incoming`. */
+  event?: PushEvent;
   /** Application payload (mx-protocol §4.8); keys stay top-level like the original. */
   payload: Record<string, unknown>;
-  /** Lets the service replace an older undelivered push of the same call (APNs collapse id). */
+  /** One id per call: the device keeps one entry per call (APNs collapse id, FCM collapse key). */
   collapseId?: string;
+  /** When the push stops being worth delivering, ms since the epoch; default now + 30 s. */
+  expiresAt?: number;
   /** Visible text for alert-type pushes; senders pick a default when absent. */
   alert?: { title?: string; body?: string };
 }
@@ -38,6 +63,11 @@ export interface PushMessage {
 export interface PushSender {
   /** Service family, for logs and stats. */
   readonly kind: PushKind;
+  /**
+   * A PushKit (VoIP) app: its registrations carry a VoIP token for `incoming` and, for the
+   * follow-ups, the app's ordinary APNs token (`alertToken`). Absent means false.
+   */
+  readonly voip?: boolean;
   /** Delivers one push; never throws for service or network errors (they become results). */
   send(token: string, message: PushMessage): Promise<PushResult>;
   /** Releases HTTP clients; idempotent. */

@@ -9,9 +9,14 @@
  * - `["push", "user", mx, jid, kind, app, token]` → `{at}`: the user's tokens, listed by
  *   prefix `["push", "user", mx, jid]`; users of one MX by prefix `["push", "user", mx]`
  *   (the original's `#users` prefix scan at start-up).
+ * - `["push", "seen", kind, app, token]` → ms: when a push to the device last succeeded,
+ *   kept apart so a push never rewrites (or races with) the registration.
  *
  * `app` is the bundle id with `~` for the APNs sandbox, or the FCM app name; `at` is the
- * time of the last registration (ms). JIDs stay strings (they exceed 2^53).
+ * time of the last registration (ms). Both index values also hold the device's
+ * `alertToken` when it has one (VoIP apps: the ordinary APNs token used for the follow-ups
+ * of a call, next to the PushKit token that is the key). JIDs stay strings (they exceed
+ * 2^53).
  *
  * @module
  */
@@ -29,24 +34,43 @@ export interface TokenRegistration {
   kind: TokenKind;
   /** Bundle id (`~` suffix = APNs sandbox) or FCM app name. */
   app: string;
-  /** The device token itself. */
+  /** The device token itself (for a VoIP app: the PushKit token). */
   token: string;
+  /** VoIP apps: the device's ordinary APNs token, for the pushes after `incoming`. */
+  alertToken?: string;
 }
 
 /** A stored token with its registration time. */
 export interface StoredToken extends TokenRegistration {
   /** Last registration, ms since the epoch. */
   registeredAt: number;
+  /** Last push the service accepted, ms since the epoch; absent before the first. */
+  lastSuccessAt?: number;
+}
+
+/** The previous owner of a token that {@link TokenStore.add} moved. */
+export interface MovedFrom {
+  mx: string;
+  jid: string;
 }
 
 interface OwnerValue {
   mx: string;
   jid: string;
   at: number;
+  alertToken?: string;
+}
+
+interface UserValue {
+  at: number;
+  alertToken?: string;
 }
 
 const TOKEN = ["push", "token"] as const;
 const USER = ["push", "user"] as const;
+const SEEN = ["push", "seen"] as const;
+/** `kv.getMany` reads at most this many keys at once. */
+const GET_MANY_LIMIT = 10;
 
 /**
  * Device tokens per user, with "a token belongs to one user" enforced atomically.
@@ -72,28 +96,61 @@ export class TokenStore {
   }
 
   /**
-   * Stores a token for a user, or refreshes its registration time. A token registered to
-   * another user before is moved: its old user entry is deleted in the same transaction.
+   * Stores a token for a user, or refreshes its registration (time, alert token). A token
+   * registered to another user before is moved: its old user entry is deleted in the same
+   * transaction, and the old owner is returned.
    */
-  add(t: TokenRegistration): Promise<void> {
+  add(t: TokenRegistration): Promise<MovedFrom | undefined> {
     return retryLocked(() => this.#add(t));
   }
 
-  async #add(t: TokenRegistration): Promise<void> {
+  async #add(t: TokenRegistration): Promise<MovedFrom | undefined> {
     const ownerKey = [...TOKEN, t.kind, t.app, t.token];
     for (;;) {
       const prev = await this.#kv.get<OwnerValue>(ownerKey);
       const at = this.#now();
+      const alert = t.alertToken ? { alertToken: t.alertToken } : {};
       const op = this.#kv.atomic().check(prev)
-        .set(ownerKey, { mx: t.mx, jid: t.jid, at } satisfies OwnerValue)
-        .set([...USER, t.mx, t.jid, t.kind, t.app, t.token], { at });
+        .set(ownerKey, { mx: t.mx, jid: t.jid, at, ...alert } satisfies OwnerValue)
+        .set([...USER, t.mx, t.jid, t.kind, t.app, t.token], { at, ...alert } satisfies UserValue);
       const old = prev.value;
-      if (old && (old.mx !== t.mx || old.jid !== t.jid)) {
-        op.delete([...USER, old.mx, old.jid, t.kind, t.app, t.token]);
-      }
+      const moved = old && (old.mx !== t.mx || old.jid !== t.jid);
+      if (moved) op.delete([...USER, old.mx, old.jid, t.kind, t.app, t.token]);
       // A concurrent writer changed the owner between get and commit: read again.
-      if ((await op.commit()).ok) return;
+      if ((await op.commit()).ok) return moved ? { mx: old.mx, jid: old.jid } : undefined;
     }
+  }
+
+  /**
+   * Records that a push to the token succeeded (per-device last-success time). Nothing is
+   * written when the token was removed meanwhile.
+   */
+  markSuccess(kind: TokenKind, app: string, token: string, at = this.#now()): Promise<void> {
+    return retryLocked(async () => {
+      const owner = await this.#kv.get<OwnerValue>([...TOKEN, kind, app, token]);
+      if (!owner.value) return;
+      await this.#kv.atomic().check(owner).set([...SEEN, kind, app, token], at).commit();
+    });
+  }
+
+  /**
+   * Drops a device's alert token (the service called it dead) and keeps the device: its
+   * VoIP token still rings. Nothing happens when the stored alert token is another one.
+   */
+  removeAlertToken(kind: TokenKind, app: string, token: string, alertToken: string): Promise<void> {
+    return retryLocked(async () => {
+      const ownerKey = [...TOKEN, kind, app, token];
+      for (;;) {
+        const prev = await this.#kv.get<OwnerValue>(ownerKey);
+        const o = prev.value;
+        if (!o || o.alertToken !== alertToken) return;
+        const res = await this.#kv.atomic().check(prev)
+          .set(ownerKey, { mx: o.mx, jid: o.jid, at: o.at } satisfies OwnerValue)
+          .set([...USER, o.mx, o.jid, kind, app, token], { at: o.at } satisfies UserValue)
+          .commit();
+        if (res.ok) return;
+      }
+    });
   }
 
   /** Deletes a token whoever owns it (push feedback said it is dead). */
@@ -107,7 +164,8 @@ export class TokenStore {
       const prev = await this.#kv.get<OwnerValue>(ownerKey);
       if (!prev.value) return;
       const res = await this.#kv.atomic().check(prev).delete(ownerKey)
-        .delete([...USER, prev.value.mx, prev.value.jid, kind, app, token]).commit();
+        .delete([...USER, prev.value.mx, prev.value.jid, kind, app, token])
+        .delete([...SEEN, kind, app, token]).commit();
       if (res.ok) return;
     }
   }
@@ -138,17 +196,36 @@ export class TokenStore {
       const prev = await this.#kv.get<OwnerValue>(ownerKey);
       if (!prev.value || prev.value.mx !== mx || prev.value.jid !== jid) return false;
       const res = await this.#kv.atomic().check(prev).delete(ownerKey)
-        .delete([...USER, mx, jid, kind, app, token]).commit();
+        .delete([...USER, mx, jid, kind, app, token])
+        .delete([...SEEN, kind, app, token]).commit();
       if (res.ok) return true;
     }
   }
 
-  /** All tokens of one user. */
+  /** All tokens of one user, with their alert tokens and last-success times. */
   async listForUser(mx: string, jid: string): Promise<StoredToken[]> {
     const out: StoredToken[] = [];
-    for await (const e of this.#kv.list<{ at: number }>({ prefix: [...USER, mx, jid] })) {
+    for await (const e of this.#kv.list<UserValue>({ prefix: [...USER, mx, jid] })) {
       const [, , , , kind, app, token] = e.key as string[];
-      out.push({ mx, jid, kind: kind as TokenKind, app, token, registeredAt: e.value.at });
+      const t: StoredToken = {
+        mx,
+        jid,
+        kind: kind as TokenKind,
+        app,
+        token,
+        registeredAt: e.value.at,
+      };
+      if (e.value.alertToken) t.alertToken = e.value.alertToken;
+      out.push(t);
+    }
+    for (let i = 0; i < out.length; i += GET_MANY_LIMIT) {
+      const batch = out.slice(i, i + GET_MANY_LIMIT);
+      const seen = await this.#kv.getMany<number[]>(
+        batch.map((t) => [...SEEN, t.kind, t.app, t.token]),
+      );
+      seen.forEach((s, j) => {
+        if (typeof s.value === "number") batch[j].lastSuccessAt = s.value;
+      });
     }
     return out;
   }

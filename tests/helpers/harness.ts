@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { MxSimulator, type SimOptions } from "../../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../../lib/config.ts";
-import { silentLogger } from "../../lib/log.ts";
+import { type Logger, silentLogger } from "../../lib/log.ts";
 import { MxFlexServer } from "../../app.ts";
 import { listen } from "../../lib/listen/listen.ts";
 
@@ -55,6 +55,8 @@ export interface HarnessOptions {
   tls?: boolean;
   /** Stall limit of voicemail downloads, ms (default the server's 60 s). */
   voicemailIdleMs?: number;
+  /** The server's logger (default silent). */
+  log?: Logger;
 }
 
 /** Starts simulator + server + HTTP listener. */
@@ -70,7 +72,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
   const kv = await Deno.openKv(o.kvPath ?? ":memory:");
   const server = await MxFlexServer.create({
     config,
-    log: silentLogger,
+    log: o.log ?? silentLogger,
     kv,
     staticDirs: o.staticDirs,
     backoff: { initialMs: 50, maxMs: 300, jitter: 0.1 },

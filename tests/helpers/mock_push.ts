@@ -123,7 +123,8 @@ export class MockApns {
 }
 
 /**
- * Mock FCM v1 API and OAuth token endpoint on one plain-HTTP server:
+ * Mock FCM v1 API and OAuth token endpoint on one server (plain HTTP, or HTTPS with the
+ * fixture certificate when started with `{tls: true}`):
  * `POST /token` issues `mock-access-<n>`; `POST /v1/projects/<p>/messages:send` requires a
  * current bearer token (else 401) and answers from the per-token script.
  */
@@ -140,9 +141,14 @@ export class MockFcm {
   #script = new Script();
   #issued = new Set<string>();
 
-  private constructor() {
+  private constructor(tls: boolean) {
     this.#server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      {
+        hostname: "127.0.0.1",
+        port: 0,
+        onListen: () => {},
+        ...(tls ? { cert: MOCK_TLS_CERT, key: MOCK_TLS_KEY } : {}),
+      },
       async (req) => {
         const rec = await record(req);
         if (req.method === "POST" && rec.path === "/token") {
@@ -169,12 +175,12 @@ export class MockFcm {
         return reply({ status: 404, body: { error: { code: 404, status: "NOT_FOUND" } } });
       },
     );
-    this.url = `http://127.0.0.1:${this.#server.addr.port}`;
+    this.url = `${tls ? "https" : "http"}://127.0.0.1:${this.#server.addr.port}`;
   }
 
-  /** Starts the mock on a free loopback port. */
-  static start(): MockFcm {
-    return new MockFcm();
+  /** Starts the mock on a free loopback port; `tls` serves HTTPS with the fixture certificate. */
+  static start(o: { tls?: boolean } = {}): MockFcm {
+    return new MockFcm(o.tls ?? false);
   }
 
   /** The OAuth endpoint URL (for `pushEndpoints.fcmOauth`). */
@@ -196,6 +202,20 @@ export class MockFcm {
   async close(): Promise<void> {
     await this.#server.shutdown();
   }
+}
+
+/**
+ * `pushEndpoints` pointing every push service at the mocks (one APNs mock for production
+ * and sandbox), with the fixture certificate as `caFile`.
+ */
+export function mockEndpoints(apns: MockApns, fcm: MockFcm): Record<string, string> {
+  return {
+    apnsProduction: apns.url,
+    apnsSandbox: apns.url,
+    fcm: fcm.url,
+    fcmOauth: fcm.oauthUrl,
+    caFile: MOCK_TLS_CERT_PATH,
+  };
 }
 
 /** An FCM error body as Google sends it. */

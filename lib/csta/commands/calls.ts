@@ -1,7 +1,7 @@
 /**
  * Calls (mx-protocol §3.4, §3.11): making a call (plain on the server session, or the
  * Proxy API's callback call on a user session), call control on one leg (hold, retrieve,
- * answer, hang up), blind transfer and deflection.
+ * answer, hang up), blind and consultation transfer, and deflection.
  *
  * @example
  * ```ts
@@ -182,6 +182,26 @@ export function parseTransfer(e: XmlElement): { callId: number; deviceId: string
 }
 
 /**
+ * Consultation transfer (§3.11): connects the other party of the held call with the other
+ * party of the active (consultation) call; `deviceId` leaves both.
+ *
+ * @example
+ * ```ts
+ * transferCall(38, 41, "3095");
+ * // <TransferCall><heldCall><callID>38</callID><deviceID>3095</deviceID></heldCall>
+ * //   <activeCall><callID>41</callID><deviceID>3095</deviceID></activeCall></TransferCall>
+ * ```
+ */
+export function transferCall(heldCallId: number, activeCallId: number, deviceId: string): string {
+  return el(
+    "TransferCall",
+    {},
+    callRef("heldCall", heldCallId, deviceId),
+    callRef("activeCall", activeCallId, deviceId),
+  ).xml;
+}
+
+/**
  * Deflects (diverts) a ringing call to `to`.
  *
  * @example
@@ -274,14 +294,33 @@ export async function callControl(
  *
  * @example
  * ```ts
- * const leg = await transferCall(conn, 38, "3095", "3099");
+ * const leg = await singleStepTransfer(conn, 38, "3095", "3099");
  * ```
  */
-export async function transferCall(
+export async function singleStepTransfer(
   conn: CstaConnection,
   callId: number,
   deviceId: string,
   to: string,
 ): Promise<{ callId: number; deviceId: string }> {
   return parseTransfer(await conn.request(singleStepTransferCall(callId, deviceId, to)));
+}
+
+/**
+ * Completes a consultation transfer (`TransferCall`): the held call's other party is
+ * connected with the active call's; the outcome arrives as `TransferredEvent`s.
+ * @throws {RefusedError} when the MX refuses (e.g. a call that is not held or not the user's)
+ *
+ * @example
+ * ```ts
+ * await consultationTransfer(conn, 38, 41, "3095");
+ * ```
+ */
+export async function consultationTransfer(
+  conn: CstaConnection,
+  heldCallId: number,
+  activeCallId: number,
+  deviceId: string,
+): Promise<void> {
+  await conn.request(transferCall(heldCallId, activeCallId, deviceId));
 }

@@ -9,6 +9,7 @@
  * | `calls.ts`        | MakeCall, callback call, hold / retrieve / answer / clear, transfer, deflect |
  * | `call_log.ts`     | call-log blocks                                               |
  * | `mail.ts`         | voicemail list, chunked download, read flag, note, delete     |
+ * | `presence.ts`     | setting the session user's presence                           |
  * | `error_reply.ts`  | `CSTAErrorCode`, the error reply any command may get          |
  *
  * Each domain file holds three kinds of export, in this order: payload builders (named after
@@ -37,3 +38,4 @@ export * from "./address_book.ts";
 export * from "./calls.ts";
 export * from "./call_log.ts";
 export * from "./mail.ts";
+export * from "./presence.ts";
