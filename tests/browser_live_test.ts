@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import type { Page, Request } from "playwright-core";
 import { DMITRY, flexLogin, startHarness } from "./helpers/harness.ts";
+import { wavTone } from "../lib/mxsim/mod.ts";
 import { actions, callState, hasChromium, launch, login, shot, WAIT } from "./helpers/browser.ts";
 
 /** What the hooks recorded in the page. */
@@ -63,31 +64,6 @@ async function waitRecorded(page: Page, check: string): Promise<Recorded> {
     timeout: WAIT,
   });
   return await recorded(page);
-}
-
-/** A mono 16-bit PCM WAV file of `seconds` of a 440 Hz tone at 8 kHz. */
-function wav(seconds: number): Uint8Array {
-  const rate = 8000, samples = Math.round(rate * seconds);
-  const buf = new ArrayBuffer(44 + samples * 2);
-  const v = new DataView(buf);
-  const ascii = (at: number, s: string) =>
-    [...s].forEach((c, i) => v.setUint8(at + i, c.charCodeAt(0)));
-  ascii(0, "RIFF");
-  v.setUint32(4, 36 + samples * 2, true);
-  ascii(8, "WAVEfmt ");
-  v.setUint32(16, 16, true);
-  v.setUint16(20, 1, true); // PCM
-  v.setUint16(22, 1, true); // mono
-  v.setUint32(24, rate, true);
-  v.setUint32(28, rate * 2, true);
-  v.setUint16(32, 2, true);
-  v.setUint16(34, 16, true);
-  ascii(36, "data");
-  v.setUint32(40, samples * 2, true);
-  for (let i = 0; i < samples; i++) {
-    v.setInt16(44 + i * 2, Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)), true);
-  }
-  return new Uint8Array(buf);
 }
 
 const noOverflow = (page: Page) =>
@@ -142,10 +118,10 @@ Deno.test({
         const maxim = page.locator('[data-testid="contact-3099"]');
         assert.equal(await maxim.getAttribute("data-presence"), "Available");
         const contactReads = requests.filter((r) => r === "GET /api/contacts").length;
-        h.sim.updateUser("43884852031096113", { presence: "Away" });
+        h.sim.setPresence("3099", "Away", "back at 3");
         await page.locator('[data-testid="contact-3099"][data-presence="Away"]').waitFor();
         assert.equal(await maxim.locator(".dot.away").count(), 1);
-        assert.match(await maxim.innerText(), /Away/);
+        assert.match(await maxim.innerText(), /Away · back at 3/);
         assert.equal(await maxim.locator(".dot").getAttribute("aria-label"), "Away");
         assert.equal(
           requests.filter((r) => r === "GET /api/contacts").length,
@@ -254,7 +230,7 @@ Deno.test({
 
       await t.step("history: the MX's call log, newest first; Call back dials", async () => {
         const now = Math.floor(Date.now() / 1000);
-        h.sim.addCallLog(DMITRY.ext, {
+        const missed = h.sim.addCallLog(DMITRY.ext, {
           missed: true,
           direction: "incoming",
           connectTimestamp: 0,
@@ -274,12 +250,20 @@ Deno.test({
           originalCalledPartyNo: "+14155550199",
         });
         await tab("history").click();
-        const first = page.locator("#history > li").first();
+        const first = page.locator(`[data-testid="history-${missed.recordId}"]`);
         await first.waitFor();
         assert.equal(await first.getAttribute("data-missed"), "true");
         assert.match(await first.innerText(), /Peter Hyde[\s\S]*Missed · 3044/);
         const older = page.locator(`[data-testid="history-${out.recordId}"]`);
         assert.match(await older.innerText(), /\+14155550199[\s\S]*Outgoing.*1:15/);
+        // Newest first: the calls of this test (the simulator logs them), the missed call of a
+        // minute ago, the outgoing call of two hours ago.
+        const ids = await page.locator("#history > li").evaluateAll((els) =>
+          els.map((el) => (el as unknown as { dataset: { testid: string } }).dataset.testid)
+        );
+        const at = (r: { recordId: number }) => ids.indexOf(`history-${r.recordId}`);
+        assert.ok(at(missed) >= 0 && at(missed) < at(out), ids.join(" "));
+        assert.equal(at(out), ids.length - 1, ids.join(" "));
         await shot(page, "23-history");
         await first.locator('[data-action="callback"]').click();
         const back = page.locator('#calls > li[data-remote="3044"][data-state="delivered"]');
@@ -293,7 +277,7 @@ Deno.test({
         const id = h.sim.addVoicemail(DMITRY.ext, {
           from: "3044",
           fromName: "Peter Hyde",
-          content: wav(0.6),
+          content: wavTone(600),
           duration: 1,
         });
         await tab("voicemail").click();
@@ -387,7 +371,7 @@ Deno.test({
 
       await t.step("phone size: one view at a time, each fits the screen", async () => {
         await page.setViewportSize({ width: 390, height: 844 });
-        h.sim.addVoicemail(DMITRY.ext, { from: "3099", fromName: "Maxim", content: wav(0.2) });
+        h.sim.addVoicemail(DMITRY.ext, { from: "3099", fromName: "Maxim", content: wavTone(200) });
         for (const name of ["calls", "history", "voicemail", "contacts"]) {
           await tab(name).click();
           await page.locator(`#panel-${name}`).waitFor({ state: "visible" });
