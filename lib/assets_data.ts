@@ -6756,7 +6756,7 @@ export function sessionBarView(ctx) {
   },
   "static/views/tabs.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "9e7a0d32da1497ce5c24a71c",
+    etag: "a31effe1771710c39c4b5f04",
     text: `// @ts-check
 /**
  * The tab bar (ARIA tabs: \`role=tablist\`, one \`role=tab\` per view, arrow keys, Home and
@@ -6821,6 +6821,7 @@ export function tabsView(ctx) {
 
   /** @param {SessionState} s */
   const render = (s) => {
+    const focused = document.activeElement;
     for (const t of tabs) {
       const name = /** @type {Tab} */ (t.dataset.tab);
       const selected = name === s.tab;
@@ -6830,6 +6831,11 @@ export function tabsView(ctx) {
       panelOf(t).hidden = !isShown(name, s);
     }
     bar.dataset.wide = String(s.wide);
+    // A keyboard user whose view was switched away (e.g. by placing a call from the
+    // contacts on a phone) lands on the tab now chosen, not on the page.
+    if (focused instanceof HTMLElement && focused !== document.body && !focused.checkVisibility()) {
+      tabs.find((t) => t.dataset.tab === s.tab)?.focus();
+    }
   };
 
   /** @param {SessionState} s */

@@ -383,6 +383,15 @@ Deno.test({
           assert.ok(await noOverflow(page), `no horizontal scrolling on ${name}`);
           await shot(page, `26-phone-${name}`);
         }
+        // Calling from the contacts brings the calls on screen; the focus lands on their tab.
+        await page.locator('[data-testid="contact-3099"] [data-action="call"]').focus();
+        await page.keyboard.press("Enter");
+        const call = page.locator('#calls > li[data-remote="3099"][data-state="delivered"]');
+        await call.waitFor();
+        assert.equal(await page.locator("#panel-contacts").isVisible(), false);
+        assert.equal(await page.evaluate("document.activeElement?.dataset.tab"), "calls");
+        await call.locator('[data-action="hangup"]').click();
+        await page.locator('#calls > li[data-remote="3099"][data-state="cleared"]').waitFor();
         await page.setViewportSize({ width: 1100, height: 760 });
       });
 

@@ -62,6 +62,7 @@ export function tabsView(ctx) {
 
   /** @param {SessionState} s */
   const render = (s) => {
+    const focused = document.activeElement;
     for (const t of tabs) {
       const name = /** @type {Tab} */ (t.dataset.tab);
       const selected = name === s.tab;
@@ -71,6 +72,11 @@ export function tabsView(ctx) {
       panelOf(t).hidden = !isShown(name, s);
     }
     bar.dataset.wide = String(s.wide);
+    // A keyboard user whose view was switched away (e.g. by placing a call from the
+    // contacts on a phone) lands on the tab now chosen, not on the page.
+    if (focused instanceof HTMLElement && focused !== document.body && !focused.checkVisibility()) {
+      tabs.find((t) => t.dataset.tab === s.tab)?.focus();
+    }
   };
 
   /** @param {SessionState} s */
