@@ -4532,7 +4532,7 @@ export function startSession(o) {
   },
   "static/style.css": {
     type: "text/css; charset=utf-8",
-    etag: "22dfdbaf04584a0c154f9d13",
+    etag: "e51280175c7c50788b217dc1",
     text: `:root {
   --bg: #f3f5f8;
   --card: #ffffff;
@@ -5465,6 +5465,21 @@ button.danger {
   .me,
   .notify-text {
     display: none;
+  }
+
+  .tabs {
+    gap: 0.1rem;
+  }
+
+  .tabs [role="tab"] {
+    padding: 0.45rem 0.2rem;
+    font-size: 0.88rem;
+    gap: 0.2rem;
+  }
+
+  .badge {
+    min-width: 1.15rem;
+    padding: 0 0.25rem;
   }
 
   .contacts {

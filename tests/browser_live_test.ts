@@ -381,6 +381,10 @@ Deno.test({
           }
           assert.deepEqual(shown, [name]);
           assert.ok(await noOverflow(page), `no horizontal scrolling on ${name}`);
+          assert.ok(
+            await page.locator("#tabs").evaluate((el) => el.scrollWidth <= el.clientWidth),
+            "every tab fits, with its badge",
+          );
           await shot(page, `26-phone-${name}`);
         }
         // Calling from the contacts brings the calls on screen; the focus lands on their tab.
