@@ -269,8 +269,9 @@ Deno.test({
         const back = page.locator('#calls > li[data-remote="3044"][data-state="delivered"]');
         await back.waitFor();
         assert.match(await back.innerText(), /Peter Hyde/);
+        const backId = Number(await back.getAttribute("data-call-id"));
         await back.locator('[data-action="hangup"]').click();
-        await page.locator('#calls > li[data-remote="3044"][data-state="cleared"]').waitFor();
+        await callState(page, backId, "cleared");
       });
 
       await t.step("voicemail: plays in the page, read, annotated, deleted", async () => {
@@ -394,8 +395,9 @@ Deno.test({
         await call.waitFor();
         assert.equal(await page.locator("#panel-contacts").isVisible(), false);
         assert.equal(await page.evaluate("document.activeElement?.dataset.tab"), "calls");
+        const callId = Number(await call.getAttribute("data-call-id"));
         await call.locator('[data-action="hangup"]').click();
-        await page.locator('#calls > li[data-remote="3099"][data-state="cleared"]').waitFor();
+        await callState(page, callId, "cleared");
         await page.setViewportSize({ width: 1100, height: 760 });
       });
 
