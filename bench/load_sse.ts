@@ -25,9 +25,9 @@ import {
   percentile,
   procCpuMs,
   procMem,
+  RawSseStream,
   sleep,
   startBenchServer,
-  wallMs,
 } from "./load_util.ts";
 
 /** Connects opened concurrently while building up N subscribers. */
@@ -74,85 +74,24 @@ class Deliveries {
   }
 }
 
-/** One raw-socket SSE subscriber. */
-class RawSubscriber {
-  #conn!: Deno.TcpConn;
-  #buf = new Uint8Array(4096);
-  #dec = new TextDecoder();
-  #carry = "";
-  closed = false;
-  error = "";
-
-  /** Connects and resolves once the response head and the `retry:` frame have arrived. */
-  async open(port: number, path: string, sink: Deliveries): Promise<void> {
-    this.#conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    await this.#conn.write(
-      new TextEncoder().encode(
-        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`,
-      ),
-    );
-    let head = "";
-    while (!head.includes("retry:")) {
-      const n = await this.#conn.read(this.#buf);
-      if (n === null) throw new Error("closed before retry frame");
-      head += this.#dec.decode(this.#buf.subarray(0, n), { stream: true });
-      if (head.length > 8 && !head.startsWith("HTTP/1.1 200")) {
-        throw new Error(`bad response: ${head.split("\r\n")[0]}`);
-      }
-    }
-    this.#carry = head.slice(head.indexOf("retry:"));
-    void this.#loop(sink);
-  }
-
-  async #loop(sink: Deliveries): Promise<void> {
-    try {
-      for (;;) {
-        const n = await this.#conn.read(this.#buf);
-        if (n === null) break;
-        const t = wallMs();
-        const text = this.#carry + this.#dec.decode(this.#buf.subarray(0, n), { stream: true });
-        const end = text.lastIndexOf("\n\n");
-        if (end < 0) {
-          this.#carry = text;
-          continue;
-        }
-        const done = text.slice(0, end);
-        this.#carry = text.slice(end + 2);
-        for (const m of done.matchAll(DELIVERED_RE)) sink.add(Number(m[1]), t);
-      }
-    } catch (err) {
-      if (!this.closed) this.error = (err as Error).message;
-    }
-    this.closed = true;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
-  }
-}
-
 /** Opens `n` subscribers, `CONNECT_BATCH` at a time. */
 async function openMany(
   port: number,
   path: string,
   n: number,
   sink: Deliveries,
-): Promise<{ subs: RawSubscriber[]; errors: string[]; ms: number }> {
-  const subs: RawSubscriber[] = [];
+): Promise<{ subs: RawSseStream[]; errors: string[]; ms: number }> {
+  const subs: RawSseStream[] = [];
   const errors: string[] = [];
   const t0 = performance.now();
   for (let i = 0; i < n && performance.now() - t0 < CONNECT_TIMEOUT_MS; i += CONNECT_BATCH) {
     const batch = [];
     for (let j = i; j < Math.min(n, i + CONNECT_BATCH); j++) {
-      const s = new RawSubscriber();
+      const s = new RawSseStream((text, t) => {
+        for (const m of text.matchAll(DELIVERED_RE)) sink.add(Number(m[1]), t);
+      });
       batch.push(
-        s.open(port, path, sink).then(() => subs.push(s), (e) => {
+        s.open(port, path).then(() => subs.push(s), (e) => {
           errors.push((e as Error).message);
           s.close();
         }),

@@ -8,6 +8,7 @@ import type { ServeHello } from "./serve_for_bench.ts";
 
 export type { MemReply, ServeHello } from "./serve_for_bench.ts";
 export { wallMs } from "./serve_for_bench.ts";
+import { wallMs } from "./serve_for_bench.ts";
 
 /** A running `serve_for_bench.ts` child. */
 export interface BenchServer {
@@ -33,7 +34,7 @@ export interface BenchServer {
  * ```
  */
 export async function startBenchServer(
-  opts: { bare?: boolean; simOnly?: boolean; sim?: string; tls?: boolean } = {},
+  opts: { bare?: boolean; simOnly?: boolean; sim?: string; tls?: boolean; users?: number } = {},
 ): Promise<BenchServer & { simPort?: number }> {
   const args = [
     "run",
@@ -46,6 +47,7 @@ export async function startBenchServer(
   if (opts.simOnly) args.push("--sim-only");
   if (opts.sim) args.push(`--sim=${opts.sim}`);
   if (opts.tls) args.push("--tls");
+  if (opts.users) args.push(`--users=${opts.users}`);
   const child = new Deno.Command(Deno.execPath(), {
     args,
     stdin: "piped",
@@ -245,5 +247,87 @@ export class KeepAliveGet {
       // already closed
     }
     this.#conn = undefined;
+  }
+}
+
+/**
+ * One raw-socket SSE stream for load scripts: a minimal HTTP/1.1 GET, then `onFrames` with the
+ * text of every batch of complete frames and the wall-clock time (`wallMs`) it was read.
+ * Raw sockets keep the client's cost small next to the server's.
+ *
+ * @example
+ * ```ts
+ * const s = new RawSseStream((text, t) => count += text.split("event: presence").length - 1);
+ * await s.open(port, `/api/events?access_token=${token}`);
+ * s.close();
+ * ```
+ */
+export class RawSseStream {
+  #conn!: Deno.TcpConn;
+  #buf = new Uint8Array(16384);
+  #dec = new TextDecoder();
+  #carry = "";
+  #onFrames: (text: string, t: number) => void;
+  /** The stream has ended (closed here, by the server, or on a read error). */
+  closed = false;
+  /** The read error that ended it, if any. */
+  error = "";
+
+  /** @param onFrames called with complete frames (without the final blank line) */
+  constructor(onFrames: (text: string, t: number) => void) {
+    this.#onFrames = onFrames;
+  }
+
+  /** Connects and resolves once the response head and the `retry:` frame have arrived. */
+  async open(port: number, path: string): Promise<void> {
+    this.#conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await this.#conn.write(
+      new TextEncoder().encode(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`,
+      ),
+    );
+    let head = "";
+    while (!head.includes("retry:")) {
+      const n = await this.#conn.read(this.#buf);
+      if (n === null) throw new Error("closed before retry frame");
+      head += this.#dec.decode(this.#buf.subarray(0, n), { stream: true });
+      if (head.length > 12 && !head.startsWith("HTTP/1.1 200")) {
+        throw new Error(`bad response: ${head.split("\r\n")[0]}`);
+      }
+    }
+    this.#carry = head.slice(head.indexOf("retry:"));
+    void this.#loop();
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      for (;;) {
+        const n = await this.#conn.read(this.#buf);
+        if (n === null) break;
+        const t = wallMs();
+        const text = this.#carry + this.#dec.decode(this.#buf.subarray(0, n), { stream: true });
+        const end = text.lastIndexOf("\n\n");
+        if (end < 0) {
+          this.#carry = text;
+          continue;
+        }
+        this.#carry = text.slice(end + 2);
+        this.#onFrames(text.slice(0, end), t);
+      }
+    } catch (err) {
+      if (!this.closed) this.error = (err as Error).message;
+    }
+    this.closed = true;
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
   }
 }

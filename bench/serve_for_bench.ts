@@ -15,7 +15,8 @@
  * an idle SSE connection costs in Deno itself. `--sim-only` runs just the simulator (TLS) and prints its
  * port as `simPort`; `--sim=127.0.0.1:<port>` runs just MXFlex against such a simulator, so the
  * server's memory can be measured without the simulator's (`call`/`vm` go to the `--sim-only`
- * process then).
+ * process then). `--users=N` adds N simulator users (logins `b0`…`b<N-1>`, password `pw`,
+ * extensions 10000…) for `load_presence.ts`.
  *
  * Protocol: the first stdout line is `{"url":…,"pid":…}`. Then each stdin line is a command
  * and gets exactly one JSON line back:
@@ -26,6 +27,9 @@
  * | `gc [ms]` | same as `mem`, after a full GC (needs `--expose-gc`); with `ms`, GC, wait that long (finalizers, freed native memory), GC again |
  * | `call <from>` | `{callId, t}`: `t` (ms, wall clock with µs precision) is taken just before `sim.incomingCall({from, to: "3095"})` |
  * | `vm <bytes>` | `{id}`: a voicemail of that many bytes for 3095 |
+ * | `presence <ext> <status> <note>` | `{t}`: the simulator changes that user's presence (`t` taken just before) |
+ * | `busycall <from> <to> <k>` | `{callId, t}`: a call between two users, answered at once, and both parties' presence set to `OnThePhone` with the notes `c<k>a`, `c<k>b` |
+ * | `hangup <callId>` | `{ok}`: the call is cleared |
  * | `fanout` | `{publishes, totalMs, maxMs}`: time spent inside `hub.publish` so far |
  * | `quit` | `{bye: true}`, then the process exits |
  *
@@ -40,7 +44,7 @@ import {
   KEY_FILE,
   startHarness,
 } from "../tests/helpers/harness.ts";
-import { MxSimulator } from "../lib/mxsim/mod.ts";
+import { defaultUsers, MxSimulator, type SimUser } from "../lib/mxsim/mod.ts";
 import { normalizeConfig } from "../lib/config.ts";
 import { silentLogger } from "../lib/log.ts";
 import { MxFlexServer } from "../app.ts";
@@ -56,6 +60,26 @@ export interface ServeHello {
   mode: string;
   /** Simulator TLS port (`--sim-only`). */
   simPort?: number;
+}
+
+/**
+ * `--users=N`: N more simulator users for the presence load (`bench/load_presence.ts`):
+ * logins `b0`… with password `pw`, extensions 10000…
+ */
+export function benchUsers(n: number): SimUser[] {
+  const out: SimUser[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({
+      login: `b${i}`,
+      password: "pw",
+      jid: (43884860000000000n + BigInt(i)).toString(),
+      ext: String(10000 + i),
+      firstName: "Bench",
+      lastName: `User ${i}`,
+      presence: "Available",
+    });
+  }
+  return out;
 }
 
 /** The load scripts open thousands of streams with one token: no stream caps here. */
@@ -114,6 +138,44 @@ export function wallMs(): number {
 
 const enc = new TextEncoder();
 
+/** Commands that drive the simulator (not available in `--bare` and `--sim=` modes). */
+const SIM_COMMANDS = new Set(["call", "vm", "presence", "busycall", "hangup"]);
+
+/** Runs one of {@link SIM_COMMANDS}; returns the reply. */
+function simCommand(sim: MxSimulator, line: string): Record<string, unknown> {
+  const [cmd, ...args] = line.split(/\s+/);
+  const t = wallMs();
+  switch (cmd) {
+    case "call":
+      return { callId: sim.incomingCall({ from: args[0] || "79031744445", to: DMITRY.ext }), t };
+    case "vm": {
+      const n = Number(args[0]);
+      const content = new Uint8Array(n);
+      // Non-trivial content (a 251-byte cycle) so nothing can special-case zeros.
+      for (let i = 0; i < n; i++) content[i] = i % 251;
+      return { id: sim.addVoicemail(DMITRY.ext, { from: "79031744445", content }) };
+    }
+    case "presence": {
+      // presence <ext> <status> <note>: the user changes presence in their client.
+      const [ext, status, note] = args;
+      sim.setPresence(ext, status, note ?? "");
+      return { t };
+    }
+    case "busycall": {
+      // busycall <from> <to> <k>: a call from one user to another, answered at once, and both
+      // parties' presence changed (notes c<k>a, c<k>b).
+      const [from, to, k] = args;
+      const callId = sim.incomingCall({ from, to });
+      sim.answer(callId);
+      sim.setPresence(from, "OnThePhone", `c${k}a`);
+      sim.setPresence(to, "OnThePhone", `c${k}b`);
+      return { callId, t };
+    }
+    default: // hangup
+      return { ok: sim.hangup(Number(args[0])) };
+  }
+}
+
 function reply(o: unknown): void {
   Deno.stdout.writeSync(enc.encode(JSON.stringify(o) + "\n"));
 }
@@ -162,8 +224,12 @@ async function main(): Promise<void> {
     h = undefined;
     soServer = so.server;
   } else {
+    const extra = Number(Deno.args.find((a) => a.startsWith("--users="))?.slice(8) ?? 0);
     const hh = await startHarness({
-      sim: { answerAfterMs: -1 },
+      sim: {
+        answerAfterMs: -1,
+        users: extra ? [...defaultUsers(), ...benchUsers(extra)] : undefined,
+      },
       tls,
       config: { rateLimits: UNCAPPED_STREAMS },
     });
@@ -205,8 +271,13 @@ async function main(): Promise<void> {
     buf += chunk;
     let nl: number;
     while ((nl = buf.indexOf("\n")) >= 0) {
-      const [cmd, arg] = buf.slice(0, nl).trim().split(/\s+/);
+      const line = buf.slice(0, nl).trim();
+      const [cmd, arg] = line.split(/\s+/);
       buf = buf.slice(nl + 1);
+      if (SIM_COMMANDS.has(cmd)) {
+        reply(h ? simCommand(h.sim, line) : { error: "no simulator in this mode" });
+        continue;
+      }
       switch (cmd) {
         case "mem":
           reply(mem());
@@ -221,29 +292,6 @@ async function main(): Promise<void> {
             gc?.();
           }
           reply(mem());
-          break;
-        }
-        case "call": {
-          if (!h) {
-            reply({ error: "no simulator in this mode" });
-            break;
-          }
-          const t = wallMs();
-          const callId = h.sim.incomingCall({ from: arg || "79031744445", to: DMITRY.ext });
-          reply({ callId, t });
-          break;
-        }
-        case "vm": {
-          if (!h) {
-            reply({ error: "no simulator in this mode" });
-            break;
-          }
-          const n = Number(arg);
-          const content = new Uint8Array(n);
-          // Non-trivial content (a 251-byte cycle) so nothing can special-case zeros.
-          for (let i = 0; i < n; i++) content[i] = i % 251;
-          const id = h.sim.addVoicemail(DMITRY.ext, { from: "79031744445", content });
-          reply({ id });
           break;
         }
         case "fanout":

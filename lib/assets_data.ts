@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "6a76fd9cec227d9c3e0327c8",
+    etag: "66e98d7a092a717f19d0f662",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -1448,7 +1448,8 @@ components:
           type: string
           description: |
             JWT (HS256) with \`sub\` (the user's JID as a string), \`ext\`, \`mx\` (the MX serial
-            number), \`iat\`, \`exp\` and \`jti\`. The signing key changes on every server start.
+            number), \`iat\`, \`exp\`, \`jti\` and \`ck\` (the key of the token's sealed MX credential,
+            for its user sessions). The signing key changes on every server start.
         expires_in: { type: integer, description: Lifetime in seconds, example: 3600 }
 
     Contact:

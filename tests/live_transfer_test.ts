@@ -26,7 +26,7 @@ async function calls(h: Harness, token: string): Promise<Json[]> {
 }
 
 /** An answered call from 3044 to 3095 (the simulator answers after 50 ms). */
-async function answeredCall(h: Harness, t: string, sse: Awaited<ReturnType<typeof openEvents>>) {
+async function answeredCall(h: Harness, sse: Awaited<ReturnType<typeof openEvents>>) {
   const id = h.sim.incomingCall({ from: "3044", to: "3095" });
   await sse.until("EstablishedEvent");
   return id;
@@ -38,7 +38,7 @@ Deno.test("transfer: consult, then complete connects the caller with the target"
     const tm = await flexLogin(h.url, MAXIM.login, MAXIM.password);
     const sse = await openEvents(h.url, t);
     const target = await openEvents(h.url, tm);
-    const id = await answeredCall(h, t, sse);
+    const id = await answeredCall(h, sse);
 
     const r = await api(h, t, `/api/calls/${id}/transfer`, { to: "3099", consult: true });
     assert.equal(r.status, 200);
@@ -91,7 +91,7 @@ Deno.test("transfer: a consultation can be cancelled; complete needs a known sec
   await withHarness(async (h) => {
     const t = await flexLogin(h.url);
     const sse = await openEvents(h.url, t);
-    const id = await answeredCall(h, t, sse);
+    const id = await answeredCall(h, sse);
     // No second call yet: nothing to complete with.
     let r = await api(h, t, `/api/calls/${id}/complete`);
     assert.deepEqual([r.status, r.body], [400, { error: "consultCallId required" }]);
@@ -121,7 +121,7 @@ Deno.test("transfer: when the consultation call cannot be placed, the held call 
   await withHarness(async (h) => {
     const t = await flexLogin(h.url);
     const sse = await openEvents(h.url, t);
-    const id = await answeredCall(h, t, sse);
+    const id = await answeredCall(h, sse);
     h.sim.setSilent(["MakeCall"]);
     const r = await api(h, t, `/api/calls/${id}/transfer`, { to: "3099", consult: true });
     assert.equal(r.status, 504);
