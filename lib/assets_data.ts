@@ -6072,7 +6072,7 @@ export function contactsView(ctx) {
   },
   "static/views/history.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "bfe1a10c8cbccf0edc84000e",
+    etag: "7da8abbb628a481951aab869",
     text: `// @ts-check
 /**
  * The History view: the user's calls of the last {@link HISTORY_DAYS} days from the MX's
@@ -6139,10 +6139,17 @@ export function historyView(ctx) {
     }
   };
 
+  /** The address-book names the entries show, to skip re-rendering when none changed. */
+  let namesKey = "";
+  /** @param {ReadonlyMap<string, import("../lib/api.js").Contact>} byExt */
+  const names = (byExt) =>
+    (entries ?? []).map((e) => (e.name ? "" : nameOf(byExt, e.peer))).join("\\n");
+
   const render = () => {
     if (!entries) return;
     const { contactsByExt } = ctx.store.get();
     const now = Date.now();
+    namesKey = names(contactsByExt);
     list.replaceChildren(...entries.map((e) => item(e, contactsByExt, now)));
     empty.hidden = entries.length > 0;
   };
@@ -6207,7 +6214,10 @@ export function historyView(ctx) {
     if (s.calls !== before.calls && !stale && callEnded(s, before)) stale = true;
     const shown = isShown("history", s);
     if (shown && stale && (!isShown("history", before) || s.calls !== before.calls)) load();
-    else if (s.contactsByExt !== before.contactsByExt && shown) render();
+    // Presence changes replace the index often; the list only cares about names.
+    else if (shown && s.contactsByExt !== before.contactsByExt) {
+      if (names(s.contactsByExt) !== namesKey) render();
+    }
   });
   if (isShown("history", ctx.store.get())) load();
 

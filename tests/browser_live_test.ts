@@ -265,6 +265,13 @@ Deno.test({
         assert.ok(at(missed) >= 0 && at(missed) < at(out), ids.join(" "));
         assert.equal(at(out), ids.length - 1, ids.join(" "));
         await shot(page, "23-history");
+        // A presence change (positive marker: the hidden contacts list has it) does not
+        // rebuild the history: its rows stay the same elements.
+        const row = await first.elementHandle();
+        h.sim.setPresence("3044", "Busy");
+        await page.locator('[data-testid="contact-3044"][data-presence="Busy"]')
+          .waitFor({ state: "attached" });
+        assert.ok(await row!.evaluate((el) => el.isConnected), "the history was not re-rendered");
         await first.locator('[data-action="callback"]').click();
         const back = page.locator('#calls > li[data-remote="3044"][data-state="delivered"]');
         await back.waitFor();
@@ -388,6 +395,25 @@ Deno.test({
           );
           await shot(page, `26-phone-${name}`);
         }
+        // A call ringing while another view is on screen is answered from the strip: the calls
+        // come on screen, the focus on the answered call's first button.
+        await tab("history").click();
+        const ringId = h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
+        const strip = page.locator(`[data-testid="incoming-${ringId}"]`);
+        await strip.waitFor({ state: "visible" });
+        await strip.locator('[data-action="answer"]').focus();
+        await page.keyboard.press("Enter");
+        await callState(page, ringId, "established");
+        await page.locator("#panel-calls").waitFor({ state: "visible" });
+        assert.equal(await page.locator("#incoming").isVisible(), false);
+        await page.waitForFunction(
+          `document.activeElement?.closest("[data-call-id]")?.dataset.callId === "${ringId}"`,
+        );
+        assert.equal(await page.evaluate("document.activeElement?.dataset.action"), "hold");
+        h.sim.hangup(ringId, "3044");
+        await callState(page, ringId, "cleared");
+        await tab("contacts").click();
+
         // Calling from the contacts brings the calls on screen; the focus lands on their tab.
         await page.locator('[data-testid="contact-3099"] [data-action="call"]').focus();
         await page.keyboard.press("Enter");

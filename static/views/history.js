@@ -64,10 +64,17 @@ export function historyView(ctx) {
     }
   };
 
+  /** The address-book names the entries show, to skip re-rendering when none changed. */
+  let namesKey = "";
+  /** @param {ReadonlyMap<string, import("../lib/api.js").Contact>} byExt */
+  const names = (byExt) =>
+    (entries ?? []).map((e) => (e.name ? "" : nameOf(byExt, e.peer))).join("\n");
+
   const render = () => {
     if (!entries) return;
     const { contactsByExt } = ctx.store.get();
     const now = Date.now();
+    namesKey = names(contactsByExt);
     list.replaceChildren(...entries.map((e) => item(e, contactsByExt, now)));
     empty.hidden = entries.length > 0;
   };
@@ -132,7 +139,10 @@ export function historyView(ctx) {
     if (s.calls !== before.calls && !stale && callEnded(s, before)) stale = true;
     const shown = isShown("history", s);
     if (shown && stale && (!isShown("history", before) || s.calls !== before.calls)) load();
-    else if (s.contactsByExt !== before.contactsByExt && shown) render();
+    // Presence changes replace the index often; the list only cares about names.
+    else if (shown && s.contactsByExt !== before.contactsByExt) {
+      if (names(s.contactsByExt) !== namesKey) render();
+    }
   });
   if (isShown("history", ctx.store.get())) load();
 
