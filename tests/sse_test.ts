@@ -395,7 +395,14 @@ Deno.test("sse: a broadcast topic reaches every attached stream with one shared 
     assert.equal(hub.subscriberCount("all"), 0);
     assert.deepEqual(hub.topics(), []);
     assert.throws(() => hub.subscribe("a", { broadcast: "nope" }), /not reserved/);
-    assert.throws(() => hub.reserveTopic("a", { historySize: 1 }));
+    await hub.subscribe("a").cancel();
+    hub.publish("a", "E", "x"); // "a" exists now (with history)
+    assert.throws(() => hub.reserveTopic("a", { historySize: 1 }), /already exists/);
+    assert.equal(hub.reserveTopic("all", { historySize: 8 }), "all", "reserving again is fine");
+    // After close(), a subscription to a broadcast topic ends at once instead of throwing.
+    hub.close();
+    const late = new TextReader(hub.subscribe("a", { broadcast: "all" }));
+    assert.equal(await late.toEnd(), "");
   } finally {
     hub.close();
   }

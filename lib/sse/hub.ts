@@ -500,7 +500,8 @@ export class SseHub {
     const core = this.#core;
     const t = core.topic(topic);
     const b = opts.broadcast === undefined ? undefined : core.topics.get(opts.broadcast);
-    if (opts.broadcast !== undefined && !b?.permanent) {
+    // After close() no topic is left; the stream just ends below.
+    if (opts.broadcast !== undefined && !b?.permanent && !core.closed) {
       throw new Error(`broadcast topic ${opts.broadcast} is not reserved`);
     }
     const sub = new Subscriber(core, t, b, opts.signal, opts.onClose);
