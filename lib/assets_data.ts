@@ -2029,17 +2029,20 @@ security:
   },
   "static/app.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "05d5fda7cfcd44b23893e9d9",
+    etag: "206b76823e8cddbace353005",
     text: `// @ts-check
 /**
- * MXFlex built-in web client, entry module: login, live calls over Server-Sent Events,
- * contacts with presence, click-to-call and call control. Native ES modules, no build
- * step, no framework:
+ * MXFlex built-in web client, entry module: login, then the Calls, History, Voicemail and
+ * Contacts views kept live by Server-Sent Events (calls, presence, address book), with
+ * click-to-call, call control, the ring of incoming calls and transfer by contact. Native
+ * ES modules, no build step, no framework:
  *
  * - \`lib/\` holds what has no DOM of its own: the API client (\`api.js\`), the event stream
  *   (\`event_stream.js\`), the pure call state machine (\`calls.js\`), contact helpers,
  *   storage, a tiny store, formats and DOM helpers;
- * - \`views/\` holds one module per part of the page (login, session bar, calls, contacts);
+ * - \`views/\` holds one module per part of the page (login, session bar, tabs, calls and
+ *   the transfer dialog, incoming strip, ringer, history, voicemail, contacts, own
+ *   presence);
  * - \`session.js\` runs one signed-in session and mounts the views.
  *
  * This module switches between the login form and a session. When everything has loaded
@@ -2048,8 +2051,9 @@ security:
  * Test hooks (stable): #login-form, #login-error, #login-notice, #contacts,
  * [data-testid=contact-<ext>], #dial-input, #dial-button, [data-testid=call-<callId>] with
  * data-state (originated | delivered | ringing | established | held | remote-held | cleared |
- * failed) and data-history, buttons [data-action=answer|hold|retrieve|transfer|hangup|call],
- * #conn-status with data-state (connecting | live | reconnecting | offline).
+ * failed) and data-history, buttons
+ * [data-action=answer|decline|hold|retrieve|complete|transfer|hangup|call], #conn-status with
+ * data-state (connecting | live | reconnecting | offline); each view's module lists its own.
  *
  * @module
  */
@@ -4237,7 +4241,7 @@ export function callerOf(v) {
   },
   "static/session.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "2cb7a90a709aa5edca439c8d",
+    etag: "531d437ecaa7caac3a9d65e4",
     text: `// @ts-check
 /**
  * One signed-in session: the API client for its token, the state the views show (a
@@ -4298,8 +4302,11 @@ import { myPresenceView } from "./views/my_presence.js";
  * @property {boolean} wide whether the screen shows the calls beside the chosen view
  */
 
-/** What the session does with a call for {@link ViewContext.callAction}. */
-/** @typedef {Exclude<import("./lib/calls.js").CallAction, "transfer">} SimpleCallAction */
+/**
+ * What the session does with a call for {@link ViewContext.callAction} (a transfer needs
+ * the picker: the calls view does it).
+ * @typedef {Exclude<import("./lib/calls.js").CallAction, "transfer">} SimpleCallAction
+ */
 
 /**
  * What a view gets.

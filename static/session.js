@@ -58,8 +58,11 @@ import { myPresenceView } from "./views/my_presence.js";
  * @property {boolean} wide whether the screen shows the calls beside the chosen view
  */
 
-/** What the session does with a call for {@link ViewContext.callAction}. */
-/** @typedef {Exclude<import("./lib/calls.js").CallAction, "transfer">} SimpleCallAction */
+/**
+ * What the session does with a call for {@link ViewContext.callAction} (a transfer needs
+ * the picker: the calls view does it).
+ * @typedef {Exclude<import("./lib/calls.js").CallAction, "transfer">} SimpleCallAction
+ */
 
 /**
  * What a view gets.
