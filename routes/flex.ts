@@ -312,7 +312,12 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
       if (!dl) throw new HttpError(404, "voicemail not found");
       return dl;
     }, true);
-    return await voicemailResponse(dl, { id, log: d.log, idleMs: d.voicemailIdleMs });
+    return await voicemailResponse(dl, {
+      id,
+      log: d.log,
+      idleMs: d.voicemailIdleMs,
+      head: c.req.raw.method === "HEAD",
+    });
   });
 
   app.patch("/api/voicemail/:id", async (c) => {

@@ -188,7 +188,12 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
       return dl;
     }, true);
     // The user session lives as long as the download's stream (see voicemailResponse).
-    return await voicemailResponse(dl, { id, log: d.log, idleMs: d.voicemailIdleMs });
+    return await voicemailResponse(dl, {
+      id,
+      log: d.log,
+      idleMs: d.voicemailIdleMs,
+      head: c.req.raw.method === "HEAD",
+    });
   });
 
   app.patch("/mx/:name/voicemail/:id", async (c) => {

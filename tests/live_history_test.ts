@@ -10,7 +10,7 @@ import { basic, DMITRY, flexLogin, type Harness, withHarness } from "./helpers/h
 import { CredentialVault } from "../lib/store/credentials.ts";
 import { hashPassword } from "../lib/csta/password.ts";
 import { waitUntil } from "./helpers/wait.ts";
-import { seedDemoUser } from "../lib/mxsim/mod.ts";
+import { defaultUsers, seedDemoUser } from "../lib/mxsim/mod.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -239,4 +239,52 @@ Deno.test("demo data: the demo user's history and playable voicemail through the
     assert.equal(v.getUint32(40, true), 3 * 8000 * 2, "3 s of 16-bit samples");
     assert.equal(wav.length, 44 + 3 * 8000 * 2);
   });
+});
+
+Deno.test("voicemail: HEAD answers the headers and ends the MX transfer at once (both APIs)", async () => {
+  await withHarness(async (h) => {
+    const t = await flexLogin(h.url);
+    const id = h.sim.addVoicemail(DMITRY.ext, { from: "3099", content: audio(200_000) });
+    const baseline = h.sim.sessionCount();
+    for (
+      const [url, headers] of [
+        [`${h.url}/api/voicemail/${id}?access_token=${t}`, {}],
+        [`${h.url}/mx/test/voicemail/${id}`, { Authorization: basic() }],
+      ] as const
+    ) {
+      const res = await fetch(url, { method: "HEAD", headers });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /^audio\//);
+      assert.match(res.headers.get("content-disposition") ?? "", /filename=/);
+      // The user session of the download is gone, not left for the stall limit (60 s).
+      await waitUntil(() => h.sim.sessionCount() === baseline, { what: `session closed: ${url}` });
+    }
+    const missing = await fetch(`${h.url}/api/voicemail/4242?access_token=${t}`, {
+      method: "HEAD",
+    });
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+  });
+});
+
+Deno.test("user session: an MX that accepts only the plain password gets it sealed instead of the hash", async () => {
+  const plain = {
+    login: "plain",
+    password: "only-plain",
+    jid: "43884853000900002",
+    ext: "3200",
+    firstName: "Plain",
+    lastName: "Text",
+    plainOnly: true,
+  };
+  await withHarness(async (h) => {
+    const t = await flexLogin(h.url, plain.login, plain.password);
+    const { jti, ck } = decodeJwt(t) as { jti: string; ck: string };
+    const cred = await new CredentialVault(h.kv).open(jti, ck);
+    assert.deepEqual(cred, { login: "plain", secret: "only-plain" });
+    h.sim.addCallLog(plain.ext, { callingPartyNo: "3044", originalCalledPartyNo: plain.ext });
+    const res = await get(h, t, "/api/calllog");
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).calllog.length, 1);
+  }, { sim: { users: [...defaultUsers(), plain] } });
 });

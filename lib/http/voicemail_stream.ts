@@ -42,6 +42,12 @@ export interface VoicemailResponseOptions {
   log: Logger;
   /** Stall limit, ms; default {@link VOICEMAIL_IDLE_MS}. */
   idleMs?: number;
+  /**
+   * A HEAD request: the headers only, and the transfer cancelled at once (hono runs the GET
+   * handler for HEAD and drops the body without cancelling it, which would hold the MX session
+   * until the stall limit).
+   */
+  head?: boolean;
 }
 
 /**
@@ -56,6 +62,17 @@ export async function voicemailResponse(
   dl: VoicemailDownload,
   o: VoicemailResponseOptions,
 ): Promise<Response> {
+  const headers = {
+    "Content-Type": mimeForFormat(dl.fileFormat),
+    "Content-Disposition": contentDisposition(
+      dl.documentName || `${o.id}.${dl.fileFormat || "wav"}`,
+    ),
+    "Cache-Control": "private, no-store",
+  };
+  if (o.head) {
+    await dl.stream.cancel().catch(() => {});
+    return new Response(null, { headers });
+  }
   const src = dl.stream.getReader();
   let idle: ReturnType<typeof setTimeout> | undefined;
   const stopIdle = () => clearTimeout(idle);
@@ -96,15 +113,7 @@ export async function voicemailResponse(
     },
   }, { highWaterMark: 0 });
   try {
-    return new Response(body, {
-      headers: {
-        "Content-Type": mimeForFormat(dl.fileFormat),
-        "Content-Disposition": contentDisposition(
-          dl.documentName || `${o.id}.${dl.fileFormat || "wav"}`,
-        ),
-        "Cache-Control": "private, no-store",
-      },
-    });
+    return new Response(body, { headers });
   } catch (err) {
     stopIdle();
     await src.cancel().catch(() => {});
