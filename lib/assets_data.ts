@@ -5750,7 +5750,7 @@ export function callsView(ctx) {
   },
   "static/views/contact_picker.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "408069f46b4a70b6d5f119f9",
+    etag: "d65c53cbb552f29596ddd812",
     text: `// @ts-check
 /**
  * The "transfer to" dialog: a modal \`<dialog>\` with a search field over the contacts
@@ -5855,10 +5855,26 @@ export function contactPicker(ctx) {
   const buttons =
     () => /** @type {HTMLButtonElement[]} */ ([...results.querySelectorAll("button")]);
 
+  /**
+   * Ends the current opening: the promise of {@link pick} gets the choice, the list is
+   * emptied and the focus goes back. Runs once per opening, whichever comes first: a
+   * choice, Cancel, or the dialog's own closing (Escape).
+   */
+  const settle = () => {
+    const r = resolve;
+    if (!r) return;
+    resolve = undefined;
+    results.replaceChildren();
+    if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
+    opener = null;
+    r(chosen);
+  };
+
   /** @param {{to: string, name: string} | undefined} p */
   const finish = (p) => {
     chosen = p && { ...p, consult: consult.checked };
     if (dialog.open) dialog.close();
+    settle();
   };
 
   search.addEventListener("input", render, { signal });
@@ -5887,14 +5903,10 @@ export function contactPicker(ctx) {
     if (b) finish(pickOf.get(b));
   }, { signal });
   cancel.addEventListener("click", () => finish(undefined), { signal });
-  // Escape closes a modal dialog by itself ("cancel", then "close").
+  // Escape closes a modal dialog by itself ("cancel", then "close"). The "close" event is
+  // queued: when it arrives the dialog may be open again for a new choice, not its business.
   dialog.addEventListener("close", () => {
-    const r = resolve;
-    resolve = undefined;
-    results.replaceChildren();
-    if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
-    opener = null;
-    r?.(chosen);
+    if (!dialog.open) settle();
   }, { signal });
 
   const unsubscribe = ctx.store.subscribe((s, before) => {
@@ -5904,6 +5916,8 @@ export function contactPicker(ctx) {
   return {
     pick(text) {
       if (dialog.open) return Promise.resolve(undefined);
+      // Closed, but its "close" event not delivered yet: that opening ends now.
+      settle();
       opener = document.activeElement;
       chosen = undefined;
       subject.textContent = text;
@@ -5917,11 +5931,9 @@ export function contactPicker(ctx) {
     stop() {
       unsubscribe();
       wiring.abort();
-      const r = resolve;
-      resolve = undefined;
+      chosen = undefined;
       if (dialog.open) dialog.close();
-      results.replaceChildren();
-      r?.(undefined);
+      settle();
     },
   };
 }

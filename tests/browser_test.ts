@@ -193,6 +193,23 @@ Deno.test({
         );
         assert.equal(await call.getAttribute("data-state"), "established");
 
+        // Closed and opened again before the "close" event of the first closing arrived
+        // (it is queued; a loaded machine made the test that fast): the new opening is intact.
+        await transfer.click();
+        await dialog.waitFor({ state: "visible" });
+        await page.evaluate(`(() => {
+          document.getElementById("transfer-dialog").close();
+          document.querySelector('[data-testid="call-${id}"] [data-action="transfer"]').click();
+        })()`);
+        await page.locator("#transfer-results button").first().waitFor();
+        // A later positive marker: the next frame has run, and with it any queued event.
+        await page.evaluate("new Promise((r) => requestAnimationFrame(() => setTimeout(r)))");
+        assert.ok(await dialog.isVisible());
+        assert.ok(await page.locator("#transfer-results button").count() > 10, "choices kept");
+        await page.keyboard.press("Escape");
+        await dialog.waitFor({ state: "hidden" });
+        await transfer.focus();
+
         // Search, then Enter transfers to the first match.
         await page.keyboard.press("Enter");
         await dialog.waitFor({ state: "visible" });
