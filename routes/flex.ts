@@ -38,7 +38,7 @@ import {
   voicemailJson,
   voicemailPatch,
 } from "../lib/http/records.ts";
-import { voicemailResponse } from "../lib/http/voicemail_stream.ts";
+import { serveVoicemail } from "../lib/http/voicemail_stream.ts";
 import type { Logger } from "../lib/log.ts";
 
 /** What the Flex router needs. */
@@ -307,16 +307,10 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
 
   app.get("/api/voicemail/:id", async (c) => {
     const id = mailIdParam(c.req.param("id"));
-    const dl = await asUser(c, async (user) => {
-      const dl = await user.downloadVoicemail(id);
-      if (!dl) throw new HttpError(404, "voicemail not found");
-      return dl;
-    }, true);
-    return await voicemailResponse(dl, {
-      id,
+    // The user session lives as long as the download's stream.
+    return await serveVoicemail(c.req.raw, id, (fn) => asUser(c, fn, true), {
       log: d.log,
       idleMs: d.voicemailIdleMs,
-      head: c.req.raw.method === "HEAD",
     });
   });
 

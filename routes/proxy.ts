@@ -28,7 +28,7 @@ import {
   voicemailJson,
   voicemailPatch,
 } from "../lib/http/records.ts";
-import { voicemailResponse } from "../lib/http/voicemail_stream.ts";
+import { serveVoicemail } from "../lib/http/voicemail_stream.ts";
 
 /** Identity established by Basic auth. */
 export interface ProxyUser {
@@ -182,17 +182,10 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
 
   app.get("/mx/:name/voicemail/:id", async (c) => {
     const id = mailId(c);
-    const dl = await withUser(c, async (user) => {
-      const dl = await user.downloadVoicemail(id);
-      if (!dl) throw new HttpError(404, "voicemail not found");
-      return dl;
-    }, true);
-    // The user session lives as long as the download's stream (see voicemailResponse).
-    return await voicemailResponse(dl, {
-      id,
+    // The user session lives as long as the download's stream.
+    return await serveVoicemail(c.req.raw, id, (fn) => withUser(c, fn, true), {
       log: d.log,
       idleMs: d.voicemailIdleMs,
-      head: c.req.raw.method === "HEAD",
     });
   });
 

@@ -7,15 +7,16 @@
  *
  * @example
  * ```ts
- * const dl = await mx.withUser(login, password, (u) => u.downloadVoicemail(id), { keepOpen: true });
- * if (dl) return voicemailResponse(dl, { id, log });
+ * return await serveVoicemail(c.req.raw, id, (fn) => mx.withUser(login, password, fn, {
+ *   keepOpen: true,
+ * }), { log });
  * ```
  *
  * @module
  */
-import type { VoicemailDownload } from "../mx/mod.ts";
+import type { UserSession, VoicemailDownload } from "../mx/mod.ts";
 import type { Logger } from "../log.ts";
-import { BodyCutError } from "./errors.ts";
+import { BodyCutError, HttpError } from "./errors.ts";
 import { mimeForFormat } from "./mime.ts";
 
 /** A voicemail download whose client reads nothing for this long is cancelled. */
@@ -119,4 +120,30 @@ export async function voicemailResponse(
     await src.cancel().catch(() => {});
     throw err;
   }
+}
+
+/**
+ * Answers a request for voicemail `id`: `withUser` runs the download's start on a user session
+ * that stays open with the stream (`keepOpen`); 404 when the MX does not know the id; HEAD gets
+ * the headers only.
+ * @throws {HttpError} 404 "voicemail not found"
+ *
+ * @example
+ * ```ts
+ * app.get("/api/voicemail/:id", (c) =>
+ *   serveVoicemail(c.req.raw, id, (fn) => asUser(c, fn, true), { log }));
+ * ```
+ */
+export async function serveVoicemail(
+  req: Request,
+  id: string,
+  withUser: (fn: (user: UserSession) => Promise<VoicemailDownload>) => Promise<VoicemailDownload>,
+  o: Omit<VoicemailResponseOptions, "id" | "head">,
+): Promise<Response> {
+  const dl = await withUser(async (user) => {
+    const dl = await user.downloadVoicemail(id);
+    if (!dl) throw new HttpError(404, "voicemail not found");
+    return dl;
+  });
+  return await voicemailResponse(dl, { ...o, id, head: req.method === "HEAD" });
 }
