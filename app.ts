@@ -14,6 +14,9 @@ import { PushMonitors } from "./lib/mx/push_monitors.ts";
 import { TokenMonitors } from "./lib/mx/token_monitors.ts";
 import { FlexFeed } from "./lib/mx/flex_events.ts";
 import { TokenIssuer } from "./lib/auth/jwt.ts";
+import { SigningKeys } from "./lib/auth/signing_keys.ts";
+import { LiveTokenStore } from "./lib/store/live_tokens.ts";
+import { ChangeFeed } from "./lib/store/change_feed.ts";
 import { VerifiedCache } from "./lib/auth/basic.ts";
 import { LoginGuard } from "./lib/auth/login_guard.ts";
 import { TrustedProxies } from "./lib/http/trusted_proxies.ts";
@@ -30,13 +33,19 @@ import type { Backoff } from "./lib/csta/client.ts";
 import { ServerMetrics } from "./lib/metrics.ts";
 import { buildApp } from "./routes/mod.ts";
 import { isWebClientFile } from "./lib/web_client_files.ts";
+import { hostName } from "./lib/instance.ts";
 
 /** Options for {@link MxFlexServer.create}. */
 export interface ServerOptions {
   config: AppConfig;
   log: Logger;
-  /** Deno KV (device tokens, push dedupe, certificate trust, login-limit counters). */
+  /**
+   * Deno KV: device tokens, push dedupe, certificate trust, login-limit counters, signing keys,
+   * live tokens. Every instance sharing it shares that state.
+   */
   kv: Deno.Kv;
+  /** This instance's id (`/readyz`, `/metrics`); default `config.instanceId`, else the host name. */
+  instanceId?: string;
   wireLog?: WireLogger;
   /** Static directories, searched in order; default `[config.staticDir, <built-in static/>]`. */
   staticDirs?: string[];
@@ -51,6 +60,21 @@ export interface ServerOptions {
    * cancelled, ms; default 60 s (tests use small values).
    */
   voicemailIdleMs?: number;
+}
+
+/** What {@link MxFlexServer.create} assembled. */
+interface ServerParts {
+  sessions: Map<string, MxSession>;
+  hub: SseHub;
+  app: Hono;
+  tokens: TokenMonitors;
+  feed: FlexFeed;
+  log: Logger;
+  dispatcher: PushDispatcher | undefined;
+  metrics: ServerMetrics;
+  lifecycle: { closing: boolean };
+  instanceId: string;
+  push: PushMonitors;
 }
 
 /** Directory of the built-in web client. */
@@ -81,39 +105,39 @@ export class MxFlexServer {
   readonly dispatcher?: PushDispatcher;
   /** Prometheus metrics (served at `/metrics`). */
   readonly metrics: ServerMetrics;
+  /** This instance's id. */
+  readonly instanceId: string;
+
+  /** Push registrations and their monitors. */
+  readonly push: PushMonitors;
 
   #log: Logger;
   #lifecycle: { closing: boolean };
   #closed?: Promise<void>;
 
-  private constructor(
-    sessions: Map<string, MxSession>,
-    hub: SseHub,
-    app: Hono,
-    tokens: TokenMonitors,
-    feed: FlexFeed,
-    log: Logger,
-    dispatcher: PushDispatcher | undefined,
-    metrics: ServerMetrics,
-    lifecycle: { closing: boolean },
-  ) {
-    this.#lifecycle = lifecycle;
-    this.metrics = metrics;
-    this.sessions = sessions;
-    this.hub = hub;
-    this.app = app;
-    this.tokens = tokens;
-    this.feed = feed;
-    this.#log = log;
-    this.dispatcher = dispatcher;
+  private constructor(p: ServerParts) {
+    this.sessions = p.sessions;
+    this.hub = p.hub;
+    this.app = p.app;
+    this.tokens = p.tokens;
+    this.feed = p.feed;
+    this.dispatcher = p.dispatcher;
+    this.metrics = p.metrics;
+    this.instanceId = p.instanceId;
+    this.push = p.push;
+    this.#log = p.log;
+    this.#lifecycle = p.lifecycle;
   }
 
   /** Builds everything; nothing connects until {@link start}. */
   static async create(o: ServerOptions): Promise<MxFlexServer> {
     const { config, log, kv } = o;
+    const instanceId = o.instanceId || config.instanceId || hostName();
     const trust = await KvTrustStore.open(kv);
     const sessions = new Map<string, MxSession>();
     const metrics = new ServerMetrics({
+      instanceId,
+      liveTokens: () => tokens.size,
       sseClients: () => hub.subscriberCount(),
       sessions: () =>
         [...sessions.values()].map((s) => ({
@@ -140,7 +164,17 @@ export class MxFlexServer {
       );
     }
     const hub = new SseHub({ heartbeatMs: o.sseHeartbeatMs });
-    const issuer = new TokenIssuer({ ttlSeconds: config.tokenTtl });
+    // Shared with every instance on this KV: the signing keys (so tokens are valid on all of
+    // them and across restarts) and the change feeds (logins, logouts, push registrations).
+    const keys = await SigningKeys.open(kv, {
+      ttlSeconds: config.tokenTtl,
+      rotateSeconds: config.tokenKeyRotation,
+    });
+    const issuer = new TokenIssuer({ ttlSeconds: config.tokenTtl, keys });
+    const feedOpts = {
+      pollMs: config.kvPollMs || defaultKvPollMs(config.db),
+      onError: (err: unknown) => log.warn(`kv feed: ${(err as Error).message}`),
+    };
 
     const pushCfg = await loadPushConfig(config.push, config.baseDir, {
       providerTokens: new ProviderTokenStore(kv),
@@ -162,6 +196,7 @@ export class MxFlexServer {
       dispatcher,
       apps: new Set(pushCfg.apps.keys()),
       log,
+      feed: new ChangeFeed(kv, "push", feedOpts),
     });
     for (const s of sessions.values()) push.attach(s);
 
@@ -169,16 +204,19 @@ export class MxFlexServer {
     // changes go to the hub, and each token holds a monitor reference until logout or expiry.
     const flexMx = sessions.get(config.flexMx)!;
     const feed = new FlexFeed(flexMx, hub);
-    const tokens = new TokenMonitors(flexMx, log);
+    const tokens = new TokenMonitors(flexMx, new LiveTokenStore(kv, { feed: feedOpts }), log);
     // Each token's sealed MX credential (its user session) goes with the token: wiped at
-    // logout (the route) and expiry (here); KV expires it too.
+    // logout (the route) and expiry (here, on every instance; KV expires it too).
     const vault = new CredentialVault(kv);
     tokens.onExpired((jti) => vault.wipe(jti));
+    await tokens.start();
+    await push.start();
 
     const lifecycle = { closing: false };
     const app = buildApp({
       log,
       metrics,
+      instanceId,
       sessions,
       flexMx,
       tokens,
@@ -196,7 +234,19 @@ export class MxFlexServer {
       closing: () => lifecycle.closing,
       voicemailIdleMs: o.voicemailIdleMs,
     });
-    return new MxFlexServer(sessions, hub, app, tokens, feed, log, dispatcher, metrics, lifecycle);
+    return new MxFlexServer({
+      sessions,
+      hub,
+      app,
+      tokens,
+      feed,
+      log,
+      dispatcher,
+      metrics,
+      lifecycle,
+      instanceId,
+      push,
+    });
   }
 
   /** The request handler (for `Deno.serve`). */
@@ -217,6 +267,7 @@ export class MxFlexServer {
       this.#lifecycle.closing = true;
       this.#closed = (async () => {
         this.hub.closeAll(5_000);
+        this.push.close();
         await this.tokens.close();
         this.feed.close();
         await Promise.all([...this.sessions.values()].map((s) => s.stop()));
@@ -227,6 +278,21 @@ export class MxFlexServer {
     }
     return this.#closed;
   }
+}
+
+/**
+ * How often an instance reads the change feeds' heads by default: 250 ms on a local KV file
+ * (`kv.watch` does not see other processes' writes there), 10 s on KV Connect, where `watch`
+ * carries changes at once and the timer is only a safety net.
+ *
+ * @example
+ * ```ts
+ * defaultKvPollMs("mxproxy.db");                  // 250
+ * defaultKvPollMs("https://kv.example.net/db/1"); // 10000
+ * ```
+ */
+export function defaultKvPollMs(db: string): number {
+  return /^https?:\/\//i.test(db) ? 10_000 : 250;
 }
 
 /** Resolves `p` against `base` unless it is absolute. */

@@ -77,18 +77,18 @@ function lookup(env: EnvSource): (key: string) => string | undefined {
  *
  * @example
  * ```ts
- * const cfg = configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.5", MXFLEX_MX_LOGIN: "server", MXFLEX_MX_PASSWORD: "pw" });
+ * const cfg = await configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.5", MXFLEX_MX_LOGIN: "server", MXFLEX_MX_PASSWORD: "pw" });
  * cfg.mx[0].port; // 7778
  * ```
  * @throws {ConfigError} naming the variable or key at fault
  */
-export function configFromEnv(env: EnvSource): AppConfig {
+export async function configFromEnv(env: EnvSource): Promise<AppConfig> {
   const get = lookup(env);
   const inline = get("MXFLEX_CONFIG");
   let raw: unknown;
   if (inline && inline.trim()) {
     try {
-      raw = parseConfigText(inline);
+      raw = await parseConfigText(inline);
     } catch (err) {
       throw new ConfigError(`MXFLEX_CONFIG: ${(err as Error).message}`);
     }
@@ -143,7 +143,10 @@ export function createDeployHandler(env: EnvSource, opts: DeployOptions = {}): D
   let closed = false;
 
   const start = async () => {
-    const config = configFromEnv(env);
+    const config = await configFromEnv(env);
+    // The Deploy project's KV (no MXFLEX_DB) has a working `watch`: the feed timer is only a
+    // safety net there.
+    if (!config.db && !config.kvPollMs) config.kvPollMs = 10_000;
     const kv = await openKv(config.db || undefined);
     let server: MxFlexServer;
     try {

@@ -10,10 +10,10 @@
 import { applyEnv, ConfigError, loadConfigFile } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { stdoutWireLogger } from "./lib/csta/wire_log.ts";
-import { MxFlexServer, resolvePath } from "./app.ts";
-import { listen } from "./lib/listen/listen.ts";
-import { DirCertStore, KvCertStore } from "./lib/listen/cert_store.ts";
 import { VERSION } from "./lib/version.ts";
+import { supervise, withoutFlag } from "./lib/supervisor.ts";
+import { defaultInstanceId, hostName, instanceIndex } from "./lib/instance.ts";
+import { hostMode } from "./lib/listen/host_rule.ts";
 
 /** Parsed command-line flags. */
 export interface Flags {
@@ -26,10 +26,14 @@ export interface Flags {
   logFormat: "text" | "json";
   help: boolean;
   version: boolean;
+  /** `-instances N`: run N instances under a supervisor (default 1: this process serves). */
+  instances: number;
+  /** `-reuse-port`: bind the port with SO_REUSEPORT (set for supervised children). */
+  reusePort: boolean;
 }
 
-const BOOL = new Set(["csta", "debug", "help", "h", "version"]);
-const VALUE = new Set(["config", "host", "db", "logflag", "log-format"]);
+const BOOL = new Set(["csta", "debug", "help", "h", "version", "reuse-port"]);
+const VALUE = new Set(["config", "host", "db", "logflag", "log-format", "instances"]);
 
 /** The usage text. */
 export const USAGE = `Usage: mxflex [flags]
@@ -41,6 +45,8 @@ export const USAGE = `Usage: mxflex [flags]
   -debug             debug logging
   -logflag int       accepted for compatibility with the Go originals; ignored
   -log-format fmt    "text" (default) or "json"
+  -instances N       run N instances sharing the port and the KV file (default 1)
+  -reuse-port        share the port with other instances (needs --unstable-net)
   -version           print the version
   -help              this text`;
 
@@ -49,7 +55,15 @@ export const USAGE = `Usage: mxflex [flags]
  * @throws {Error} on an unknown flag or a missing value
  */
 export function parseFlags(args: string[]): Flags {
-  const f: Flags = { csta: false, debug: false, logFormat: "text", help: false, version: false };
+  const f: Flags = {
+    csta: false,
+    debug: false,
+    logFormat: "text",
+    help: false,
+    version: false,
+    instances: 1,
+    reusePort: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const m = a.match(/^--?([a-z-]+)(?:=(.*))?$/);
@@ -60,6 +74,7 @@ export function parseFlags(args: string[]): Flags {
       if (name === "csta") f.csta = v;
       else if (name === "debug") f.debug = v;
       else if (name === "version") f.version = v;
+      else if (name === "reuse-port") f.reusePort = v;
       else f.help = v;
       continue;
     }
@@ -70,7 +85,12 @@ export function parseFlags(args: string[]): Flags {
     else if (name === "host") f.host = value;
     else if (name === "db") f.db = value;
     else if (name === "logflag") f.logflag = Number(value);
-    else if (name === "log-format") {
+    else if (name === "instances") {
+      f.instances = Number(value);
+      if (!Number.isInteger(f.instances) || f.instances < 1 || f.instances > 64) {
+        throw new Error("-instances is a whole number from 1 to 64");
+      }
+    } else if (name === "log-format") {
       if (value !== "text" && value !== "json") throw new Error("-log-format is text or json");
       f.logFormat = value;
     }
@@ -104,7 +124,12 @@ export async function main(args: string[]): Promise<number> {
     console.log(`mxflex ${VERSION}`);
     return 0;
   }
-  const log = createLogger({ level: flags.debug ? "debug" : "info", format: flags.logFormat });
+  const index = instanceIndex((k) => Deno.env.get(k));
+  const log = createLogger({
+    level: flags.debug ? "debug" : "info",
+    format: flags.logFormat,
+    base: index === undefined ? undefined : { instance: index },
+  });
   const configPath = flags.config ??
     ((await exists("mxflex.yaml")) ? "mxflex.yaml" : "mxproxy.json");
   let config;
@@ -119,12 +144,23 @@ export async function main(args: string[]): Promise<number> {
   }
   if (flags.host) config.host = flags.host;
   if (flags.db) config.db = flags.db;
+  if (flags.instances > 1) return await superviseInstances(flags.instances, config, args, log);
+  dropRunPermission();
+  // Only a serving process loads the server: a supervisor stays small.
+  const [{ MxFlexServer, resolvePath }, { listen }, { DirCertStore, KvCertStore }, { listenOps }] =
+    await Promise.all([
+      import("./app.ts"),
+      import("./lib/listen/listen.ts"),
+      import("./lib/listen/cert_store.ts"),
+      import("./lib/listen/ops_listener.ts"),
+    ]);
   const kv = await Deno.openKv(config.db || "mxproxy.db");
   const server = await MxFlexServer.create({
     config,
     log,
     kv,
     wireLog: flags.csta ? stdoutWireLogger("csta") : undefined,
+    instanceId: config.instanceId || defaultInstanceId(hostName(), index),
   });
   server.start();
   const acmeStore = config.acme.cacheDir
@@ -143,8 +179,12 @@ export async function main(args: string[]): Promise<number> {
       directoryUrl: config.acme.directoryUrl,
       store: acmeStore,
     },
+    // Supervised children share the port with their siblings.
+    reusePort: flags.reusePort || index !== undefined,
   });
   log.info(`MXFlex ${VERSION} listening on ${listener.url}`);
+  const ops = config.opsHost ? await listenOps(server.fetch, config.opsHost, index) : undefined;
+  if (ops) log.info(`instance ${server.instanceId}: ops endpoints on ${ops.url}`);
 
   const stop = new Promise<void>((resolve) => {
     const onSignal = () => resolve();
@@ -157,9 +197,44 @@ export async function main(args: string[]): Promise<number> {
   const deadline = setTimeout(() => Deno.exit(1), 10_000);
   await server.close();
   await listener.shutdown();
+  await ops?.shutdown();
   kv.close();
   clearTimeout(deadline);
   return 0;
+}
+
+/**
+ * `-instances N`: checks what several instances need, then supervises N children started with
+ * the same arguments (minus `-instances`). Returns the exit code.
+ */
+async function superviseInstances(
+  count: number,
+  config: { host: string; tls?: unknown },
+  args: string[],
+  log: ReturnType<typeof createLogger>,
+): Promise<number> {
+  const mode = hostMode(config.host);
+  if (mode.mode === "acme" && !config.tls) {
+    // Each child would order its own certificate, and the CA's HTTP-01 check could reach a
+    // sibling that does not know the challenge.
+    log.error("-instances: Let's Encrypt needs one instance; use tls: {cert, key} or a proxy");
+    return 2;
+  }
+  if (mode.port === 0) {
+    log.error("-instances: host needs a fixed port for the instances to share");
+    return 2;
+  }
+  log.info(`MXFlex ${VERSION}: supervising ${count} instances on ${config.host}`);
+  return await supervise(count, withoutFlag(args, "instances"), log);
+}
+
+/** The server never starts programs; `--allow-run` (in `deno task start`) is for `-instances`. */
+function dropRunPermission(): void {
+  try {
+    Deno.permissions.revokeSync({ name: "run" });
+  } catch {
+    // not available (Deno Deploy): nothing to drop
+  }
 }
 
 if (import.meta.main) {

@@ -40,7 +40,7 @@ const CONNECT_TIMEOUT_MS = 120_000;
 const DELIVERED_RE = /event: DeliveredEvent\ndata: \{"callId":(\d+)/g;
 
 /** Receive times of DeliveredEvents by call id, across all subscribers. */
-class Deliveries {
+export class Deliveries {
   readonly byCall = new Map<number, number[]>();
   waiters = new Map<number, { want: number; resolve: () => void }>();
 
@@ -75,7 +75,7 @@ class Deliveries {
 }
 
 /** Opens `n` subscribers, `CONNECT_BATCH` at a time. */
-async function openMany(
+export async function openMany(
   port: number,
   path: string,
   n: number,

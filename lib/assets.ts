@@ -2,11 +2,12 @@
  * Embedded static assets: the built-in web client (`static/**`) and `docs/openapi.yaml`,
  * compiled into the program by `scripts/gen_assets.ts` (see `lib/assets_data.ts`). The
  * HTTP routes serve files from disk first and fall back to these, so a `deno bundle` or a
- * Deno Deploy project works without the directories.
+ * Deno Deploy project works without the directories. The table (~1 MB resident) is loaded on
+ * first use only, so a server run from the repository (files on disk) never loads it.
  *
  * @module
  */
-import { ASSETS } from "./assets_data.ts";
+import type { ASSETS as AssetTable } from "./assets_data.ts";
 
 /** One embedded file, ready to send. */
 export interface EmbeddedAsset {
@@ -19,6 +20,11 @@ export interface EmbeddedAsset {
 }
 
 const cache = new Map<string, EmbeddedAsset>();
+let table: Promise<typeof AssetTable> | undefined;
+
+function assets(): Promise<typeof AssetTable> {
+  return table ??= import("./assets_data.ts").then((m) => m.ASSETS);
+}
 
 function fromBase64(s: string): Uint8Array<ArrayBuffer> {
   const bin = atob(s);
@@ -34,14 +40,15 @@ function fromBase64(s: string): Uint8Array<ArrayBuffer> {
  *
  * @example
  * ```ts
- * const a = embeddedAsset("static/index.html");
+ * const a = await embeddedAsset("static/index.html");
  * if (a) new Response(a.body, { headers: { "Content-Type": a.type } });
  * ```
  */
-export function embeddedAsset(path: string): EmbeddedAsset | undefined {
+export async function embeddedAsset(path: string): Promise<EmbeddedAsset | undefined> {
   const key = path.replace(/^\/+/, "");
   const hit = cache.get(key);
   if (hit) return hit;
+  const ASSETS = await assets();
   // Own keys only: "constructor" or "__proto__" must not reach Object.prototype.
   if (!Object.hasOwn(ASSETS, key)) return undefined;
   const rec = ASSETS[key];
@@ -54,6 +61,6 @@ export function embeddedAsset(path: string): EmbeddedAsset | undefined {
 }
 
 /** Paths of every embedded file, sorted. */
-export function embeddedAssetPaths(): string[] {
-  return Object.keys(ASSETS).sort();
+export async function embeddedAssetPaths(): Promise<string[]> {
+  return Object.keys(await assets()).sort();
 }

@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "66e98d7a092a717f19d0f662",
+    etag: "ca308ae892ae7c1afc478a5a",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -853,6 +853,7 @@ paths:
               schema: { $ref: "#/components/schemas/Readiness" }
               example:
                 ready: true
+                instance: web-1-2
                 mx:
                   test: { state: connected, sn: "63022", reconnects: 0 }
         "503":
@@ -862,6 +863,7 @@ paths:
               schema: { $ref: "#/components/schemas/Readiness" }
               example:
                 ready: false
+                instance: web-1-2
                 mx:
                   test:
                     state: connecting
@@ -1701,9 +1703,15 @@ components:
 
     Readiness:
       type: object
-      required: [ready, mx]
+      required: [ready, instance, mx]
       properties:
         ready: { type: boolean }
+        instance:
+          type: string
+          description: >-
+            Which instance answered (\`instanceId\`; default the host name, plus the supervisor's
+            number with \`--instances\`). Each instance reports only its own MX sessions.
+          example: web-1-2
         mx:
           type: object
           additionalProperties:

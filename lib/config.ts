@@ -5,12 +5,12 @@
  *   `default`.
  * - Proxy (seed 2, `mxproxy.json`): `mx: {<name>: {addr, login, password}}`, `apns`, `gfcm`.
  *
- * JSON or YAML is detected by content (YAML is parsed by `yaml`, which also reads JSON).
+ * JSON or YAML is detected by content (YAML is parsed by `yaml`, which also reads JSON; it is
+ * loaded only for a config that is not JSON: it costs ~6 MB of resident memory per process).
  * Extra keys this project adds are optional and documented in README.md.
  *
  * @module
  */
-import { parse as parseYaml } from "yaml";
 import { DEFAULT_LOGIN_LIMITS, type LoginLimits } from "./auth/login_guard.ts";
 import { DEFAULT_STREAM_LIMITS, type StreamLimits } from "./mx/token_monitors.ts";
 import { TrustedProxies } from "./http/trusted_proxies.ts";
@@ -48,6 +48,14 @@ export interface AppConfig {
   flexMx: string;
   /** JWT lifetime in seconds. */
   tokenTtl: number;
+  /** How long one JWT signing key signs new tokens, seconds (default one day). */
+  tokenKeyRotation: number;
+  /** How often the KV change feeds are read, ms; 0 = by KV kind (see `defaultKvPollMs`). */
+  kvPollMs: number;
+  /** This instance's id in `/readyz` and `/metrics`; "" = host name (and supervisor index). */
+  instanceId: string;
+  /** Per-instance `/healthz`, `/readyz`, `/metrics` listener (port + index − 1); "" = none. */
+  opsHost: string;
   /** Reply timeout for MX commands in ms. */
   requestTimeoutMs: number;
   /** Deno KV path or KV Connect URL for device tokens, dedupe, certificates; "" = default. */
@@ -93,8 +101,15 @@ export class ConfigError extends Error {
 /** Default CSTA port (mx-protocol §1.1). */
 export const DEFAULT_MX_PORT = 7778;
 
-/** Parses JSON or YAML text (detected by content). */
-export function parseConfigText(text: string): unknown {
+/**
+ * Parses JSON or YAML text (detected by content).
+ *
+ * @example
+ * ```ts
+ * await parseConfigText('{"mx": {"addr": "10.0.0.1", "login": "s"}}'); // JSON: no YAML parser loaded
+ * ```
+ */
+export async function parseConfigText(text: string): Promise<unknown> {
   const t = text.trim();
   if (t.startsWith("{")) {
     try {
@@ -103,6 +118,7 @@ export function parseConfigText(text: string): unknown {
       // Seed 1 shows a YAML file whose first value is a flow mapping: fall through to YAML.
     }
   }
+  const { parse: parseYaml } = await import("yaml");
   try {
     return parseYaml(text);
   } catch (err) {
@@ -282,6 +298,10 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   const tokenTtl = num("tokenTtl", 3600, 60);
   // The JWT lifetime is whole seconds (lib/auth/jwt.ts refuses fractions at start-up).
   if (!Number.isInteger(tokenTtl)) throw new ConfigError("tokenTtl must be whole seconds");
+  const tokenKeyRotation = num("tokenKeyRotation", 86_400, 1);
+  if (!Number.isInteger(tokenKeyRotation)) {
+    throw new ConfigError("tokenKeyRotation must be whole seconds");
+  }
   let tls: AppConfig["tls"];
   if (raw.tls !== undefined) {
     if (!isObject(raw.tls)) throw new ConfigError("tls must be an object with cert and key");
@@ -298,6 +318,10 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
     mx,
     flexMx,
     tokenTtl,
+    tokenKeyRotation,
+    kvPollMs: num("kvPollMs", 0, 0),
+    instanceId: str(raw, "instanceId", "config", false),
+    opsHost: str(raw, "opsHost", "config", false),
     requestTimeoutMs: num("requestTimeoutMs", 7000, 100),
     db: str(raw, "db", "config", false),
     staticDir: str(raw, "staticDir", "config", false) || "html",
@@ -319,7 +343,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
  * Applies environment overrides (Deno Deploy and containers): `MXFLEX_HOST`,
  * `MXFLEX_MX_ADDR`, `MXFLEX_MX_LOGIN`, `MXFLEX_MX_PASSWORD` (for the Flex API's MX),
  * `MXFLEX_TOKEN_TTL`, `MXFLEX_DB`, `MXFLEX_METRICS_TOKEN`, `MXFLEX_TRUSTED_PROXIES`
- * (comma-separated; replaces the file's list).
+ * (comma-separated; replaces the file's list), `MXFLEX_INSTANCE_ID`.
  */
 export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined): AppConfig {
   const host = env("MXFLEX_HOST");
@@ -349,6 +373,7 @@ export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined)
   if (proxies !== undefined) {
     cfg.trustedProxies = parseTrustedProxies(proxies, "MXFLEX_TRUSTED_PROXIES");
   }
+  cfg.instanceId = env("MXFLEX_INSTANCE_ID") || cfg.instanceId;
   return cfg;
 }
 
@@ -361,5 +386,8 @@ export async function loadConfigFile(path: string): Promise<AppConfig> {
     throw new ConfigError(`cannot read config ${path}: ${(err as Error).message}`);
   }
   const slash = path.lastIndexOf("/");
-  return normalizeConfig(parseConfigText(text), slash >= 0 ? path.slice(0, slash) || "/" : ".");
+  return normalizeConfig(
+    await parseConfigText(text),
+    slash >= 0 ? path.slice(0, slash) || "/" : ".",
+  );
 }

@@ -26,6 +26,8 @@ export interface LoggerOptions {
   format?: "text" | "json";
   /** Where lines go; default stderr. */
   sink?: (line: string) => void;
+  /** Fields added to every line (e.g. `{instance: "web-1-2"}` when several share a terminal). */
+  base?: Record<string, unknown>;
 }
 
 /**
@@ -47,8 +49,10 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       // stderr closed: nothing sensible to do.
     }
   });
-  const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
+  const base = opts.base && Object.keys(opts.base).length ? opts.base : undefined;
+  const write = (level: Level, msg: string, own?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
+    const fields = base ? { ...base, ...own } : own;
     const time = new Date().toISOString();
     if (opts.format === "json") {
       sink(JSON.stringify({ time, level, msg, ...fields }));

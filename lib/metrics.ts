@@ -391,6 +391,10 @@ export interface HttpObservation {
 
 /** Sources read at scrape time. */
 export interface ServerMetricSources {
+  /** This instance's id: `mxflex_instance_info{instance_id="…"} 1`. */
+  instanceId?: string;
+  /** Number of live Flex tokens this instance knows (and holds monitors for). */
+  liveTokens?: () => number;
   /** Number of connected SSE clients. */
   sseClients?: () => number;
   /** MX sessions: name, current state and reconnect count. */
@@ -446,6 +450,11 @@ export class ServerMetrics {
       "Time from request to response headers (SSE: until the stream starts).",
       ["route"],
     );
+    if (src.instanceId !== undefined) {
+      r.gauge("mxflex_instance_info", "This instance (one series, value 1).", ["instance_id"])
+        .set({ instance_id: src.instanceId }, 1);
+    }
+    const live = r.gauge("flex_live_tokens", "Live Flex API tokens known to this instance.");
     const sse = r.gauge("sse_clients", "Connected Server-Sent Events clients.");
     const state = r.gauge("mx_session_state", "MX server session state (1 = current).", [
       "mx",
@@ -486,6 +495,7 @@ export class ServerMetrics {
     };
 
     r.onCollect(() => {
+      if (src.liveTokens) live.set(undefined, src.liveTokens());
       if (src.sseClients) sse.set(undefined, src.sseClients());
       if (src.sessions) {
         for (const s of src.sessions()) {

@@ -125,11 +125,12 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
     const ck = CredentialVault.newKey();
     const { token, expiresIn } = await d.issuer.issue({ sub: info.jid, ext: info.ext, mx: sn, ck });
     const { jti, exp } = await d.issuer.verify(token);
-    await tokens.add(jti, info.ext, exp);
+    // Live on every instance from here on (KV), and monitored here.
+    await tokens.add({ jti, ext: info.ext, sub: info.jid, exp });
     try {
       await d.vault.seal(jti, ck, { login, secret: await loginSecret(password, info) }, exp);
     } catch (err) {
-      await tokens.remove(jti);
+      await tokens.remove(jti, exp);
       throw err;
     }
     d.log.info("login", { login, ext: info.ext, ip });
@@ -154,18 +155,19 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
       if (err instanceof AuthError) throw new HttpError(401, err.message, INVALID_TOKEN);
       throw err;
     }
-    // Logout and expiry are authoritative here, whatever the revocation list remembers.
-    if (!tokens.has(claims.jti)) throw new HttpError(401, "token revoked", INVALID_TOKEN);
+    // Logout (on any instance) and expiry are decided by the shared live-token table.
+    if (!(await tokens.isLive(claims.jti, claims.exp))) {
+      throw new HttpError(401, "token revoked", INVALID_TOKEN);
+    }
     c.set("claims", claims);
     await next();
   });
 
   app.get("/api/logout", async (c) => {
     const cl = c.get("claims");
-    d.issuer.revoke(cl.jti, cl.exp);
     // The user session can no longer be opened with this token, even if it leaks later.
     await d.vault.wipe(cl.jti);
-    await tokens.remove(cl.jti);
+    await tokens.remove(cl.jti, cl.exp);
     return c.body(null, 204);
   });
 

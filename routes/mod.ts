@@ -9,7 +9,8 @@
  *
  * @example
  * ```ts
- * const app = buildApp({ log, metrics, sessions, flexMx, tokens, feed, vault, issuer, push,
+ * const app = buildApp({ log, instanceId, metrics, sessions, flexMx, tokens, feed, vault,
+ *   issuer, push,
  *   guard, streamLimits, trustedProxies, authCache, staticDirs, closing: () => false });
  * Deno.serve(app.fetch);
  * ```
@@ -46,6 +47,8 @@ import { type StaticOptions, staticRoutes } from "./static.ts";
 /** What the application is built from. */
 export interface AppServices {
   log: Logger;
+  /** This instance's id (`/readyz`). */
+  instanceId: string;
   metrics: ServerMetrics;
   /** Every MX session by config name (Proxy API, `/readyz`). */
   sessions: Map<string, MxSession>;
@@ -103,7 +106,7 @@ export function buildApp(s: AppServices): Hono {
     return toErrorResponse(h ?? err);
   });
   app.notFound(() => toErrorResponse(new HttpError(404, "not found")));
-  app.route("/", opsRoutes(s.sessions));
+  app.route("/", opsRoutes(s.sessions, s.instanceId));
   app.route(
     "/",
     flexRoutes({

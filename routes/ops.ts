@@ -1,5 +1,6 @@
 /**
- * Operations endpoints: `/healthz` (process up) and `/readyz` (each MX session's state).
+ * Operations endpoints: `/healthz` (process up) and `/readyz` (this instance's MX sessions,
+ * and which instance answered: with several instances each reports only itself).
  *
  * @module
  */
@@ -15,14 +16,14 @@ import { embeddedAsset } from "../lib/assets.ts";
 export const OPENAPI_FILE = new URL("../docs/openapi.yaml", import.meta.url);
 
 /** Builds the ops router. */
-export function opsRoutes(sessions: Map<string, MxSession>): Hono {
+export function opsRoutes(sessions: Map<string, MxSession>, instanceId: string): Hono {
   const app = new Hono();
   app.get("/api/openapi.yaml", async () => {
     let body: BodyInit;
     try {
       body = await Deno.readTextFile(OPENAPI_FILE);
     } catch (err) {
-      const asset = embeddedAsset("docs/openapi.yaml");
+      const asset = await embeddedAsset("docs/openapi.yaml");
       if (!asset) throw err;
       body = asset.body;
     }
@@ -44,7 +45,7 @@ export function opsRoutes(sessions: Map<string, MxSession>): Hono {
         error: s.lastError || undefined,
       };
     }
-    return jsonResponse({ ready, mx }, ready ? 200 : 503);
+    return jsonResponse({ ready, instance: instanceId, mx }, ready ? 200 : 503);
   });
   return app;
 }

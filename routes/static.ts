@@ -96,7 +96,7 @@ export function staticRoutes(o: StaticOptions): Hono {
         },
       });
     }
-    const asset = o.embedded === false ? undefined : embeddedAsset(`static/${name}`);
+    const asset = o.embedded === false ? undefined : await embeddedAsset(`static/${name}`);
     if (asset) {
       const etag = `"${asset.etag}"`;
       if (c.req.header("if-none-match") === etag) {

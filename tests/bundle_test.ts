@@ -32,9 +32,9 @@ Deno.test("bundle: lib/assets_data.ts is up to date with static/ and docs/", asy
   if (current === fresh) return;
   // Name the files that differ, then fail with the command that fixes it.
   const changed: string[] = [];
-  const embedded = new Set(embeddedAssetPaths());
+  const embedded = new Set(await embeddedAssetPaths());
   for (const s of sources) {
-    const a = embeddedAsset(s.path);
+    const a = await embeddedAsset(s.path);
     if (!a) changed.push(`${s.path} (new)`);
     else if (a.body.length !== s.bytes.length || a.body.some((b, i) => b !== s.bytes[i])) {
       changed.push(`${s.path} (changed)`);
@@ -49,20 +49,23 @@ Deno.test("bundle: lib/assets_data.ts is up to date with static/ and docs/", asy
   );
 });
 
-Deno.test("bundle: embedded assets: paths, types, bodies", () => {
-  const paths = embeddedAssetPaths();
+Deno.test("bundle: embedded assets: paths, types, bodies", async () => {
+  const paths = await embeddedAssetPaths();
   assert.ok(paths.includes("static/index.html"), paths.join(" "));
   assert.ok(paths.includes("docs/openapi.yaml"));
   for (const p of paths) {
-    const a = embeddedAsset(p)!;
+    const a = (await embeddedAsset(p))!;
     assert.equal(a.type, contentTypeFor(p), `type of ${p} (gen_assets.ts vs routes/static.ts)`);
     assert.equal(a.type, assetContentType(p));
     assert.match(a.etag, /^[0-9a-f]{24}$/);
   }
-  assert.equal(embeddedAsset("/static/index.html"), embeddedAsset("static/index.html"));
-  assert.match(new TextDecoder().decode(embeddedAsset("static/index.html")!.body), /<html/i);
+  assert.equal(await embeddedAsset("/static/index.html"), await embeddedAsset("static/index.html"));
+  assert.match(
+    new TextDecoder().decode((await embeddedAsset("static/index.html"))!.body),
+    /<html/i,
+  );
   for (const p of ["constructor", "__proto__", "toString", "static", "static/", "nope.js"]) {
-    assert.equal(embeddedAsset(p), undefined, p);
+    assert.equal(await embeddedAsset(p), undefined, p);
   }
 });
 
@@ -102,7 +105,7 @@ Deno.test("bundle: static routes fall back to embedded files after the directori
   const own = await Deno.makeTempDir({ prefix: "mxflex-html-" });
   try {
     await Deno.writeTextFile(`${own}/index.html`, "<p>operator's own</p>");
-    const index = embeddedAsset("static/index.html")!;
+    const index = (await embeddedAsset("static/index.html"))!;
 
     const app = statics({ dirs: [`${empty}/html`, empty] });
     const res = await app.request("/");
@@ -135,7 +138,7 @@ Deno.test("bundle: web client modules are served as JavaScript, from disk and em
   // Browsers refuse `<script type="module">` and imports without a JavaScript MIME type.
   const empty = await Deno.makeTempDir({ prefix: "mxflex-static-" });
   try {
-    const modules = embeddedAssetPaths().filter((p) =>
+    const modules = (await embeddedAssetPaths()).filter((p) =>
       p.startsWith("static/") && p.endsWith(".js")
     );
     assert.ok(modules.includes("static/app.js") && modules.includes("static/lib/calls.js"));
@@ -148,7 +151,7 @@ Deno.test("bundle: web client modules are served as JavaScript, from disk and em
         assert.equal(res.status, 200, `${how} ${url}`);
         assert.equal(res.headers.get("content-type"), "text/javascript; charset=utf-8", url);
         assert.equal(res.headers.get("x-content-type-options"), "nosniff");
-        assert.deepEqual(new Uint8Array(await res.arrayBuffer()), embeddedAsset(p)!.body);
+        assert.deepEqual(new Uint8Array(await res.arrayBuffer()), (await embeddedAsset(p))!.body);
       }
     }
   } finally {
@@ -296,14 +299,14 @@ Deno.test("bundle: scripts/bundle.sh output runs alone with deno run against the
     assert.equal(index.headers.get("content-type"), "text/html; charset=utf-8");
     assert.deepEqual(
       new Uint8Array(await index.arrayBuffer()),
-      embeddedAsset("static/index.html")!.body,
+      (await embeddedAsset("static/index.html"))!.body,
     );
 
     const api = await fetch(`${base}/api/openapi.yaml`);
     assert.equal(api.status, 200);
     assert.deepEqual(
       new Uint8Array(await api.arrayBuffer()),
-      embeddedAsset("docs/openapi.yaml")!.body,
+      (await embeddedAsset("docs/openapi.yaml"))!.body,
     );
 
     // 4. SIGTERM: graceful stop, exit code 0, within main.ts's own 10 s bound.

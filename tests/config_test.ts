@@ -115,9 +115,15 @@ Deno.test("config: JSON or YAML is chosen by content, not by file name", async (
     assert.equal((await loadConfigFile(p)).mx[0].login, "d3test");
   });
   // A whole-document flow mapping with unquoted keys is YAML, not broken JSON.
-  assert.deepEqual(parseConfigText("{host: a, mx: {addr: b}}"), { host: "a", mx: { addr: "b" } });
-  assert.deepEqual(parseConfigText('{"a": 1}'), { a: 1 });
-  assertConfigError(() => parseConfigText("mx: [unclosed"), /neither valid JSON nor YAML/);
+  assert.deepEqual(await parseConfigText("{host: a, mx: {addr: b}}"), {
+    host: "a",
+    mx: { addr: "b" },
+  });
+  assert.deepEqual(await parseConfigText('{"a": 1}'), { a: 1 });
+  await assert.rejects(
+    parseConfigText("mx: [unclosed"),
+    (e) => e instanceof ConfigError && /neither valid JSON nor YAML/.test(e.message),
+  );
 });
 
 Deno.test("config: validation errors name the key", async () => {
@@ -147,7 +153,7 @@ Deno.test("config: validation errors name the key", async () => {
     [{ mx: MX, acme: "yes" }, /^acme must be an object$/],
   ];
   for (const [raw, re] of cases) {
-    const value = typeof raw === "string" ? parseConfigText(raw) : raw;
+    const value = typeof raw === "string" ? await parseConfigText(raw) : raw;
     assertConfigError(() => normalizeConfig(value, "."), re, JSON.stringify(raw));
   }
   // The same through a file (YAML), and a file that cannot be read.
@@ -187,10 +193,10 @@ Deno.test("config: defaults and optional keys", () => {
   assert.equal(cfg.baseDir, "/etc/mxflex");
 });
 
-Deno.test("config: environment overrides (Deploy, containers)", () => {
+Deno.test("config: environment overrides (Deploy, containers)", async () => {
   const env = (m: Record<string, string>) => (k: string) => m[k];
   const cfg = applyEnv(
-    normalizeConfig(parseConfigText(SEED_FLEX_YAML), "."),
+    normalizeConfig(await parseConfigText(SEED_FLEX_YAML), "."),
     env({
       MXFLEX_HOST: "flex.example.com",
       MXFLEX_MX_ADDR: "[2001:db8::5]:7779",
@@ -208,8 +214,8 @@ Deno.test("config: environment overrides (Deploy, containers)", () => {
   assert.equal(cfg.db, "https://api.deno.com/databases/x/connect");
 
   // No variables: nothing changes.
-  const same = applyEnv(normalizeConfig(parseConfigText(SEED_FLEX_YAML), "."), env({}));
-  assert.deepEqual(same, normalizeConfig(parseConfigText(SEED_FLEX_YAML), "."));
+  const same = applyEnv(normalizeConfig(await parseConfigText(SEED_FLEX_YAML), "."), env({}));
+  assert.deepEqual(same, normalizeConfig(await parseConfigText(SEED_FLEX_YAML), "."));
 
   // Several MX: only the Flex API's MX is overridden.
   const multi = applyEnv(
@@ -235,7 +241,15 @@ Deno.test("config: environment overrides (Deploy, containers)", () => {
 });
 
 Deno.test("main: parseFlags takes one or two dashes, `-flag value` and `-flag=value`", () => {
-  const base = { csta: false, debug: false, logFormat: "text", help: false, version: false };
+  const base = {
+    csta: false,
+    debug: false,
+    logFormat: "text",
+    help: false,
+    version: false,
+    instances: 1,
+    reusePort: false,
+  };
   assert.deepEqual(parseFlags([]), base);
   for (
     const args of [
@@ -279,6 +293,11 @@ Deno.test("main: parseFlags takes one or two dashes, `-flag value` and `-flag=va
   assert.throws(() => parseFlags(["-config"]), /flag -config needs a value/);
   assert.throws(() => parseFlags(["config.yaml"]), /unexpected argument/);
   assert.throws(() => parseFlags(["-log-format", "xml"]), /-log-format is text or json/);
+  assert.equal(parseFlags(["--instances", "4"]).instances, 4);
+  assert.equal(parseFlags(["-reuse-port"]).reusePort, true);
+  for (const n of ["0", "1.5", "x", "65"]) {
+    assert.throws(() => parseFlags(["-instances", n]), /-instances is a whole number/);
+  }
 });
 
 Deno.test("main: a missing or invalid config returns 2 (in process)", async () => {

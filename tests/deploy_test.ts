@@ -9,6 +9,7 @@ import { createLogger } from "../lib/log.ts";
 import { ConfigError } from "../lib/config.ts";
 import deployEntry, { configFromEnv, createDeployHandler, type EnvSource } from "../deploy.ts";
 import { CERT, DMITRY, KEY } from "./helpers/harness.ts";
+import { waitUntil } from "./helpers/wait.ts";
 
 interface Running {
   url: string;
@@ -134,29 +135,28 @@ Deno.test("deploy: env-only config (no MXFLEX_CONFIG) and overrides win over MXF
   );
 });
 
-Deno.test("deploy: configFromEnv names the variable or key at fault", () => {
-  assert.throws(
-    () => configFromEnv({}),
+Deno.test("deploy: configFromEnv names the variable or key at fault", async () => {
+  await assert.rejects(
+    configFromEnv({}),
     (e) => e instanceof ConfigError && /MXFLEX_CONFIG/.test(e.message),
   );
-  assert.throws(
-    () => configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.1" }),
+  await assert.rejects(
+    configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.1" }),
     (e) => e instanceof ConfigError && /MXFLEX_MX_LOGIN/.test(e.message),
   );
-  assert.throws(
-    () => configFromEnv({ MXFLEX_CONFIG: "host: x\nmx: {login: a}" }),
+  await assert.rejects(
+    configFromEnv({ MXFLEX_CONFIG: "host: x\nmx: {login: a}" }),
     (e) => e instanceof ConfigError && /^MXFLEX_CONFIG: mx\.addr is required/.test(e.message),
   );
-  assert.throws(
-    () => configFromEnv({ MXFLEX_CONFIG: "{ not: [json" }),
+  await assert.rejects(
+    configFromEnv({ MXFLEX_CONFIG: "{ not: [json" }),
     (e) => e instanceof ConfigError && /^MXFLEX_CONFIG: /.test(e.message),
   );
-  assert.throws(
-    () =>
-      configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.1", MXFLEX_MX_LOGIN: "s", MXFLEX_TOKEN_TTL: "x" }),
+  await assert.rejects(
+    configFromEnv({ MXFLEX_MX_ADDR: "10.0.0.1", MXFLEX_MX_LOGIN: "s", MXFLEX_TOKEN_TTL: "x" }),
     (e) => e instanceof ConfigError && /MXFLEX_TOKEN_TTL/.test(e.message),
   );
-  const cfg = configFromEnv((k) => ({ MXFLEX_MX_ADDR: "10.0.0.1", MXFLEX_MX_LOGIN: "s" })[k]);
+  const cfg = await configFromEnv((k) => ({ MXFLEX_MX_ADDR: "10.0.0.1", MXFLEX_MX_LOGIN: "s" })[k]);
   assert.equal(cfg.mx[0].hostname, "10.0.0.1");
   assert.equal(cfg.mx[0].port, 7778);
   assert.equal(cfg.mx[0].password, "");
@@ -188,4 +188,48 @@ Deno.test("deploy: a configuration error answers 500 JSON (no details) and logs 
 
 Deno.test("deploy: the default export has the Deno.serve shape", () => {
   assert.equal(typeof deployEntry.fetch, "function");
+});
+
+Deno.test("deploy: two isolates on one KV: a token from one works on the other, a logout ends it on both", async () => {
+  const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY } });
+  const dir = await Deno.makeTempDir();
+  // The project's KV, seen by two isolates: two handles on one database.
+  const env = {
+    MXFLEX_MX_ADDR: `127.0.0.1:${sim.port}`,
+    MXFLEX_MX_LOGIN: "server",
+    MXFLEX_MX_PASSWORD: "password",
+    MXFLEX_DB: `${dir}/kv.db`,
+  };
+  const isolates = [0, 1].map(() =>
+    createDeployHandler(env, {
+      log: createLogger({ sink: () => {} }),
+      backoff: { initialMs: 50, maxMs: 300, jitter: 0.1 },
+    })
+  );
+  const servers = isolates.map((h) =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, h.fetch)
+  );
+  const [a, b] = servers.map((s) => `http://127.0.0.1:${s.addr.port}`);
+  const contacts = async (url: string, token: string) => {
+    const res = await fetch(`${url}/api/contacts`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await res.body?.cancel();
+    return res.status;
+  };
+  try {
+    const token = await login(a);
+    assert.equal(await contacts(b, token), 200);
+    const out = await fetch(`${b}/api/logout`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(out.status, 204);
+    // One process here; on Deploy the isolates share the project KV, where watch works too.
+    await waitUntil(async () => (await contacts(a, token)) === 401, {
+      what: "A refusing the token",
+    });
+  } finally {
+    for (const h of isolates) await h.close();
+    for (const s of servers) await s.shutdown();
+    await sim.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

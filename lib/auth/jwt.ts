@@ -1,24 +1,26 @@
 /**
- * Access tokens for the Flex API: HS256 JWTs signed with a random per-process key (so every
- * restart invalidates all tokens, as the seed documents), with a `jti` so that logout can revoke
- * one token.
+ * Access tokens for the Flex API: HS256 JWTs with a `kid` header naming the signing key and a
+ * `jti` naming the token. The keys come from a {@link KeySource}: the server uses
+ * `SigningKeys` (`lib/auth/signing_keys.ts`: shared through Deno KV, rotated daily), so a
+ * token is valid on every instance and across restarts; without one, a random per-issuer key.
+ * Whether a token is still live (not logged out) is decided by `TokenMonitors`, not here.
  *
  * Verification pins the algorithm to HS256: `alg: none`, RS256/ES256 tokens (including the
  * classic "RS256 public key used as HMAC secret" confusion), tampered, truncated, foreign-key,
- * expired and malformed tokens all fail with an {@link AuthError}.
+ * unknown-`kid`, expired and malformed tokens all fail with an {@link AuthError}.
  *
  * @example
  * ```ts
  * const issuer = new TokenIssuer();
  * const { token, expiresIn } = await issuer.issue({ sub: "43884851147406145", ext: "3095", mx: "63022" });
  * const claims = await issuer.verify(token); // { sub, ext, mx, jti, iat, exp }
- * issuer.revoke(claims.jti, claims.exp);     // logout
  * ```
  *
  * @module
  */
 
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
+import { type KeySource, StaticKey } from "./signing_keys.ts";
 
 /**
  * A rejected token. The message is short and safe to show ("token expired", "invalid token",
@@ -76,12 +78,12 @@ export interface VerifiedClaims extends TokenClaims {
 export interface TokenIssuerOptions {
   /** Token lifetime in seconds; default 3600. */
   ttlSeconds?: number;
-  /** HMAC key; default 64 random bytes created with the issuer (the app creates one per process). */
+  /** Where the keys come from; default a {@link StaticKey} of `key`. */
+  keys?: KeySource;
+  /** One fixed HMAC key (tests); default 64 random bytes created with the issuer. */
   key?: Uint8Array;
   /** Clock in milliseconds; default `Date.now`. Injectable for tests. */
   now?: () => number;
-  /** Most revoked-but-unexpired tokens remembered; default 100000. */
-  maxRevoked?: number;
 }
 
 // iat is backdated like the original (`iat = now - 10 s`), which gives verifiers on other
@@ -91,11 +93,11 @@ const IAT_BACKDATE_SECONDS = 10;
 const MAX_TOKEN_LENGTH = 4096;
 
 /**
- * Issues and verifies HS256 access tokens, and remembers revoked ones until they expire.
+ * Issues and verifies HS256 access tokens.
  *
  * @example
  * ```ts
- * const issuer = new TokenIssuer({ ttlSeconds: 3600 });
+ * const issuer = new TokenIssuer({ ttlSeconds: 3600, keys: await SigningKeys.open(kv, { ttlSeconds: 3600 }) });
  * const { token } = await issuer.issue({ sub: "1", ext: "3095", mx: "63022" });
  * await issuer.verify(token);
  * ```
@@ -103,16 +105,12 @@ const MAX_TOKEN_LENGTH = 4096;
 export class TokenIssuer {
   /** Token lifetime in seconds (the `expires_in` of the login reply). */
   readonly ttlSeconds: number;
-  #key: Promise<CryptoKey>;
+  #keys: KeySource;
   #now: () => number;
-  // jti -> exp (seconds). Insertion order is close to expiry order (fixed TTL), which makes the
-  // "drop the oldest" fallback evict the entries closest to expiring anyway.
-  #revoked = new Map<string, number>();
-  #maxRevoked: number;
-  #sweepAt = 1024;
 
   /**
-   * Creates an issuer; without `key`, a fresh random 64-byte key (tokens die with the issuer).
+   * Creates an issuer; without `keys` or `key`, a fresh random 64-byte key (tokens die with
+   * the issuer).
    *
    * @param opts See {@link TokenIssuerOptions}.
    */
@@ -121,24 +119,14 @@ export class TokenIssuer {
     if (!Number.isInteger(this.ttlSeconds) || this.ttlSeconds <= 0) {
       throw new RangeError("ttlSeconds must be a positive integer");
     }
-    const raw = opts.key ?? crypto.getRandomValues(new Uint8Array(64));
-    if (raw.byteLength < 32) throw new RangeError("HS256 key must be at least 32 bytes");
-    // Import once: jose would otherwise re-import a raw key on every sign/verify. The key is not
-    // extractable, so it cannot leak through a stray serialisation either.
-    this.#key = crypto.subtle.importKey(
-      "raw",
-      new Uint8Array(raw),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign", "verify"],
-    );
+    this.#keys = opts.keys ??
+      new StaticKey(opts.key ?? crypto.getRandomValues(new Uint8Array(64)));
     this.#now = opts.now ?? Date.now;
-    this.#maxRevoked = opts.maxRevoked ?? 100_000;
   }
 
   /**
-   * Signs a new token. Header `{"alg":"HS256","typ":"JWT"}`; claims in alphabetical order like
-   * the original (`ck` when given, `exp, ext, iat, jti, mx, sub`).
+   * Signs a new token. Header `{"alg":"HS256","typ":"JWT","kid":…}`; claims in alphabetical
+   * order like the original (`ck` when given, `exp, ext, iat, jti, mx, sub`).
    *
    * @example
    * ```ts
@@ -159,9 +147,10 @@ export class TokenIssuer {
       mx: claims.mx,
       sub: claims.sub,
     };
+    const { kid, key } = await this.#keys.signingKey();
     const token = await new SignJWT(payload)
-      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
-      .sign(await this.#key);
+      .setProtectedHeader({ alg: "HS256", typ: "JWT", kid })
+      .sign(key);
     return { token, expiresIn: this.ttlSeconds };
   }
 
@@ -185,7 +174,13 @@ export class TokenIssuer {
     let payload: Record<string, unknown>;
     let typ: unknown;
     try {
-      const res = await jwtVerify(token, await this.#key, {
+      const res = await jwtVerify(token, async (header) => {
+        const key = typeof header.kid === "string"
+          ? await this.#keys.verificationKey(header.kid)
+          : undefined;
+        if (!key) throw new AuthError("invalid token");
+        return key;
+      }, {
         algorithms: ["HS256"],
         currentDate: new Date(this.#now()),
         requiredClaims: ["exp", "iat"],
@@ -210,40 +205,7 @@ export class TokenIssuer {
     }
     // The original rejected tokens issued in the future; jose only checks that without maxTokenAge.
     if (iat > Math.floor(this.#now() / 1000)) throw new AuthError("invalid token");
-    if (this.#revoked.has(jti)) throw new AuthError("token revoked");
     return ck === undefined ? { sub, ext, mx, jti, iat, exp } : { sub, ext, mx, jti, iat, exp, ck };
-  }
-
-  /**
-   * Revokes one token (logout) until its expiry; afterwards it fails on `exp` anyway, so it is
-   * forgotten. Memory is bounded by `maxRevoked`.
-   *
-   * @example
-   * ```ts
-   * const claims = await issuer.verify(token);
-   * issuer.revoke(claims.jti, claims.exp);
-   * ```
-   */
-  revoke(jti: string, exp: number): void {
-    const nowSec = Math.floor(this.#now() / 1000);
-    if (exp <= nowSec) return; // already dead
-    this.#revoked.delete(jti); // re-insert at the end
-    this.#revoked.set(jti, exp);
-    if (this.#revoked.size >= this.#sweepAt) {
-      for (const [id, e] of this.#revoked) if (e <= nowSec) this.#revoked.delete(id);
-      // Amortised: the next full sweep waits until the set has doubled.
-      this.#sweepAt = Math.max(1024, this.#revoked.size * 2);
-    }
-    // Hard bound: drop the oldest entries (they expire first with a fixed TTL).
-    while (this.#revoked.size > this.#maxRevoked) {
-      const first = this.#revoked.keys().next().value as string;
-      this.#revoked.delete(first);
-    }
-  }
-
-  /** Number of remembered revocations (for metrics and tests). */
-  get revokedCount(): number {
-    return this.#revoked.size;
   }
 }
 

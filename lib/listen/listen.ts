@@ -30,7 +30,7 @@
  * @module
  */
 
-import { AcmeManager } from "./acme.ts";
+import type { AcmeManager } from "./acme.ts";
 import { type CertStore, DirCertStore } from "./cert_store.ts";
 import { hostMode } from "./host_rule.ts";
 
@@ -80,6 +80,11 @@ export interface ListenOptions {
   onListen?: (addr: Deno.NetAddr) => void;
   /** Diagnostic sink; never receives key material. */
   log?: (message: string) => void;
+  /**
+   * Bind with `SO_REUSEPORT`, so several instances share the port and the kernel spreads new
+   * connections over them (Linux; see {@linkcode checkReusePort}).
+   */
+  reusePort?: boolean;
 }
 
 /** A running listener. */
@@ -107,6 +112,8 @@ export interface Listening {
  */
 export async function listen(handler: Handler, opts: ListenOptions): Promise<Listening> {
   const mode = hostMode(opts.host);
+  if (opts.reusePort) checkReusePort();
+  const reusePort = opts.reusePort === true;
   const log = opts.log ?? (() => {});
   const group = new ServerGroup();
   let acmeManager: AcmeManager | undefined;
@@ -120,13 +127,15 @@ export async function listen(handler: Handler, opts: ListenOptions): Promise<Lis
         Deno.readTextFile(opts.tls.certFile),
         Deno.readTextFile(opts.tls.keyFile),
       ]);
-      group.current = serve(handler, { hostname, port: mode.port, cert, key });
+      group.current = serve(handler, { hostname, port: mode.port, cert, key, reusePort });
       url = baseUrl("https", mode.mode === "acme" ? mode.domain : hostname, group.addr.port);
     } else if (mode.mode === "http") {
-      group.current = serve(handler, { hostname: mode.hostname, port: mode.port });
+      group.current = serve(handler, { hostname: mode.hostname, port: mode.port, reusePort });
       url = baseUrl("http", mode.hostname, group.addr.port);
     } else {
       const a = opts.acme ?? { store: new DirCertStore("letsEncrypt.cache") };
+      // acme-client and its X.509 stack (~29 MB resident) are loaded only in ACME mode.
+      const { AcmeManager } = await import("./acme.ts");
       acmeManager = new AcmeManager({
         domain: mode.domain,
         email: a.email,
@@ -231,11 +240,35 @@ interface ServeOpts {
   port: number;
   cert?: string;
   key?: string;
+  reusePort?: boolean;
+}
+
+/**
+ * Throws unless `reusePort` can work here. On Deno 2.9.6 `Deno.serve({reusePort: true})`, plain
+ * or TLS, needs `--unstable-net`; without it the process *exits* (code 70) instead of throwing,
+ * so this check comes first. `--unstable-net` is detected by the API it unlocks
+ * (`Deno.listenDatagram`). The option is honoured on Linux (the kernel balances new
+ * connections across the sockets); elsewhere Deno ignores it and the second bind fails.
+ *
+ * @example
+ * ```ts
+ * checkReusePort(); // throws "reusePort needs --unstable-net" without the flag
+ * ```
+ */
+export function checkReusePort(): void {
+  if (typeof (Deno as { listenDatagram?: unknown }).listenDatagram !== "function") {
+    throw new Error("sharing the port (reusePort) needs deno run --unstable-net");
+  }
 }
 
 /** Deno.serve without its default "Listening on" console line. */
 function serve(handler: Handler, o: ServeOpts): Deno.HttpServer<Deno.NetAddr> {
-  const base = { hostname: o.hostname, port: o.port, onListen: () => {} };
+  const base = {
+    hostname: o.hostname,
+    port: o.port,
+    onListen: () => {},
+    ...(o.reusePort ? { reusePort: true } : {}),
+  };
   if (o.cert === undefined || o.key === undefined) return Deno.serve(base, handler);
   return Deno.serve({ ...base, cert: o.cert, key: o.key }, handler);
 }

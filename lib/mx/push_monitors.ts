@@ -5,6 +5,11 @@
  * derives (`incoming`, then `answered`, `answered_elsewhere`, `cancelled` or `missed`) is
  * handed to the push dispatcher, which sends it once per device across processes.
  *
+ * With several instances on one KV, every instance monitors every registered user (so each
+ * one sees the call; the dispatcher's KV claim keeps the push single): a registration or
+ * removal is announced on the `push` change feed, and the others re-read that user's tokens;
+ * a resync (start-up, a missed update, periodically) reconciles all users of an MX.
+ *
  * @module
  */
 import type { MxSession } from "./session.ts";
@@ -12,6 +17,16 @@ import type { TokenStore } from "../store/tokens.ts";
 import type { PushDispatcher } from "../push/dispatcher.ts";
 import { CallLifecycle } from "./call_lifecycle.ts";
 import type { Logger } from "../log.ts";
+import type { ChangeFeed } from "../store/change_feed.ts";
+
+/** One entry of the `push` feed: a user whose registrations changed. */
+export interface PushChange {
+  /** MX config name. */
+  mx: string;
+  jid: string;
+  /** The announcing process (it applied the change itself already). */
+  from: string;
+}
 
 /** Options for {@link PushMonitors}. */
 export interface PushMonitorsOptions {
@@ -20,6 +35,8 @@ export interface PushMonitorsOptions {
   /** Configured push apps by key ("apns:<bundle>[~]", "fcm:<app>"). */
   apps: ReadonlySet<string>;
   log: Logger;
+  /** Announces registration changes to the other instances and follows theirs. */
+  feed?: ChangeFeed<PushChange>;
 }
 
 /**
@@ -36,6 +53,10 @@ export class PushMonitors {
   #users = new Map<string, Map<string, Set<string>>>();
   /** Per MX: JID -> the extension its monitor is held on. */
   #extOf = new Map<string, Map<string, string>>();
+  /** Attached sessions by name. */
+  #sessions = new Map<string, MxSession>();
+  /** This process in the feed (its own announcements are not applied twice). */
+  #origin = crypto.randomUUID();
 
   /** @param o store, dispatcher, configured apps, logger */
   constructor(o: PushMonitorsOptions) {
@@ -52,8 +73,33 @@ export class PushMonitors {
     return this.#o.apps.has(key) ? key : undefined;
   }
 
+  /** Follows the other instances' registration changes (after {@link attach}). */
+  async start(): Promise<void> {
+    await this.#o.feed?.follow({
+      apply: async (changes) => {
+        for (const c of changes) {
+          if (c.from === this.#origin) continue;
+          const mx = this.#sessions.get(c.mx);
+          // A session not connected yet restores everything when it connects.
+          if (mx?.state === "connected") await this.#reconcileUser(mx, c.jid);
+        }
+      },
+      resync: async () => {
+        for (const mx of this.#sessions.values()) {
+          if (mx.state === "connected") await this.#restore(mx);
+        }
+      },
+    });
+  }
+
+  /** Stops following the feed. */
+  close(): void {
+    this.#o.feed?.close();
+  }
+
   /** Watches an MX: restores monitors on every (re)connect and dispatches pushes. */
   attach(mx: MxSession): void {
+    this.#sessions.set(mx.name, mx);
     mx.onState((s) => {
       if (s === "connected") void this.#restore(mx);
     });
@@ -103,6 +149,7 @@ export class PushMonitors {
     await this.#track(mx, ext, jid);
     await mx.acquirePersistent(ext, holderOf(jid));
     if (moved?.mx === mx.name) await this.#releaseIfUnused(mx, moved.jid);
+    await this.#announce(mx, jid);
   }
 
   /** Removes a token; the last token of a user releases the monitor. */
@@ -112,10 +159,34 @@ export class PushMonitors {
     await this.#releaseIfUnused(mx, jid);
   }
 
-  /** Releases `jid`'s monitor when no token of theirs is left. */
+  /** Releases `jid`'s monitor when no token of theirs is left; tells the other instances. */
   async #releaseIfUnused(mx: MxSession, jid: string): Promise<void> {
     const left = await this.#o.store.listForUser(mx.name, jid);
     if (left.length === 0) await this.#untrack(mx, jid);
+    await this.#announce(mx, jid);
+  }
+
+  async #announce(mx: MxSession, jid: string): Promise<void> {
+    try {
+      await this.#o.feed?.append({ mx: mx.name, jid, from: this.#origin });
+    } catch (err) {
+      // The others converge at their next periodic resync.
+      this.#o.log.warn(`push change not announced: ${(err as Error).message}`);
+    }
+  }
+
+  /** Monitors a user while it has tokens, stops when it has none (another instance's change). */
+  async #reconcileUser(mx: MxSession, jid: string): Promise<void> {
+    try {
+      const left = await this.#o.store.listForUser(mx.name, jid);
+      if (left.length === 0) return await this.#untrack(mx, jid);
+      const ext = mx.contact(jid)?.ext;
+      if (!ext) return;
+      await this.#track(mx, ext, jid);
+      await mx.acquirePersistent(ext, holderOf(jid));
+    } catch (err) {
+      this.#o.log.warn(`push monitor for ${jid} not updated: ${(err as Error).message}`);
+    }
   }
 
   async #restore(mx: MxSession): Promise<void> {
@@ -125,6 +196,11 @@ export class PushMonitors {
     } catch (err) {
       this.#o.log.error(`token store unreadable: ${(err as Error).message}`);
       return;
+    }
+    // Users whose last token went while this instance was not listening.
+    const listed = new Set(jids);
+    for (const jid of [...(this.#extOf.get(mx.name)?.keys() ?? [])]) {
+      if (!listed.has(jid)) await this.#untrack(mx, jid).catch(() => {});
     }
     for (const jid of jids) {
       const ext = mx.contact(jid)?.ext;

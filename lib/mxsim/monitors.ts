@@ -37,6 +37,11 @@ export class MonitorRegistry {
     return n;
   }
 
+  /** Active monitors on one extension (one per session watching it). */
+  count(ext: string): number {
+    return this.#byExt.get(ext)?.size ?? 0;
+  }
+
   /** Handles `MonitorStart`: answers the `monitorCrossRefID` or a CSTA error. */
   start(s: SimSession, id: number, el: XmlElement): void {
     const ext = textAt(el, "monitorObject", "deviceObject");

@@ -415,9 +415,9 @@ export class MxSimulator implements SessionHost {
     return this.#sessions.size;
   }
 
-  /** Active call monitors over all sessions. */
-  monitorCount(): number {
-    return this.#monitors.size;
+  /** Active call monitors over all sessions, or on one extension (one per watching session). */
+  monitorCount(ext?: string): number {
+    return ext === undefined ? this.#monitors.size : this.#monitors.count(ext);
   }
 
   /** Calls not yet cleared. */

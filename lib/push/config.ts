@@ -47,7 +47,6 @@
 import { resolve } from "node:path";
 import { APNS_PRODUCTION, APNS_SANDBOX, ApnsSender, ApnsTokenSigner } from "./apns.ts";
 import { FcmSender, LEGACY_FCM_WARNING, LegacyFcmSender, parseServiceAccount } from "./fcm.ts";
-import { readApnsP12 } from "./p12.ts";
 import { DEFAULT_RING_TIMEOUT_MS } from "./rules.ts";
 import { appKey, errorText, type PushKind, type PushSender } from "./types.ts";
 import type { ProviderTokenStore } from "../store/provider_tokens.ts";
@@ -250,6 +249,8 @@ async function addApnsCert(
 ): Promise<void> {
   const opts = typeof value === "string" ? { password: value } : asObject(value);
   if (typeof opts.password !== "string") throw new Error("password must be a string");
+  // node-forge (~10 MB resident) is loaded only when a .p12 certificate is configured.
+  const { readApnsP12 } = await import("./p12.ts");
   const cert = readApnsP12(await Deno.readFile(resolve(baseDir, file)), opts.password);
   // A "VoIP Services" certificate names the .voip topic itself.
   const voip = opts.voip === true || cert.topic.endsWith(".voip");

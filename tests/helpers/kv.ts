@@ -20,3 +20,34 @@ export async function withKv(fn: (kv: Deno.Kv) => Promise<void>): Promise<void> 
     kv.close();
   }
 }
+
+/**
+ * Runs `fn` with the path of a KV file in a fresh temporary directory (for several handles or
+ * processes on one database) and removes the directory afterwards.
+ *
+ * @example
+ * ```ts
+ * await withKvFile(async (path) => { const a = await Deno.openKv(path); a.close(); });
+ * ```
+ */
+export async function withKvFile(fn: (path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(`${dir}/kv.db`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * The `kid` of a JWT's header (which signing key made it).
+ *
+ * @example
+ * ```ts
+ * kidOf(token); // "0f6c…"
+ * ```
+ */
+export function kidOf(token: string): string {
+  const h = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(h + "=".repeat((4 - h.length % 4) % 4))).kid;
+}
