@@ -161,7 +161,7 @@ Deno.test("bundle: web client modules are served as JavaScript, from disk and em
 
 Deno.test("bundle: static/deno.json (the client's type-check config) is neither embedded nor served", async () => {
   assert.ok((await Deno.stat(`${REPO}/static/deno.json`)).isFile, "the file itself stays");
-  assert.equal(embeddedAsset("static/deno.json"), undefined);
+  assert.equal(await embeddedAsset("static/deno.json"), undefined);
   assert.ok(!(await collectAssets(REPO_ROOT)).some((a) => a.path === "static/deno.json"));
   // The real server, with its default directories (html/, then the built-in static/).
   await withHarness(async (h) => {
