@@ -33,6 +33,7 @@ import type { HttpsStatus } from "./lib/listen/https_status.ts";
 import type { Backoff } from "./lib/csta/client.ts";
 import { ServerMetrics } from "./lib/metrics.ts";
 import { buildApp } from "./routes/mod.ts";
+import { isWebClientFile } from "./lib/web_client_files.ts";
 import { hostName } from "./lib/instance.ts";
 
 /** Options for {@link MxFlexServer.create}. */
@@ -247,7 +248,8 @@ export class MxFlexServer {
       trustedProxies: TrustedProxies.parse(config.trustedProxies),
       authCache: new VerifiedCache({ ttlMs: 5 * 60_000 }),
       metricsToken: o.metricsToken ?? (config.metricsToken || undefined),
-      staticDirs: o.staticDirs ?? [config.staticDir, BUILTIN_STATIC],
+      staticDirs: o.staticDirs ??
+        [config.staticDir, { path: BUILTIN_STATIC, serves: isWebClientFile }],
       closing: () => lifecycle.closing,
       voicemailIdleMs: o.voicemailIdleMs,
       https: o.https,

@@ -2087,17 +2087,20 @@ security:
   },
   "static/app.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "05d5fda7cfcd44b23893e9d9",
+    etag: "206b76823e8cddbace353005",
     text: `// @ts-check
 /**
- * MXFlex built-in web client, entry module: login, live calls over Server-Sent Events,
- * contacts with presence, click-to-call and call control. Native ES modules, no build
- * step, no framework:
+ * MXFlex built-in web client, entry module: login, then the Calls, History, Voicemail and
+ * Contacts views kept live by Server-Sent Events (calls, presence, address book), with
+ * click-to-call, call control, the ring of incoming calls and transfer by contact. Native
+ * ES modules, no build step, no framework:
  *
  * - \`lib/\` holds what has no DOM of its own: the API client (\`api.js\`), the event stream
  *   (\`event_stream.js\`), the pure call state machine (\`calls.js\`), contact helpers,
  *   storage, a tiny store, formats and DOM helpers;
- * - \`views/\` holds one module per part of the page (login, session bar, calls, contacts);
+ * - \`views/\` holds one module per part of the page (login, session bar, tabs, calls and
+ *   the transfer dialog, incoming strip, ringer, history, voicemail, contacts, own
+ *   presence);
  * - \`session.js\` runs one signed-in session and mounts the views.
  *
  * This module switches between the login form and a session. When everything has loaded
@@ -2106,8 +2109,9 @@ security:
  * Test hooks (stable): #login-form, #login-error, #login-notice, #contacts,
  * [data-testid=contact-<ext>], #dial-input, #dial-button, [data-testid=call-<callId>] with
  * data-state (originated | delivered | ringing | established | held | remote-held | cleared |
- * failed) and data-history, buttons [data-action=answer|hold|retrieve|transfer|hangup|call],
- * #conn-status with data-state (connecting | live | reconnecting | offline).
+ * failed) and data-history, buttons
+ * [data-action=answer|decline|hold|retrieve|complete|transfer|hangup|call], #conn-status with
+ * data-state (connecting | live | reconnecting | offline); each view's module lists its own.
  *
  * @module
  */
@@ -2170,17 +2174,6 @@ if (!stored.token) {
 document.documentElement.dataset.app = "ready";
 `,
   },
-  "static/deno.json": {
-    type: "application/json; charset=utf-8",
-    etag: "66f1856e73f56515ddff6f8c",
-    text: `{
-  "compilerOptions": {
-    "checkJs": true,
-    "lib": ["dom", "dom.iterable", "dom.asynciterable", "esnext"]
-  }
-}
-`,
-  },
   "static/favicon.svg": {
     type: "image/svg+xml",
     etag: "25a22385686571b6fca0f170",
@@ -2195,7 +2188,7 @@ document.documentElement.dataset.app = "ready";
   },
   "static/index.html": {
     type: "text/html; charset=utf-8",
-    etag: "d31a328206947ca68ea2a89d",
+    etag: "6a3dd108bbb4e99a9717e0a4",
     text: `<!doctype html>
 <html lang="en">
   <head>
@@ -2210,18 +2203,31 @@ document.documentElement.dataset.app = "ready";
     (tests/web_client_test.ts keeps this list equal to static/**/*.js). -->
     <link rel="modulepreload" href="/session.js">
     <link rel="modulepreload" href="/lib/api.js">
+    <link rel="modulepreload" href="/lib/calllog.js">
     <link rel="modulepreload" href="/lib/calls.js">
     <link rel="modulepreload" href="/lib/contacts.js">
     <link rel="modulepreload" href="/lib/dom.js">
     <link rel="modulepreload" href="/lib/event_stream.js">
     <link rel="modulepreload" href="/lib/format.js">
     <link rel="modulepreload" href="/lib/jwt.js">
+    <link rel="modulepreload" href="/lib/live_state.js">
+    <link rel="modulepreload" href="/lib/presence.js">
     <link rel="modulepreload" href="/lib/storage.js">
     <link rel="modulepreload" href="/lib/store.js">
+    <link rel="modulepreload" href="/lib/tabs.js">
+    <link rel="modulepreload" href="/lib/tone.js">
+    <link rel="modulepreload" href="/lib/voicemail.js">
     <link rel="modulepreload" href="/views/calls.js">
+    <link rel="modulepreload" href="/views/contact_picker.js">
     <link rel="modulepreload" href="/views/contacts.js">
+    <link rel="modulepreload" href="/views/history.js">
+    <link rel="modulepreload" href="/views/incoming.js">
     <link rel="modulepreload" href="/views/login.js">
+    <link rel="modulepreload" href="/views/my_presence.js">
+    <link rel="modulepreload" href="/views/ringer.js">
     <link rel="modulepreload" href="/views/session_bar.js">
+    <link rel="modulepreload" href="/views/tabs.js">
+    <link rel="modulepreload" href="/views/voicemail.js">
   </head>
   <body>
     <header class="topbar">
@@ -2233,6 +2239,21 @@ document.documentElement.dataset.app = "ready";
         <span id="conn-status" class="conn" data-state="idle" role="status" aria-live="polite"
         >Offline</span>
         <span id="me" class="me"></span>
+        <button
+          id="notify-button"
+          type="button"
+          class="link notify"
+          aria-label="Enable desktop notifications of incoming calls"
+          hidden
+        >
+          <svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">
+            <path
+              fill="currentColor"
+              d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22zm7-6V11a7 7 0 0 0-5.5-6.84V3.5a1.5 1.5 0 0 0-3 0v.66A7 7 0 0 0 5 11v5l-2 2v1h18v-1z"
+            />
+          </svg>
+          <span class="notify-text">Notifications</span>
+        </button>
         <button id="logout-button" type="button" class="link">Log out</button>
       </div>
     </header>
@@ -2265,7 +2286,49 @@ document.documentElement.dataset.app = "ready";
       </section>
 
       <section id="app-view" class="app" hidden>
-        <section class="card calls-card" aria-labelledby="calls-title">
+        <p id="action-error" class="error app-error" role="alert" hidden></p>
+
+        <section id="incoming" class="incoming" aria-labelledby="incoming-title" hidden>
+          <h2 id="incoming-title" class="sr-only">Incoming calls</h2>
+          <ul id="incoming-list" class="incoming-list"></ul>
+        </section>
+
+        <div id="tabs" class="tabs" role="tablist" aria-label="Views">
+          <button type="button" role="tab" id="tab-calls" data-tab="calls"
+            aria-controls="panel-calls">
+            Calls <span id="calls-badge" class="badge" hidden></span>
+          </button>
+          <button
+            type="button"
+            role="tab"
+            id="tab-history"
+            data-tab="history"
+            aria-controls="panel-history"
+          >
+            History
+          </button>
+          <button
+            type="button"
+            role="tab"
+            id="tab-voicemail"
+            data-tab="voicemail"
+            aria-controls="panel-voicemail"
+          >
+            Voicemail <span id="voicemail-badge" class="badge" hidden></span>
+          </button>
+          <button
+            type="button"
+            role="tab"
+            id="tab-contacts"
+            data-tab="contacts"
+            aria-controls="panel-contacts"
+          >
+            Contacts
+          </button>
+        </div>
+
+        <section id="panel-calls" class="card panel calls-card" role="tabpanel"
+          aria-labelledby="calls-title">
           <div class="card-head">
             <h2 id="calls-title">Calls</h2>
           </div>
@@ -2280,27 +2343,108 @@ document.documentElement.dataset.app = "ready";
             >
             <button id="dial-button" type="submit" class="primary">Call</button>
           </form>
-          <p id="action-error" class="error" role="alert" hidden></p>
           <ul id="calls" class="calls" aria-live="polite"></ul>
           <p id="calls-empty" class="empty">No active calls.</p>
         </section>
 
-        <section class="card contacts-card" aria-labelledby="contacts-title">
+        <section
+          id="panel-history"
+          class="card panel history-card"
+          role="tabpanel"
+          aria-labelledby="history-title"
+          hidden
+        >
+          <div class="card-head">
+            <h2 id="history-title">History</h2>
+            <span class="count">last 30 days</span>
+            <button id="history-refresh" type="button" class="link">Refresh</button>
+          </div>
+          <p id="history-status" class="status" role="status"></p>
+          <ul id="history" class="history"></ul>
+          <p id="history-empty" class="empty" hidden>No calls in the last 30 days.</p>
+        </section>
+
+        <section
+          id="panel-voicemail"
+          class="card panel voicemail-card"
+          role="tabpanel"
+          aria-labelledby="voicemail-title"
+          hidden
+        >
+          <div class="card-head">
+            <h2 id="voicemail-title">Voicemail</h2>
+            <span id="voicemail-count" class="count"></span>
+            <button id="voicemail-refresh" type="button" class="link">Refresh</button>
+          </div>
+          <p id="voicemail-status" class="status" role="status"></p>
+          <ul id="voicemails" class="voicemails"></ul>
+          <p id="voicemail-empty" class="empty" hidden>No voicemail.</p>
+        </section>
+
+        <section
+          id="panel-contacts"
+          class="card panel contacts-card"
+          role="tabpanel"
+          aria-labelledby="contacts-title"
+          hidden
+        >
           <div class="card-head">
             <h2 id="contacts-title">Contacts</h2>
             <span id="contacts-count" class="count"></span>
           </div>
+          <form id="presence-form" class="presence-form" autocomplete="off">
+            <label for="presence-select">My status</label>
+            <select id="presence-select" name="status"></select>
+            <input
+              id="presence-note"
+              name="note"
+              maxlength="200"
+              placeholder="Note (optional)"
+              aria-label="Status note"
+            >
+            <button id="presence-button" type="submit">Set</button>
+            <p id="presence-status" class="status" role="status"></p>
+          </form>
           <input
             id="contact-search"
             type="search"
             placeholder="Search name, extension or number"
             aria-label="Search contacts"
           >
+          <ul id="presence-legend" class="legend" aria-label="Presence colours"></ul>
           <ul id="contacts" class="contacts"></ul>
           <p id="contacts-empty" class="empty" hidden>No contacts match.</p>
         </section>
       </section>
     </main>
+
+    <div id="announcer" class="sr-only" aria-live="assertive" aria-atomic="true"></div>
+
+    <dialog id="transfer-dialog" class="dialog" aria-labelledby="transfer-title">
+      <form id="transfer-form" method="dialog" autocomplete="off">
+        <h2 id="transfer-title">Transfer call</h2>
+        <p id="transfer-subject" class="hint"></p>
+        <label for="transfer-search">Contact or number</label>
+        <input
+          id="transfer-search"
+          type="search"
+          placeholder="Name, extension or number"
+          aria-describedby="transfer-help"
+        >
+        <p id="transfer-help" class="hint small">
+          Enter transfers to the first choice; arrow keys move through the list.
+        </p>
+        <label class="check">
+          <input id="transfer-consult" type="checkbox"> Talk to them first, then complete the
+          transfer
+        </label>
+        <ul id="transfer-results" class="picks" aria-label="Transfer to"></ul>
+        <p id="transfer-empty" class="empty" hidden>No contacts match.</p>
+        <div class="dialog-actions">
+          <button id="transfer-cancel" type="button">Cancel</button>
+        </div>
+      </form>
+    </dialog>
 
     <template id="call-template">
       <li class="call">
@@ -2320,9 +2464,57 @@ document.documentElement.dataset.app = "ready";
       </li>
     </template>
 
+    <template id="history-template">
+      <li class="hist">
+        <span class="hist-dir" aria-hidden="true"></span>
+        <div class="hist-who">
+          <div class="hist-name"></div>
+          <div class="hist-meta"></div>
+        </div>
+        <div class="hist-actions"></div>
+      </li>
+    </template>
+
+    <template id="voicemail-template">
+      <li class="vm">
+        <div class="vm-main">
+          <span class="vm-dot" aria-hidden="true"></span>
+          <div class="vm-who">
+            <div class="vm-name"></div>
+            <div class="vm-meta"></div>
+          </div>
+          <span class="vm-new">New</span>
+        </div>
+        <p class="vm-note"></p>
+        <audio class="vm-audio" controls preload="none" hidden></audio>
+        <form class="vm-note-form" hidden>
+          <label
+            class="vm-note-label">Note <input name="note" class="vm-note-input" maxlength="500"></label>
+          <button type="submit" data-action="note-save">Save note</button>
+          <button type="button" data-action="note-cancel">Cancel</button>
+        </form>
+        <div class="vm-confirm" role="group" hidden>
+          <span>Delete this message?</span>
+          <button type="button" data-action="delete-confirm" class="danger">Delete</button>
+          <button type="button" data-action="delete-cancel">Keep</button>
+        </div>
+        <div class="vm-actions"></div>
+      </li>
+    </template>
+
+    <template id="pick-template">
+      <li class="pick">
+        <button type="button" class="pick-button">
+          <span class="dot" aria-hidden="true"></span>
+          <span class="pick-name"></span>
+          <span class="pick-meta"></span>
+        </button>
+      </li>
+    </template>
+
     <template id="contact-template">
       <li class="contact">
-        <span class="dot" aria-hidden="true"></span>
+        <span class="dot" role="img"></span>
         <div class="contact-who">
           <div class="contact-name"></div>
           <div class="contact-meta"></div>
@@ -2336,7 +2528,7 @@ document.documentElement.dataset.app = "ready";
   },
   "static/lib/api.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "575016dd08e3ab4ce18791bf",
+    etag: "3a19da5bee16d05920dc4630",
     text: `// @ts-check
 /**
  * The Flex API over \`fetch\`: login and logout, and a client bound to one token for the
@@ -2349,6 +2541,8 @@ document.documentElement.dataset.app = "ready";
  * const api = createApi(token, () => console.log("session over"));
  * const { contacts } = await api.contacts();
  * await api.call("3099");
+ * await api.setPresence("Away", "back at 3");
+ * audio.src = api.voicemailUrl("80"); // the token goes in the query: <audio> sends no headers
  * \`\`\`
  *
  * @module
@@ -2454,14 +2648,35 @@ export async function logout(token) {
 }
 
 /**
+ * What \`POST /api/calls/{id}/transfer\` answers: the call at the destination (blind), or
+ * the consultation call and the held one (\`consult\`).
+ * @typedef {{call?: {callId?: number, deviceId?: string, called?: string},
+ *   heldCall?: {callId?: number, deviceId?: string}}} TransferReply
+ */
+
+/**
  * @typedef {object} FlexApi
  * @property {() => Promise<{contacts: Contact[]}>} contacts the address book
+ * @property {() => Promise<{calls?: import("./calls.js").CurrentCall[]}>} currentCalls the
+ *   user's calls now (\`GET /api/calls\`)
+ * @property {(since: number) => Promise<{calllog?: unknown[]}>} callLog call history
+ *   from \`since\` (Unix seconds) on
+ * @property {() => Promise<{voicemails?: unknown[]}>} voicemails
+ * @property {(id: string, change: {read?: boolean, note?: string}) => Promise<void>}
+ *   updateVoicemail sets the read flag and/or the note
+ * @property {(id: string) => Promise<void>} deleteVoicemail
+ * @property {(id: string) => string} voicemailUrl where an \`<audio>\` element plays it
+ * @property {(status: string, note: string) => Promise<void>} setPresence the user's own
+ *   presence (\`PUT /api/presence\`)
  * @property {(to: string) => Promise<{call?: {callId?: number}}>} call places a call from
  *   the user's extension
  * @property {(callId: number) => Promise<void>} answer
  * @property {(callId: number) => Promise<void>} hold
  * @property {(callId: number) => Promise<void>} retrieve
- * @property {(callId: number, to: string) => Promise<void>} transfer
+ * @property {(callId: number, to: string, consult?: boolean) => Promise<TransferReply>}
+ *   transfer blind, or (\`consult\`) holds the call and calls \`to\` first
+ * @property {(callId: number) => Promise<void>} completeTransfer connects held call
+ *   \`callId\` with the consultation call
  * @property {(callId: number) => Promise<void>} hangup
  * @property {() => void} close stops reporting 401s (the session ended)
  */
@@ -2504,13 +2719,24 @@ export function createApi(token, onUnauthorized) {
   };
   /** @param {number} id */
   const callPath = (id) => \`/api/calls/\${encodeURIComponent(id)}\`;
+  /** @param {string} id */
+  const vmPath = (id) => \`/api/voicemail/\${encodeURIComponent(id)}\`;
   return {
     contacts: () => request("GET", "/api/contacts"),
+    currentCalls: () => request("GET", "/api/calls"),
+    callLog: (since) => request("GET", \`/api/calllog?timestamp=\${Math.floor(since)}\`),
+    voicemails: () => request("GET", "/api/voicemail"),
+    updateVoicemail: (id, change) => request("PATCH", vmPath(id), change),
+    deleteVoicemail: (id) => request("DELETE", vmPath(id)),
+    voicemailUrl: (id) => \`\${vmPath(id)}?\${new URLSearchParams({ access_token: token })}\`,
+    setPresence: (status, note) => request("PUT", "/api/presence", { status, note }),
     call: (to) => request("POST", "/api/call", { to }),
     answer: (id) => request("POST", \`\${callPath(id)}/answer\`),
     hold: (id) => request("POST", \`\${callPath(id)}/hold\`),
     retrieve: (id) => request("POST", \`\${callPath(id)}/retrieve\`),
-    transfer: (id, to) => request("POST", \`\${callPath(id)}/transfer\`, { to }),
+    transfer: (id, to, consult = false) =>
+      request("POST", \`\${callPath(id)}/transfer\`, consult ? { to, consult } : { to }),
+    completeTransfer: (id) => request("POST", \`\${callPath(id)}/complete\`),
     hangup: (id) => request("DELETE", callPath(id)),
     close() {
       open = false;
@@ -2519,9 +2745,91 @@ export function createApi(token, onUnauthorized) {
 }
 `,
   },
+  "static/lib/calllog.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "b82d944ea2ac524199fbcfe7",
+    text: `// @ts-check
+/**
+ * The call history (\`GET /api/calllog\`, the MX's call-log records) as list entries: who
+ * the other party was, the number to call back, when, how long, missed or not; newest
+ * first.
+ *
+ * @example
+ * \`\`\`js
+ * const entries = historyEntries(body.calllog);
+ * entries[0].peer; // "3044": the number "Call back" dials
+ * \`\`\`
+ *
+ * @module
+ */
+
+/**
+ * One call-log record as the server sends it (mx-protocol §3.5; optional fields omitted
+ * when empty).
+ * @typedef {{missed?: boolean, direction?: string, recordId?: number, gcid?: string,
+ *   connect?: number, disconnect?: number, callingPartyNo?: string,
+ *   originalCalledPartyNo?: string, firstName?: string, lastName?: string, ext?: string,
+ *   serviceName?: string, serviceExtension?: string}} CallLogRecord
+ */
+
+/**
+ * @typedef {object} HistoryEntry
+ * @property {string} id the record id
+ * @property {"in" | "out"} direction
+ * @property {boolean} missed
+ * @property {string} peer the other party's extension or number: what "Call back" dials
+ * @property {string} name the other party's name as the MX recorded it ("" when none)
+ * @property {string} service the hunt group or other service the call came through
+ * @property {number} at when the call connected, else when it ended (ms; 0 unknown)
+ * @property {number} seconds how long it was connected (0 when never)
+ */
+
+/** @param {unknown} v */
+const text = (v) => (typeof v === "string" ? v : typeof v === "number" ? String(v) : "");
+/** @param {unknown} v */
+const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+
+/**
+ * One record as an entry; records that are not objects are undefined.
+ * @param {unknown} r
+ * @returns {HistoryEntry | undefined}
+ */
+export function historyEntry(r) {
+  if (!r || typeof r !== "object") return undefined;
+  const rec = /** @type {CallLogRecord} */ (r);
+  const incoming = rec.direction === "incoming";
+  const connect = num(rec.connect), disconnect = num(rec.disconnect);
+  return {
+    id: text(rec.recordId) || text(rec.gcid),
+    direction: incoming ? "in" : "out",
+    missed: rec.missed === true,
+    peer: text(rec.ext) || text(incoming ? rec.callingPartyNo : rec.originalCalledPartyNo),
+    name: [text(rec.firstName), text(rec.lastName)].filter(Boolean).join(" "),
+    service: text(rec.serviceName),
+    at: (connect || disconnect) * 1000,
+    seconds: connect && disconnect > connect ? disconnect - connect : 0,
+  };
+}
+
+/**
+ * The records as entries, newest first (by time, then by record id).
+ * @param {readonly unknown[]} records
+ * @returns {HistoryEntry[]}
+ */
+export function historyEntries(records) {
+  /** @type {HistoryEntry[]} */
+  const out = [];
+  for (const r of records) {
+    const e = historyEntry(r);
+    if (e) out.push(e);
+  }
+  return out.sort((a, b) => b.at - a.at || Number(b.id) - Number(a.id));
+}
+`,
+  },
   "static/lib/calls.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "5a809cec40d047bb76a9532b",
+    etag: "ea012722bf691ba80b01de37",
     text: `// @ts-check
 /**
  * The call state machine of the web client: a pure function from the calls seen so far,
@@ -2533,7 +2841,8 @@ export function createApi(token, onUnauthorized) {
  * event that changes nothing returns the very map it was given (so \`next === calls\` means
  * "nothing to render"). Ended calls stay in the map with state \`cleared\` or \`failed\` as
  * tombstones, so a late reply or a replayed event cannot bring them back; the oldest are
- * dropped beyond {@link MAX_ENDED}.
+ * dropped beyond {@link MAX_ENDED}. {@link restoreCalls} takes over the server's list of
+ * current calls (page load, or a gap in the events).
  *
  * @example
  * \`\`\`js
@@ -2821,6 +3130,101 @@ export function addPlacedCall(calls, placed) {
 }
 
 /**
+ * A call the server reports as current (\`GET /api/calls\`, or the \`calls\` of a snapshot).
+ * @typedef {object} CurrentCall
+ * @property {number} callId
+ * @property {string} [deviceId]
+ * @property {"initiated" | "alerting" | "connected" | "held"} state
+ * @property {"incoming" | "outgoing"} direction
+ * @property {string} [peer] the other party's number or extension
+ * @property {string} [peerName]
+ * @property {number} [since] the call's start, Unix seconds
+ */
+
+/**
+ * The client's state for a server state: \`alerting\` rings here when incoming, else the
+ * other side rings; "" for an unknown state.
+ * @param {unknown} state
+ * @param {boolean} incoming
+ * @returns {CallState | ""}
+ */
+function stateOf(state, incoming) {
+  switch (state) {
+    case "initiated":
+      return "originated";
+    case "alerting":
+      return incoming ? "ringing" : "delivered";
+    case "connected":
+      return "established";
+    case "held":
+      return "held";
+    default:
+      return "";
+  }
+}
+
+/**
+ * Takes over the server's list of the user's current calls (after a page load, or a
+ * stream's \`snapshot\` after a gap in the events): each listed call is added or brought to
+ * the listed state, and every call still live here but absent from the list ended while
+ * the events were missed (it is cleared at \`at\`). Entries of another device, without a
+ * numeric \`callId\` or with an unknown state are skipped; ended calls stay ended. A list
+ * that changes nothing returns \`calls\` itself.
+ *
+ * A new call restored as connected or held counts its clock from the call's start
+ * (\`since\`), a known one from \`at\`: when it was answered is not in the list.
+ *
+ * @example
+ * \`\`\`js
+ * calls = restoreCalls(calls, [{ callId: 7, state: "connected", direction: "incoming",
+ *   peer: "3044", since: 1700000000 }], "3095", Date.now());
+ * calls.get(7)?.state; // "established"
+ * \`\`\`
+ * @param {Calls} calls
+ * @param {readonly Readonly<Record<string, unknown>>[]} list {@link CurrentCall}s as the
+ *   server sent them (anything else in them is skipped)
+ * @param {string} me the user's extension
+ * @param {number} at now (ms)
+ * @returns {Calls}
+ */
+export function restoreCalls(calls, list, me, at) {
+  let next = calls;
+  /** @type {Set<number>} */
+  const listed = new Set();
+  for (const cur of list) {
+    const id = Number(cur.callId);
+    const device = str(cur.deviceId);
+    if (!Number.isSafeInteger(id) || (device && me && device !== me)) continue;
+    const incoming = cur.direction === "incoming";
+    const state = stateOf(cur.state, incoming);
+    if (!state) continue;
+    listed.add(id);
+    const old = next.get(id);
+    if (old && isEnded(old)) continue;
+    const since = Number(cur.since) > 0 ? Number(cur.since) * 1000 : at;
+    const c = draft(old, id, since);
+    c.direction = incoming ? "in" : "out";
+    setRemote(c, str(cur.peer), str(cur.peerName));
+    // When it was answered is not in the list: a call seen before was answered while the
+    // events were missed (now is the best guess), a new one counts from its start.
+    if ((state === "established" || state === "held") && !c.connectedAt) {
+      c.connectedAt = old ? at : since;
+    }
+    // Held by the other side is more than the server says; keep it.
+    if (!(state === "held" && c.state === "remote-held")) setState(c, state);
+    const call = /** @type {Call} */ (c);
+    if (!old || !sameCall(old, call)) next = withCall(next, call);
+  }
+  for (const c of next.values()) {
+    if (isEnded(c) || listed.has(c.id)) continue;
+    const d = draft(c, c.id, at);
+    end(d, "cleared", at);
+    next = withCall(next, /** @type {Call} */ (d));
+  }
+  return next;
+}
+
+/**
  * @param {Readonly<Call>} a
  * @param {Readonly<Call>} b
  */
@@ -2852,11 +3256,16 @@ function withCall(calls, c) {
   return next;
 }
 
-/** @typedef {"answer" | "hold" | "retrieve" | "transfer" | "hangup"} CallAction */
+/**
+ * What can be done with a call; \`decline\` is a hang-up of a call ringing here, \`complete\`
+ * connects a held call with the user's other call (a consultation transfer).
+ * @typedef {"answer" | "decline" | "hold" | "retrieve" | "complete" | "transfer" | "hangup"}
+ *   CallAction
+ */
 
 /** @type {Readonly<Record<CallState, readonly CallAction[]>>} */
 const ACTIONS = {
-  ringing: ["answer", "hangup"],
+  ringing: ["answer", "decline"],
   originated: ["hangup"],
   delivered: ["hangup"],
   "remote-held": ["hangup"],
@@ -2866,29 +3275,62 @@ const ACTIONS = {
   failed: [],
 };
 
+/** Button labels of the actions. @type {Readonly<Record<CallAction, string>>} */
+export const CALL_ACTION_LABELS = Object.freeze({
+  answer: "Answer",
+  decline: "Decline",
+  hold: "Hold",
+  retrieve: "Resume",
+  complete: "Complete transfer",
+  transfer: "Transfer",
+  hangup: "Hang up",
+});
+
 /**
- * What the user can do with a call in its state, in button order.
+ * @param {unknown} a
+ * @returns {a is CallAction}
+ */
+export function isCallAction(a) {
+  return typeof a === "string" && Object.hasOwn(CALL_ACTION_LABELS, a);
+}
+
+/**
+ * What the user can do with a call in its state, in button order. A held call can also
+ * be transferred to the user's other live call (\`complete\`), when there is one.
  * @param {Readonly<Call>} c
+ * @param {Calls} [calls] all calls (for \`complete\`)
  * @returns {readonly CallAction[]}
  */
-export function callActions(c) {
+export function callActions(c, calls = NO_CALLS) {
+  if (c.state === "held") {
+    for (const other of calls.values()) {
+      if (other.id !== c.id && !isEnded(other)) return HELD_WITH_OTHER;
+    }
+  }
   return ACTIONS[c.state];
 }
+
+/** @type {readonly CallAction[]} */
+const HELD_WITH_OTHER = ["retrieve", "complete", "transfer", "hangup"];
 `,
   },
   "static/lib/contacts.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "565f2f9ee22f42f6e5aaaf1b",
+    etag: "eb4ee61a88c8b5bf8f76de91",
     text: `// @ts-check
 /**
- * Pure helpers for the address book: display names, presence classes, search and lookup
- * of a number's name.
+ * Pure helpers for the address book: display names, search, lookup of a number's name,
+ * and the changes the event stream reports (\`presence\`, \`contact\`), applied without
+ * mutating anything: a change returns a new array with new objects for the contacts it
+ * touched (the others stay the same objects), and a change that changes nothing returns
+ * the very array it was given.
  *
  * @example
  * \`\`\`js
  * const byExt = indexByExt(contacts);
  * nameOf(byExt, "3099"); // "Maxim Donchenko"
  * contacts.filter((c) => matchesQuery(c, "donch"));
+ * contacts = applyPresence(contacts, { jid: "1", ext: "3099", status: "Away", note: "" });
  * \`\`\`
  *
  * @module
@@ -2902,18 +3344,6 @@ export function callActions(c) {
  */
 export function fullName(c) {
   return [c.firstName, c.lastName].filter(Boolean).join(" ") || c.ext;
-}
-
-/**
- * The dot colour for a presence status: \`on\`, \`off\` or \`busy\`.
- * @param {string | undefined} status
- * @returns {"on" | "off" | "busy"}
- */
-export function presenceClass(status) {
-  const s = (status ?? "").toLowerCase();
-  if (s === "available" || s === "online") return "on";
-  if (!s || s === "loggedout" || s === "offline") return "off";
-  return "busy";
 }
 
 /** @param {string | undefined} s */
@@ -2955,6 +3385,67 @@ export function indexByExt(contacts) {
 export function nameOf(byExt, number) {
   const c = byExt.get(number);
   return c ? fullName(c) : "";
+}
+
+/**
+ * Orders extensions as the server does: numeric ones by value, then the rest as strings.
+ * @param {string} a
+ * @param {string} b
+ */
+export function compareExt(a, b) {
+  const na = /^\\d+$/.test(a), nb = /^\\d+$/.test(b);
+  if (na && nb) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+  if (na !== nb) return na ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * A presence change (\`event: presence\`, or an entry of a snapshot's \`presence\`): the
+ * contact with that \`jid\` (else that \`ext\`) gets the new status and note.
+ * @param {readonly Contact[]} contacts
+ * @param {Readonly<Record<string, unknown>>} p \`{jid, ext, status, note}\`
+ * @returns {readonly Contact[]}
+ */
+export function applyPresence(contacts, p) {
+  const jid = typeof p.jid === "string" ? p.jid : "";
+  const ext = typeof p.ext === "string" ? p.ext : "";
+  if (!jid && !ext) return contacts;
+  let i = jid ? contacts.findIndex((c) => c.jid === jid) : -1;
+  if (i < 0 && ext) i = contacts.findIndex((c) => c.ext === ext);
+  if (i < 0) return contacts;
+  const old = contacts[i];
+  const status = typeof p.status === "string" ? p.status : old.status;
+  const note = typeof p.note === "string" ? p.note : old.note;
+  if (status === old.status && (note ?? "") === (old.note ?? "")) return contacts;
+  /** @type {Contact} */
+  const next = { ...old, status };
+  if (note) next.note = note;
+  else delete next.note;
+  return contacts.with(i, next);
+}
+
+/** @param {unknown} c */
+const isContact = (c) =>
+  !!c && typeof c === "object" && typeof (/** @type {Contact} */ (c).jid) === "string" &&
+  typeof (/** @type {Contact} */ (c).ext) === "string";
+
+/**
+ * An address-book change (\`event: contact\`): \`added\` or \`updated\` puts the contact in its
+ * place by extension (replacing the one with its \`jid\`), \`removed\` takes it out.
+ * Malformed changes change nothing.
+ * @param {readonly Contact[]} contacts
+ * @param {Readonly<Record<string, unknown>>} change \`{action, contact}\`
+ * @returns {readonly Contact[]}
+ */
+export function applyContactChange(contacts, change) {
+  const c = change.contact;
+  if (!isContact(c)) return contacts;
+  const contact = /** @type {Contact} */ (c);
+  const rest = contacts.filter((x) => x.jid !== contact.jid);
+  if (change.action === "removed") return rest.length === contacts.length ? contacts : rest;
+  if (change.action !== "added" && change.action !== "updated") return contacts;
+  const at = rest.findIndex((x) => compareExt(x.ext, contact.ext) > 0);
+  return rest.toSpliced(at < 0 ? rest.length : at, 0, contact);
 }
 `,
   },
@@ -3192,7 +3683,7 @@ export function openEventStream(o) {
   },
   "static/lib/format.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "e936499e4f8ee5e45d25a8ff",
+    etag: "c454df9102b2eb84834e78d6",
     text: `// @ts-check
 /**
  * Text formats shown by the views.
@@ -3201,6 +3692,7 @@ export function openEventStream(o) {
  * \`\`\`js
  * clock(75_000); // "1:15"
  * clock(3_725_000); // "1:02:05"
+ * when(Date.now() - 86_400_000); // "Yesterday 14:31" (in the browser's language)
  * \`\`\`
  *
  * @module
@@ -3217,6 +3709,31 @@ export function clock(ms) {
   const mm = String(m % 60).padStart(h ? 2 : 1, "0");
   const ss = String(s % 60).padStart(2, "0");
   return h ? \`\${h}:\${mm}:\${ss}\` : \`\${mm}:\${ss}\`;
+}
+
+/** @param {Date} a @param {Date} b */
+const sameDay = (a, b) =>
+  a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() &&
+  a.getDate() === b.getDate();
+
+/**
+ * A moment for a list: the time alone today, "Yesterday" and the time, else the date (with
+ * the year when not this year) and the time, in the browser's language and time zone.
+ * @param {number} ms since the epoch
+ * @param {number} [now] ms since the epoch
+ */
+export function when(ms, now = Date.now()) {
+  const d = new Date(ms), n = new Date(now);
+  const time = d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  if (sameDay(d, n)) return time;
+  const yesterday = new Date(n.getFullYear(), n.getMonth(), n.getDate() - 1);
+  if (sameDay(d, yesterday)) return \`Yesterday \${time}\`;
+  const date = d.toLocaleDateString(undefined, {
+    day: "numeric",
+    month: "short",
+    year: d.getFullYear() === n.getFullYear() ? undefined : "numeric",
+  });
+  return \`\${date} \${time}\`;
 }
 `,
   },
@@ -3254,14 +3771,199 @@ export function jwtClaims(token) {
 }
 `,
   },
+  "static/lib/live_state.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "48e8f65d195c7e7a49f97adc",
+    text: `// @ts-check
+/**
+ * The live part of a session's state and how each event of \`/api/events\` changes it: call
+ * events go through the call state machine (\`calls.js\`), \`presence\` and \`contact\` change
+ * the address book (\`contacts.js\`), and a \`snapshot\` (sent after a gap in the events)
+ * replaces the calls and the presence of everyone. Pure, like its parts: an event that
+ * changes nothing returns the very state it was given.
+ *
+ * @example
+ * \`\`\`js
+ * let live = { me: "3095", calls: NO_CALLS, contacts, contactsByExt: indexByExt(contacts) };
+ * live = applyStreamEvent(live, { name: "presence", data: { jid, ext: "3099",
+ *   status: "Away", note: "" }, at: Date.now() });
+ * \`\`\`
+ *
+ * @module
+ */
+import { applyCallEvent, CALL_EVENTS, restoreCalls } from "./calls.js";
+import { applyContactChange, applyPresence, indexByExt } from "./contacts.js";
+
+/** @typedef {import("./api.js").Contact} Contact */
+
+/**
+ * @typedef {object} LiveState
+ * @property {string} me the user's extension
+ * @property {import("./calls.js").Calls} calls
+ * @property {readonly Contact[]} contacts
+ * @property {ReadonlyMap<string, Contact>} contactsByExt
+ */
+
+/** Every event name of the stream the page listens for. */
+export const STREAM_EVENTS = Object.freeze([...CALL_EVENTS, "presence", "contact", "snapshot"]);
+
+/**
+ * \`s\` with a new contact list (and its index); \`s\` itself when the list is the same.
+ * @template {LiveState} S
+ * @param {S} s
+ * @param {readonly Contact[]} contacts
+ * @returns {S}
+ */
+export function withContacts(s, contacts) {
+  return contacts === s.contacts ? s : { ...s, contacts, contactsByExt: indexByExt(contacts) };
+}
+
+/**
+ * \`s\` with new calls; \`s\` itself when they are the same.
+ * @template {LiveState} S
+ * @param {S} s
+ * @param {import("./calls.js").Calls} calls
+ * @returns {S}
+ */
+export function withCalls(s, calls) {
+  return calls === s.calls ? s : { ...s, calls };
+}
+
+/** @param {unknown} v */
+const list = (v) => (Array.isArray(v) ? v : []);
+
+/**
+ * Applies one event of the stream.
+ * @template {LiveState} S
+ * @param {S} s
+ * @param {{name: string, data: Readonly<Record<string, unknown>>, at: number}} event
+ * @returns {S}
+ */
+export function applyStreamEvent(s, event) {
+  const { name, data, at } = event;
+  switch (name) {
+    case "presence":
+      return withContacts(s, applyPresence(s.contacts, data));
+    case "contact":
+      return withContacts(s, applyContactChange(s.contacts, data));
+    case "snapshot": {
+      let contacts = s.contacts;
+      for (const p of list(data.presence)) {
+        if (p && typeof p === "object") contacts = applyPresence(contacts, p);
+      }
+      const calls = restoreCalls(s.calls, list(data.calls), s.me, at);
+      return withCalls(withContacts(s, contacts), calls);
+    }
+    default:
+      return withCalls(s, applyCallEvent(s.calls, event, s.me));
+  }
+}
+`,
+  },
+  "static/lib/presence.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "1c8babf8583e17e2b8db69e0",
+    text: `// @ts-check
+/**
+ * Presence as the page shows it: the statuses a user can choose for themselves
+ * (\`PUT /api/presence\`), the colour class and label of any status the MX reports, and the
+ * legend explaining the colours.
+ *
+ * The MX reports status strings: the four a user chooses, \`OnThePhone\` while on a call,
+ * \`LoggedOut\`, and possibly others; anything not known here is still shown, by its own
+ * text, in the colour of the nearest known group (docs/openapi.yaml, \`PresenceEvent\`).
+ *
+ * @example
+ * \`\`\`js
+ * presenceClass("Available"); // "on"
+ * presenceClass("Away"); // "away"
+ * presenceLabel("DoNotDisturb"); // "Do not disturb"
+ * \`\`\`
+ *
+ * @module
+ */
+
+/** @typedef {"on" | "away" | "busy" | "off"} PresenceClass */
+
+/**
+ * The statuses a user can set, in menu order, with their labels.
+ * @type {readonly {status: string, label: string}[]}
+ */
+export const PRESENCE_CHOICES = Object.freeze([
+  { status: "Available", label: "Available" },
+  { status: "Away", label: "Away" },
+  { status: "Busy", label: "Busy" },
+  { status: "DoNotDisturb", label: "Do not disturb" },
+]);
+
+/**
+ * What the dot colours mean, in legend order.
+ * @type {readonly {cls: PresenceClass, label: string}[]}
+ */
+export const PRESENCE_LEGEND = Object.freeze([
+  { cls: "on", label: "Available" },
+  { cls: "away", label: "Away" },
+  { cls: "busy", label: "Busy, do not disturb" },
+  { cls: "off", label: "Offline" },
+]);
+
+/** @param {string | undefined} status */
+const key = (status) => (status ?? "").toLowerCase().replace(/[^a-z]/g, "");
+
+/** @type {Readonly<Record<string, PresenceClass>>} */
+const CLASSES = {
+  available: "on",
+  online: "on",
+  away: "away",
+  berightback: "away",
+  outtolunch: "away",
+  idle: "away",
+  busy: "busy",
+  onthephone: "busy",
+  inameeting: "busy",
+  donotdisturb: "busy",
+  dnd: "busy",
+  loggedout: "off",
+  offline: "off",
+  unavailable: "off",
+};
+
+/**
+ * The dot colour of a status: \`on\`, \`away\`, \`busy\` or \`off\` (none or logged out); an
+ * unknown status counts as busy (the person is there, but not simply available).
+ * @param {string | undefined} status
+ * @returns {PresenceClass}
+ */
+export function presenceClass(status) {
+  const k = key(status);
+  if (!k) return "off";
+  return CLASSES[k] ?? "busy";
+}
+
+/**
+ * A status as words: the label of a known choice, \`Offline\` for none or logged out, else
+ * the MX's own text with its words apart (\`OnThePhone\` -> \`On the phone\`).
+ * @param {string | undefined} status
+ */
+export function presenceLabel(status) {
+  const k = key(status);
+  const choice = PRESENCE_CHOICES.find((c) => key(c.status) === k);
+  if (choice) return choice.label;
+  if (!k || presenceClass(status) === "off") return "Offline";
+  const words = (status ?? "").trim().replace(/([a-z])([A-Z])/g, "$1 $2")
+    .replace(/([A-Z])([A-Z][a-z])/g, "$1 $2");
+  return words.charAt(0).toUpperCase() + words.slice(1).toLowerCase();
+}
+`,
+  },
   "static/lib/storage.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "534dcd565fc9f5c53d676c72",
+    etag: "345684fae94414085ab83776",
     text: `// @ts-check
 /**
  * What the page keeps in \`sessionStorage\` (per tab, gone when the tab closes): the token,
- * when it expires, and the id of the last event received (for \`Last-Event-ID\` replay
- * after a reload).
+ * when it expires, the id of the last event received (for \`Last-Event-ID\` replay after a
+ * reload), and the view last chosen.
  *
  * @example
  * \`\`\`js
@@ -3275,6 +3977,7 @@ export function jwtClaims(token) {
 const TOKEN_KEY = "mxflex.token";
 const EXPIRES_KEY = "mxflex.expires";
 const LAST_EVENT_KEY = "mxflex.lastEventId";
+const TAB_KEY = "mxflex.tab";
 
 /**
  * The stored token and its expiry (ms since the epoch, 0 when unknown); token "" when none.
@@ -3313,6 +4016,16 @@ export function lastEventId() {
 /** @param {string} id */
 export function saveLastEventId(id) {
   sessionStorage.setItem(LAST_EVENT_KEY, id);
+}
+
+/** The view last chosen ("" when none). */
+export function savedTab() {
+  return sessionStorage.getItem(TAB_KEY) ?? "";
+}
+
+/** @param {string} tab */
+export function saveTab(tab) {
+  sessionStorage.setItem(TAB_KEY, tab);
 }
 `,
   },
@@ -3372,14 +4085,228 @@ export function createStore(initial) {
 }
 `,
   },
+  "static/lib/tabs.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "50678fe1be19a65bf7326a2c",
+    text: `// @ts-check
+/**
+ * The four views of a session and which of them are on screen. On a phone-sized screen
+ * one view is shown at a time, chosen by its tab. On a wide screen the calls view is
+ * always shown (left column) and the tabs choose the view beside it, so the Calls tab is
+ * not offered there.
+ *
+ * @example
+ * \`\`\`js
+ * isShown("calls", { tab: "contacts", wide: true }); // true
+ * tabsOffered(true); // ["history", "voicemail", "contacts"]
+ * nextTab(["calls", "history"], "calls", "ArrowRight"); // "history"
+ * \`\`\`
+ *
+ * @module
+ */
+
+/** @typedef {"calls" | "history" | "voicemail" | "contacts"} Tab */
+
+/** Every tab, in order. @type {readonly Tab[]} */
+export const TABS = Object.freeze(["calls", "history", "voicemail", "contacts"]);
+
+/** Screens at least this wide (CSS px) show the calls view beside the others. */
+export const WIDE_MIN_PX = 900;
+
+/** The tab shown beside the calls on a wide screen when none was chosen. */
+export const WIDE_DEFAULT_TAB = "contacts";
+
+/**
+ * @param {unknown} t
+ * @returns {t is Tab}
+ */
+export function isTab(t) {
+  return typeof t === "string" && TABS.includes(/** @type {Tab} */ (t));
+}
+
+/**
+ * The tabs offered on this screen.
+ * @param {boolean} wide
+ * @returns {readonly Tab[]}
+ */
+export function tabsOffered(wide) {
+  return wide ? TABS.filter((t) => t !== "calls") : TABS;
+}
+
+/**
+ * Whether the panel of \`tab\` is on screen.
+ * @param {Tab} tab
+ * @param {{tab: Tab, wide: boolean}} s the chosen tab and the screen
+ */
+export function isShown(tab, s) {
+  return tab === s.tab || (tab === "calls" && s.wide);
+}
+
+/**
+ * The tab a key moves to (ARIA tabs pattern: arrows wrap, Home and End), or undefined for
+ * other keys.
+ * @param {readonly Tab[]} offered
+ * @param {Tab} current
+ * @param {string} key
+ * @returns {Tab | undefined}
+ */
+export function nextTab(offered, current, key) {
+  const i = Math.max(0, offered.indexOf(current));
+  switch (key) {
+    case "ArrowRight":
+      return offered[(i + 1) % offered.length];
+    case "ArrowLeft":
+      return offered[(i - 1 + offered.length) % offered.length];
+    case "Home":
+      return offered[0];
+    case "End":
+      return offered[offered.length - 1];
+    default:
+      return undefined;
+  }
+}
+`,
+  },
+  "static/lib/tone.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "9edf1eba92f59482c764588d",
+    text: `// @ts-check
+/**
+ * The ring of an incoming call, made with WebAudio (no sound file): two mixed sine tones
+ * (440 and 480 Hz, the North American ring) for {@link RING_SECONDS}, with soft edges.
+ *
+ * @example
+ * \`\`\`js
+ * const audio = new AudioContext();
+ * playRing(audio); // one short ring, now
+ * \`\`\`
+ *
+ * @module
+ */
+
+/** Length of one ring (s). */
+export const RING_SECONDS = 0.8;
+
+/** Loudness of the ring (0..1). */
+const VOLUME = 0.12;
+
+/**
+ * Plays one ring on \`audio\` now.
+ * @param {BaseAudioContext} audio
+ */
+export function playRing(audio) {
+  const t = audio.currentTime;
+  const gain = audio.createGain();
+  gain.gain.setValueAtTime(0, t);
+  gain.gain.linearRampToValueAtTime(VOLUME, t + 0.02);
+  gain.gain.setValueAtTime(VOLUME, t + RING_SECONDS - 0.05);
+  gain.gain.linearRampToValueAtTime(0, t + RING_SECONDS);
+  gain.connect(audio.destination);
+  for (const hz of [440, 480]) {
+    const osc = audio.createOscillator();
+    osc.frequency.value = hz;
+    osc.connect(gain);
+    osc.start(t);
+    osc.stop(t + RING_SECONDS);
+  }
+}
+`,
+  },
+  "static/lib/voicemail.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "926ce3c3eb022b3abec556bd",
+    text: `// @ts-check
+/**
+ * The user's voicemail list (\`GET /api/voicemail\`) and the changes the page makes to it
+ * once the server has accepted them (read flag, note, deletion). Pure: every change
+ * returns a new array, newest message first.
+ *
+ * @example
+ * \`\`\`js
+ * let list = sortVoicemails(body.voicemails);
+ * unreadCount(list); // 2
+ * list = withVoicemailChange(list, "80", { read: true });
+ * list = withoutVoicemail(list, "80");
+ * \`\`\`
+ *
+ * @module
+ */
+
+/**
+ * A voicemail as the server sends it (mx-protocol §6.3; \`read\` and \`note\` are absent when
+ * false or empty).
+ * @typedef {{id: string, from: string, fromName?: string, callerName?: string, to?: string,
+ *   ownerType?: string, received: number, duration?: number, read?: boolean,
+ *   note?: string}} Voicemail
+ */
+
+/** @param {unknown} v */
+const isVoicemail = (v) =>
+  !!v && typeof v === "object" && typeof (/** @type {Voicemail} */ (v).id) === "string";
+
+/**
+ * The well-formed messages of a reply, newest first.
+ * @param {readonly unknown[]} list
+ * @returns {readonly Voicemail[]}
+ */
+export function sortVoicemails(list) {
+  return /** @type {Voicemail[]} */ (list.filter(isVoicemail))
+    .sort((a, b) => (Number(b.received) || 0) - (Number(a.received) || 0));
+}
+
+/**
+ * How many messages are unread.
+ * @param {readonly Voicemail[]} list
+ */
+export function unreadCount(list) {
+  let n = 0;
+  for (const v of list) if (!v.read) n++;
+  return n;
+}
+
+/**
+ * The list with message \`id\` changed (\`read\`, \`note\`); the same list when it is absent.
+ * @param {readonly Voicemail[]} list
+ * @param {string} id
+ * @param {{read?: boolean, note?: string}} change
+ * @returns {readonly Voicemail[]}
+ */
+export function withVoicemailChange(list, id, change) {
+  const i = list.findIndex((v) => v.id === id);
+  if (i < 0) return list;
+  return list.with(i, { ...list[i], ...change });
+}
+
+/**
+ * The list without message \`id\`.
+ * @param {readonly Voicemail[]} list
+ * @param {string} id
+ * @returns {readonly Voicemail[]}
+ */
+export function withoutVoicemail(list, id) {
+  const next = list.filter((v) => v.id !== id);
+  return next.length === list.length ? list : next;
+}
+
+/**
+ * Who left the message: the number to call back and a name ("" when none).
+ * @param {Voicemail} v
+ */
+export function callerOf(v) {
+  return { number: v.from ?? "", name: v.fromName || v.callerName || "" };
+}
+`,
+  },
   "static/session.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "13e30e3f4a6a4193f0f8f094",
+    etag: "531d437ecaa7caac3a9d65e4",
     text: `// @ts-check
 /**
  * One signed-in session: the API client for its token, the state the views show (a
- * {@link Store} of {@link SessionState}), the live event stream feeding the call state
- * machine, the contacts refresh, the expiry timer, and the views.
+ * {@link Store} of {@link SessionState}), the live event stream feeding it (calls,
+ * presence, address-book changes, snapshots after a gap: \`lib/live_state.js\`), the
+ * expiry timer, and the views. On start it reads the contacts and the user's current
+ * calls (so calls survive a reload), then opens the stream; presence is never polled.
  *
  * A view is a module exporting a {@link ViewFactory}: it is given the {@link ViewContext}
  * when the session starts, subscribes to the store, wires its part of index.html, and
@@ -3395,20 +4322,29 @@ export function createStore(initial) {
  * @module
  */
 import { ApiError, createApi, SESSION_EXPIRED } from "./lib/api.js";
-import { addPlacedCall, applyCallEvent, CALL_EVENTS, NO_CALLS } from "./lib/calls.js";
-import { indexByExt } from "./lib/contacts.js";
+import { addPlacedCall, CALL_ACTION_LABELS, NO_CALLS, restoreCalls } from "./lib/calls.js";
 import { byId, hide, showText } from "./lib/dom.js";
 import { openEventStream } from "./lib/event_stream.js";
 import { jwtClaims } from "./lib/jwt.js";
-import { lastEventId, saveLastEventId } from "./lib/storage.js";
+import { applyStreamEvent, STREAM_EVENTS, withCalls, withContacts } from "./lib/live_state.js";
+import { lastEventId, savedTab, saveLastEventId, saveTab } from "./lib/storage.js";
 import { createStore } from "./lib/store.js";
+import { isTab, WIDE_DEFAULT_TAB, WIDE_MIN_PX } from "./lib/tabs.js";
 import { sessionBarView } from "./views/session_bar.js";
+import { tabsView } from "./views/tabs.js";
 import { callsView } from "./views/calls.js";
+import { incomingView } from "./views/incoming.js";
+import { ringerView } from "./views/ringer.js";
+import { historyView } from "./views/history.js";
+import { voicemailView } from "./views/voicemail.js";
 import { contactsView } from "./views/contacts.js";
+import { myPresenceView } from "./views/my_presence.js";
 
 /** @typedef {import("./lib/api.js").Contact} Contact */
 /** @typedef {import("./lib/api.js").FlexApi} FlexApi */
 /** @typedef {import("./lib/calls.js").Calls} Calls */
+/** @typedef {import("./lib/tabs.js").Tab} Tab */
+/** @typedef {import("./lib/voicemail.js").Voicemail} Voicemail */
 /** @typedef {"connecting" | "live" | "reconnecting"} ConnState */
 
 /**
@@ -3419,6 +4355,15 @@ import { contactsView } from "./views/contacts.js";
  * @property {readonly Contact[]} contacts
  * @property {ReadonlyMap<string, Contact>} contactsByExt
  * @property {ConnState} conn
+ * @property {readonly Voicemail[] | undefined} voicemails undefined until first read
+ * @property {Tab} tab the view chosen (\`lib/tabs.js\`)
+ * @property {boolean} wide whether the screen shows the calls beside the chosen view
+ */
+
+/**
+ * What the session does with a call for {@link ViewContext.callAction} (a transfer needs
+ * the picker: the calls view does it).
+ * @typedef {Exclude<import("./lib/calls.js").CallAction, "transfer">} SimpleCallAction
  */
 
 /**
@@ -3427,20 +4372,38 @@ import { contactsView } from "./views/contacts.js";
  * @property {import("./lib/store.js").Store<SessionState>} store
  * @property {FlexApi} api
  * @property {(to: string, name?: string) => Promise<boolean>} placeCall calls \`to\` from
- *   the user's extension; true when the MX took it (errors are shown by the session)
+ *   the user's extension and brings the calls on screen; true when the MX took it
+ *   (errors are shown by the session)
+ * @property {(action: SimpleCallAction, callId: number) => Promise<boolean>} callAction
+ *   answers, declines, holds, resumes or hangs up; true when the server took it (errors
+ *   are shown by the session)
+ * @property {(tab: Tab) => void} showTab brings a view on screen
  * @property {(text: string) => void} showError shows a failed action
  * @property {() => void} clearError
+ * @property {(err: unknown) => string} errorMessage the text of a failure ("" for a 401:
+ *   the session is ending anyway)
  * @property {() => void} logout
  */
 
 /** @typedef {{stop: () => void}} View */
 /** @typedef {(ctx: ViewContext) => View} ViewFactory */
 
-/** The views of a session, mounted in this order. @type {readonly ViewFactory[]} */
-export const VIEWS = [sessionBarView, callsView, contactsView];
-
-/** Contacts are re-read this often (ms) to refresh presence. */
-const CONTACTS_REFRESH_MS = 60_000;
+/**
+ * The views of a session, mounted in this order (the tabs first: they settle which view
+ * is on screen).
+ * @type {readonly ViewFactory[]}
+ */
+export const VIEWS = [
+  sessionBarView,
+  tabsView,
+  callsView,
+  incomingView,
+  ringerView,
+  historyView,
+  voicemailView,
+  contactsView,
+  myPresenceView,
+];
 
 /**
  * @typedef {object} Session
@@ -3467,8 +4430,6 @@ export function startSession(o) {
   let ended = false;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let expiryTimer;
-  /** @type {ReturnType<typeof setInterval> | undefined} */
-  let contactsTimer;
   /** @type {import("./lib/event_stream.js").EventStream | undefined} */
   let stream;
   /** @type {View[]} */
@@ -3476,6 +4437,12 @@ export function startSession(o) {
 
   const api = createApi(token, () => stop(SESSION_EXPIRED));
   const errorLine = byId("action-error");
+  const wide = globalThis.matchMedia(\`(min-width: \${WIDE_MIN_PX}px)\`).matches;
+  const saved = savedTab();
+  /** @type {Tab} */
+  const tab = isTab(saved) && !(wide && saved === "calls")
+    ? saved
+    : (wide ? WIDE_DEFAULT_TAB : "calls");
   /** @type {import("./lib/store.js").Store<SessionState>} */
   const store = createStore({
     me,
@@ -3483,6 +4450,9 @@ export function startSession(o) {
     contacts: /** @type {readonly Contact[]} */ ([]),
     contactsByExt: /** @type {ReadonlyMap<string, Contact>} */ (new Map()),
     conn: /** @type {ConnState} */ ("connecting"),
+    voicemails: /** @type {readonly Voicemail[] | undefined} */ (undefined),
+    tab,
+    wide,
   });
 
   /** @param {string} notice */
@@ -3490,7 +4460,6 @@ export function startSession(o) {
     if (ended) return;
     ended = true;
     clearTimeout(expiryTimer);
-    clearInterval(contactsTimer);
     stream?.close();
     api.close();
     for (const v of views.reverse()) v.stop();
@@ -3503,13 +4472,31 @@ export function startSession(o) {
     const body = await api.contacts();
     if (ended) return;
     const list = Array.isArray(body?.contacts) ? body.contacts : [];
-    store.update((s) => ({ ...s, contacts: list, contactsByExt: indexByExt(list) }));
+    store.update((s) => withContacts(s, list));
+  }
+
+  async function loadCurrentCalls() {
+    const body = await api.currentCalls();
+    if (ended) return;
+    const list = Array.isArray(body?.calls) ? body.calls : [];
+    store.update((s) => withCalls(s, restoreCalls(s.calls, list, s.me, Date.now())));
   }
 
   /** @param {string} text */
   const showError = (text) => showText(errorLine, text);
   /** @param {unknown} err */
-  const message = (err) => (err instanceof Error ? err.message : String(err));
+  const errorMessage = (err) => {
+    if (err instanceof ApiError && err.status === 401) return "";
+    return err instanceof Error ? err.message : String(err);
+  };
+  /**
+   * @param {string} what
+   * @param {unknown} err
+   */
+  const failed = (what, err) => {
+    const text = errorMessage(err);
+    if (!ended && text) showError(\`\${what} failed: \${text}\`);
+  };
 
   /** @type {ViewContext} */
   const ctx = {
@@ -3523,20 +4510,42 @@ export function startSession(o) {
         const res = await api.call(to);
         const callId = Number(res?.call?.callId);
         if (ended) return false;
-        store.update((s) => {
-          const calls = addPlacedCall(s.calls, { callId, to, name, at: Date.now() });
-          return calls === s.calls ? s : { ...s, calls };
-        });
+        store.update((s) =>
+          withCalls(s, addPlacedCall(s.calls, { callId, to, name, at: Date.now() }))
+        );
+        ctx.showTab("calls");
         return true;
       } catch (err) {
-        if (!ended) showError(\`Call failed: \${message(err)}\`);
+        failed("Call", err);
         return false;
       }
+    },
+    async callAction(action, callId) {
+      hide(errorLine);
+      try {
+        if (action === "answer") await api.answer(callId);
+        else if (action === "complete") await api.completeTransfer(callId);
+        else if (action === "hold") await api.hold(callId);
+        else if (action === "retrieve") await api.retrieve(callId);
+        else await api.hangup(callId); // hangup, decline
+        return true;
+      } catch (err) {
+        failed(CALL_ACTION_LABELS[action], err);
+        return false;
+      }
+    },
+    showTab(next) {
+      store.update((s) => {
+        if (s.tab === next || (next === "calls" && s.wide)) return s;
+        saveTab(next);
+        return { ...s, tab: next };
+      });
     },
     showError(text) {
       if (!ended) showError(text);
     },
     clearError: () => hide(errorLine),
+    errorMessage,
     logout: () => stop(""),
   };
 
@@ -3550,31 +4559,31 @@ export function startSession(o) {
   const openStream = () =>
     openEventStream({
       token,
-      events: CALL_EVENTS,
+      events: STREAM_EVENTS,
       onEvent(name, data, at) {
         if (!data || typeof data !== "object") return;
         const event = { name, data: /** @type {Record<string, unknown>} */ (data), at };
-        store.update((s) => {
-          const calls = applyCallEvent(s.calls, event, s.me);
-          return calls === s.calls ? s : { ...s, calls };
-        });
+        store.update((s) => applyStreamEvent(s, event));
       },
       onState: (conn) => store.update((s) => (s.conn === conn ? s : { ...s, conn })),
       // A 401 here ends the session (createApi's callback); other errors change nothing.
+      // Reading the contacts again also catches up with changes a gap may have hidden.
       probe: loadContacts,
       lastEventId,
       saveLastEventId,
     });
 
-  loadContacts()
-    .catch((err) => {
-      if (!ended && !(err instanceof ApiError && err.status === 401)) showError(message(err));
-    })
-    .finally(() => {
-      if (ended) return;
-      stream = openStream();
-      contactsTimer = setInterval(() => loadContacts().catch(() => {}), CONTACTS_REFRESH_MS);
-    });
+  // The current calls first, then the stream: events replayed after the last id seen
+  // apply on top of them (and a snapshot, after a gap, replaces them).
+  Promise.allSettled([loadContacts(), loadCurrentCalls()]).then((results) => {
+    if (ended) return;
+    const [contacts] = results;
+    if (contacts.status === "rejected") {
+      const text = errorMessage(contacts.reason);
+      if (text) showError(text);
+    }
+    stream = openStream();
+  });
 
   return {
     token,
@@ -3589,7 +4598,7 @@ export function startSession(o) {
   },
   "static/style.css": {
     type: "text/css; charset=utf-8",
-    etag: "013801f68d567243537cfed1",
+    etag: "e51280175c7c50788b217dc1",
     text: `:root {
   --bg: #f3f5f8;
   --card: #ffffff;
@@ -3734,6 +4743,12 @@ button.link {
   color: var(--muted);
 }
 
+.notify {
+  display: inline-flex;
+  align-items: center;
+  gap: 0.25rem;
+}
+
 .conn {
   display: inline-flex;
   align-items: center;
@@ -3799,11 +4814,151 @@ main {
   font-size: 0.85rem;
 }
 
+/* The views: one at a time (tabs) on narrow screens; from 900px (WIDE_MIN_PX in
+   lib/tabs.js) the calls on the left, the chosen view on the right. */
 .app {
   display: grid;
-  grid-template-columns: minmax(0, 1fr) minmax(0, 1fr);
-  gap: 1rem;
+  grid-template-columns: minmax(0, 1fr);
   align-items: start;
+}
+
+.app > * {
+  margin-bottom: 0.75rem;
+}
+
+@media (min-width: 900px) {
+  .app {
+    grid-template-columns: minmax(0, 1fr) minmax(0, 1fr);
+    grid-template-areas:
+      "error error"
+      "incoming incoming"
+      "calls tabs"
+      "calls panel";
+    /* The calls span the tabs and the panel; their extra height goes to the panel's row. */
+    grid-template-rows: auto auto auto 1fr;
+    column-gap: 1rem;
+  }
+
+  .app-error {
+    grid-area: error;
+  }
+
+  .incoming {
+    grid-area: incoming;
+  }
+
+  .tabs {
+    grid-area: tabs;
+  }
+
+  .calls-card {
+    grid-area: calls;
+  }
+
+  .panel:not(.calls-card) {
+    grid-area: panel;
+  }
+}
+
+.sr-only {
+  position: absolute;
+  width: 1px;
+  height: 1px;
+  padding: 0;
+  margin: -1px;
+  overflow: hidden;
+  clip: rect(0, 0, 0, 0);
+  white-space: nowrap;
+  border: 0;
+}
+
+/* Tabs */
+
+.tabs {
+  display: flex;
+  gap: 0.25rem;
+  padding: 0.25rem;
+  background: var(--card);
+  border: 1px solid var(--line);
+  border-radius: var(--radius);
+  overflow-x: auto;
+}
+
+.tabs [role="tab"] {
+  flex: 1;
+  border: none;
+  background: none;
+  color: var(--muted);
+  font-weight: 600;
+  padding: 0.5rem 0.6rem;
+  display: inline-flex;
+  align-items: center;
+  justify-content: center;
+  gap: 0.35rem;
+}
+
+.tabs [role="tab"][aria-selected="true"] {
+  background: var(--bg);
+  color: var(--accent);
+  box-shadow: inset 0 -2px 0 var(--accent);
+}
+
+.badge {
+  min-width: 1.3rem;
+  padding: 0 0.35rem;
+  border-radius: 999px;
+  background: var(--accent);
+  color: var(--accent-text);
+  font-size: 0.75rem;
+  line-height: 1.3rem;
+  text-align: center;
+}
+
+.badge[data-ringing="true"] {
+  background: var(--warn);
+  animation: pulse 0.8s ease-in-out infinite alternate;
+}
+
+/* Incoming-call strip (narrow screens, calls off screen) */
+
+.incoming-list {
+  list-style: none;
+  margin: 0;
+  padding: 0;
+  display: grid;
+  gap: 0.4rem;
+}
+
+.incoming-call {
+  display: flex;
+  flex-wrap: wrap;
+  align-items: center;
+  justify-content: space-between;
+  gap: 0.5rem;
+  padding: 0.6rem 0.7rem;
+  border-radius: var(--radius);
+  border: 1px solid var(--warn);
+  background: var(--ring);
+  animation: ring 1.2s ease-in-out infinite;
+}
+
+.incoming-text {
+  font-weight: 600;
+}
+
+.incoming-actions {
+  display: flex;
+  gap: 0.4rem;
+}
+
+.status {
+  color: var(--muted);
+  font-size: 0.85rem;
+  margin: 0.3rem 0 0;
+}
+
+.status:empty {
+  display: none;
 }
 
 .login {
@@ -4018,8 +5173,289 @@ main {
   background: var(--ok);
 }
 
-.dot.busy {
+.dot.away {
   background: var(--warn);
+}
+
+.dot.busy {
+  background: var(--bad);
+}
+
+/* Presence: own status form and legend */
+
+.presence-form {
+  display: flex;
+  flex-wrap: wrap;
+  align-items: center;
+  gap: 0.4rem;
+  margin-bottom: 0.6rem;
+}
+
+.presence-form label {
+  font-size: 0.85rem;
+  color: var(--muted);
+}
+
+.presence-form input {
+  flex: 1;
+  min-width: 8rem;
+  width: auto;
+}
+
+.presence-form .status {
+  flex-basis: 100%;
+  margin: 0;
+}
+
+select {
+  font: inherit;
+  color: inherit;
+  padding: 0.5rem 0.5rem;
+  border: 1px solid var(--line);
+  border-radius: 8px;
+  background: var(--bg);
+}
+
+select:focus-visible {
+  outline: 2px solid var(--accent);
+  outline-offset: 1px;
+}
+
+.legend {
+  list-style: none;
+  display: flex;
+  flex-wrap: wrap;
+  gap: 0.3rem 0.9rem;
+  margin: 0 0 0.4rem;
+  padding: 0;
+  color: var(--muted);
+  font-size: 0.8rem;
+}
+
+.legend li {
+  display: inline-flex;
+  align-items: center;
+  gap: 0.3rem;
+}
+
+/* History and voicemail */
+
+.card-head .link {
+  margin-left: auto;
+}
+
+.card-head .count {
+  margin-left: 0.5rem;
+}
+
+.history,
+.voicemails,
+.picks {
+  list-style: none;
+  margin: 0;
+  padding: 0;
+}
+
+.hist,
+.vm {
+  padding: 0.55rem 0.2rem;
+  border-bottom: 1px solid var(--line);
+}
+
+.hist:last-child,
+.vm:last-child {
+  border-bottom: none;
+}
+
+.hist {
+  display: flex;
+  align-items: center;
+  gap: 0.6rem;
+}
+
+.hist-dir {
+  width: 1.2rem;
+  text-align: center;
+  color: var(--muted);
+}
+
+.hist[data-missed="true"] .hist-dir,
+.hist[data-missed="true"] .hist-name {
+  color: var(--bad);
+}
+
+.hist-who,
+.vm-who {
+  flex: 1;
+  min-width: 0;
+}
+
+.hist-name,
+.vm-name {
+  font-weight: 500;
+  overflow: hidden;
+  text-overflow: ellipsis;
+  white-space: nowrap;
+}
+
+.hist-meta,
+.vm-meta {
+  color: var(--muted);
+  font-size: 0.82rem;
+}
+
+.vm-main {
+  display: flex;
+  align-items: center;
+  gap: 0.6rem;
+}
+
+.vm-dot {
+  flex: none;
+  width: 0.55rem;
+  height: 0.55rem;
+  border-radius: 50%;
+}
+
+.vm[data-read="false"] .vm-dot {
+  background: var(--accent);
+}
+
+.vm[data-read="false"] .vm-name {
+  font-weight: 700;
+}
+
+.vm-new {
+  font-size: 0.75rem;
+  font-weight: 600;
+  color: var(--accent);
+}
+
+.vm-note {
+  margin: 0.3rem 0 0 1.15rem;
+  font-size: 0.88rem;
+  font-style: italic;
+}
+
+.vm-note:empty {
+  display: none;
+}
+
+.vm-audio {
+  display: block;
+  width: 100%;
+  margin-top: 0.5rem;
+}
+
+.vm-note-form,
+.vm-confirm,
+.vm-actions {
+  display: flex;
+  flex-wrap: wrap;
+  align-items: center;
+  gap: 0.4rem;
+  margin-top: 0.5rem;
+}
+
+.vm-note-label {
+  display: flex;
+  align-items: center;
+  gap: 0.4rem;
+  flex: 1;
+  min-width: 12rem;
+  font-size: 0.85rem;
+  color: var(--muted);
+}
+
+.vm-note-label input {
+  flex: 1;
+}
+
+button.danger {
+  background: var(--bad);
+  border-color: var(--bad);
+  color: #fff;
+}
+
+/* Transfer dialog */
+
+.dialog {
+  width: min(28rem, calc(100vw - 1.5rem));
+  max-height: calc(100vh - 2rem);
+  padding: 1rem;
+  border: 1px solid var(--line);
+  border-radius: var(--radius);
+  background: var(--card);
+  color: var(--text);
+}
+
+.dialog::backdrop {
+  background: rgba(16, 24, 40, 0.45);
+}
+
+.dialog form {
+  display: grid;
+  gap: 0.45rem;
+}
+
+.dialog label {
+  font-size: 0.85rem;
+  color: var(--muted);
+}
+
+.small {
+  font-size: 0.8rem;
+}
+
+.dialog label.check {
+  display: flex;
+  align-items: center;
+  gap: 0.45rem;
+  color: var(--text);
+}
+
+.check input {
+  width: auto;
+}
+
+.picks {
+  max-height: 45vh;
+  overflow-y: auto;
+}
+
+.pick-button {
+  display: flex;
+  align-items: center;
+  gap: 0.6rem;
+  width: 100%;
+  text-align: left;
+  border: none;
+  border-bottom: 1px solid var(--line);
+  border-radius: 0;
+  padding: 0.55rem 0.3rem;
+  background: none;
+}
+
+.pick-button:hover,
+.pick-button:focus-visible {
+  background: var(--bg);
+}
+
+.pick-name {
+  font-weight: 500;
+}
+
+.pick-meta {
+  margin-left: auto;
+  color: var(--muted);
+  font-size: 0.8rem;
+  overflow: hidden;
+  text-overflow: ellipsis;
+}
+
+.dialog-actions {
+  display: flex;
+  justify-content: flex-end;
 }
 
 .contact-who {
@@ -4074,15 +5510,10 @@ main {
   }
 }
 
-/* Phone-sized screens: one column, calls first, larger touch targets. */
+/* Phone-sized screens: one view at a time, larger touch targets. */
 @media (max-width: 720px) {
   main {
     padding: 0.6rem;
-  }
-
-  .app {
-    grid-template-columns: minmax(0, 1fr);
-    gap: 0.6rem;
   }
 
   .card {
@@ -4097,8 +5528,24 @@ main {
     gap: 0.4rem;
   }
 
-  .me {
+  .me,
+  .notify-text {
     display: none;
+  }
+
+  .tabs {
+    gap: 0.1rem;
+  }
+
+  .tabs [role="tab"] {
+    padding: 0.45rem 0.2rem;
+    font-size: 0.88rem;
+    gap: 0.2rem;
+  }
+
+  .badge {
+    min-width: 1.15rem;
+    padding: 0 0.25rem;
   }
 
   .contacts {
@@ -4117,29 +5564,45 @@ main {
     margin-top: 4vh;
   }
 }
+
+.act-decline {
+  color: var(--bad);
+  border-color: var(--bad);
+  font-weight: 600;
+}
 `,
   },
   "static/views/calls.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "100741a2ae1e1788698f83b0",
+    etag: "9edc711252717bfa99b6a551",
     text: `// @ts-check
 /**
  * The calls card: the dial box and the list of the user's calls with their state, the
- * other party, a running clock and the buttons of {@link callActions}. Ended calls stay
- * for {@link CLEARED_LINGER_MS}, fading, then leave the list (the state machine keeps
- * them as tombstones).
+ * other party, a running clock and the buttons of {@link callActions} (a ringing call:
+ * Answer and Decline). Transfer opens the contact picker (\`contact_picker.js\`): blind, or
+ * after talking to the new party first (the call is held and a consultation call placed;
+ * "Complete transfer" on the held call connects the two). Ended
+ * calls stay for {@link CLEARED_LINGER_MS}, fading, then leave the list (the state machine
+ * keeps them as tombstones).
  *
  * Test hooks: \`#dial-input\`, \`#dial-button\`, \`[data-testid=call-<callId>]\` with
  * \`data-state\`, \`data-history\`, \`data-direction\`, \`data-remote\`, \`data-call-id\`, and
- * buttons \`[data-action=answer|hold|retrieve|transfer|hangup]\`.
+ * buttons \`[data-action=answer|decline|hold|retrieve|complete|transfer|hangup]\`.
  *
  * @module
  */
-import { ApiError } from "../lib/api.js";
-import { callActions, isEnded } from "../lib/calls.js";
+import {
+  addPlacedCall,
+  CALL_ACTION_LABELS,
+  callActions,
+  isCallAction,
+  isEnded,
+} from "../lib/calls.js";
+import { withCalls } from "../lib/live_state.js";
 import { nameOf } from "../lib/contacts.js";
 import { actionButton, byId, cloneTemplate, part, setText } from "../lib/dom.js";
 import { clock } from "../lib/format.js";
+import { contactPicker } from "./contact_picker.js";
 
 /** @typedef {import("../lib/calls.js").Call} Call */
 /** @typedef {import("../lib/calls.js").CallAction} CallAction */
@@ -4160,18 +5623,6 @@ const STATE_LABELS = {
   failed: "Call failed",
 };
 
-/** @type {Record<CallAction, string>} */
-const ACTION_LABELS = {
-  answer: "Answer",
-  hold: "Hold",
-  retrieve: "Resume",
-  transfer: "Transfer",
-  hangup: "Hang up",
-};
-
-/** @param {string} a */
-const isAction = (a) => Object.hasOwn(ACTION_LABELS, a);
-
 /**
  * @typedef {object} Shown a call in the list
  * @property {Readonly<Call>} call as last rendered
@@ -4188,6 +5639,7 @@ export function callsView(ctx) {
   const dialInput = byId("dial-input", HTMLInputElement);
   const dialButton = byId("dial-button", HTMLButtonElement);
   const wiring = new AbortController();
+  const picker = contactPicker(ctx);
   /** @type {Map<number, Shown>} */
   const shown = new Map();
 
@@ -4236,14 +5688,20 @@ export function callsView(ctx) {
     setText(el, ".call-note", call.note);
     updateClock(item);
 
-    const want = callActions(call);
+    const want = callActions(call, s.calls);
     const who = name || call.remote;
     const actionsKey = \`\${want.join(",")} \${who}\`;
     if (item.actionsKey !== actionsKey) {
       item.actionsKey = actionsKey;
-      part(el, ".call-actions").replaceChildren(
-        ...want.map((a) => actionButton(a, ACTION_LABELS[a], \`\${ACTION_LABELS[a]} call \${who}\`)),
+      const box = part(el, ".call-actions");
+      const hadFocus = box.contains(document.activeElement);
+      box.replaceChildren(
+        ...want.map((a) =>
+          actionButton(a, CALL_ACTION_LABELS[a], \`\${CALL_ACTION_LABELS[a]} call \${who}\`)
+        ),
       );
+      // Keyboard users keep their place: the call's next button, else the dial box.
+      if (hadFocus) (box.querySelector("button") ?? dialInput).focus();
     }
     if (isEnded(call) && item.removeTimer === undefined) {
       el.classList.add("ending");
@@ -4264,23 +5722,31 @@ export function callsView(ctx) {
   };
 
   /**
-   * @param {CallAction} action
+   * Picks whom to transfer call \`id\` to, then transfers it.
    * @param {number} id
+   * @returns {Promise<boolean>}
    */
-  const act = (action, id) => {
-    switch (action) {
-      case "answer":
-        return ctx.api.answer(id);
-      case "hold":
-        return ctx.api.hold(id);
-      case "retrieve":
-        return ctx.api.retrieve(id);
-      case "hangup":
-        return ctx.api.hangup(id);
-      case "transfer": {
-        const to = globalThis.prompt("Transfer the call to which number?", "")?.trim();
-        return to ? ctx.api.transfer(id, to) : undefined;
+  const transfer = async (id) => {
+    const s = ctx.store.get();
+    const call = s.calls.get(id);
+    const who = call ? nameOf(s.contactsByExt, call.remote) || call.remoteName || call.remote : "";
+    const choice = await picker.pick(who ? \`Transfer the call with \${who} to:\` : "Transfer to:");
+    if (!choice) return false;
+    ctx.clearError();
+    try {
+      const res = await ctx.api.transfer(id, choice.to, choice.consult);
+      const callId = Number(res?.call?.callId);
+      if (choice.consult) {
+        // The consultation call shows at once; "Complete transfer" appears on the held one.
+        ctx.store.update((s) =>
+          withCalls(s, addPlacedCall(s.calls, { ...choice, callId, at: Date.now() }))
+        );
       }
+      return true;
+    } catch (err) {
+      const text = ctx.errorMessage(err);
+      if (text) ctx.showError(\`Transfer to \${choice.name} failed: \${text}\`);
+      return false;
     }
   };
 
@@ -4288,17 +5754,17 @@ export function callsView(ctx) {
     const b = e.target instanceof Element ? e.target.closest("button[data-action]") : null;
     const li = b?.closest("li[data-call-id]");
     if (!(b instanceof HTMLButtonElement) || !(li instanceof HTMLElement)) return;
-    const action = b.dataset.action ?? "";
-    if (!isAction(action)) return;
-    const name = ACTION_LABELS[/** @type {CallAction} */ (action)];
-    ctx.clearError();
+    const action = b.dataset.action;
+    if (!isCallAction(action)) return;
+    const id = Number(li.dataset.callId);
+    // The picker gives the focus back to this button: it stays enabled meanwhile.
+    if (action === "transfer") {
+      await transfer(id);
+      return;
+    }
     b.disabled = true;
     try {
-      await act(/** @type {CallAction} */ (action), Number(li.dataset.callId));
-    } catch (err) {
-      if (!(err instanceof ApiError && err.status === 401)) {
-        ctx.showError(\`\${name} failed: \${err instanceof Error ? err.message : err}\`);
-      }
+      await ctx.callAction(action, id);
     } finally {
       b.disabled = false;
     }
@@ -4316,7 +5782,8 @@ export function callsView(ctx) {
 
   const unsubscribe = ctx.store.subscribe((s, before) => {
     const names = s.contactsByExt !== before.contactsByExt;
-    if (s.calls !== before.calls || names) render(s, names);
+    // Every call when the calls change: a held call's buttons depend on the others.
+    if (s.calls !== before.calls || names) render(s, true);
   });
   const clockTimer = setInterval(() => {
     for (const item of shown.values()) updateClock(item);
@@ -4327,6 +5794,7 @@ export function callsView(ctx) {
     stop() {
       unsubscribe();
       wiring.abort();
+      picker.stop();
       clearInterval(clockTimer);
       for (const item of shown.values()) clearTimeout(item.removeTimer);
       shown.clear();
@@ -4338,21 +5806,215 @@ export function callsView(ctx) {
 }
 `,
   },
-  "static/views/contacts.js": {
+  "static/views/contact_picker.js": {
     type: "text/javascript; charset=utf-8",
-    etag: "e9cabbfd4cdc4afcd9d97964",
+    etag: "d65c53cbb552f29596ddd812",
     text: `// @ts-check
 /**
- * The contacts card: the address book with presence, a search box, and click-to-call
- * buttons (extension, and mobile when the contact has one).
+ * The "transfer to" dialog: a modal \`<dialog>\` with a search field over the contacts
+ * (with their presence) and, when the text is a number, that number as the first choice,
+ * and a "talk to them first" box (consultation transfer).
+ * Enter takes the first choice, the arrow keys move through the list, Escape or Cancel
+ * closes it; the focus goes to the search field on opening and back where it was on
+ * closing.
  *
- * Test hooks: \`#contacts\`, \`[data-testid=contact-<ext>]\` with \`data-presence\`, buttons
- * \`[data-action=call|call-cell]\`.
+ * Test hooks: \`#transfer-dialog\`, \`#transfer-search\`, \`#transfer-results\` buttons with
+ * \`data-to\`, \`#transfer-consult\`, \`#transfer-cancel\`.
+ *
+ * @example
+ * \`\`\`js
+ * const picker = contactPicker(ctx);
+ * const choice = await picker.pick("Transfer Peter Hyde (3044)");
+ * if (choice) await ctx.api.transfer(callId, choice.to);
+ * \`\`\`
  *
  * @module
  */
-import { fullName, matchesQuery, presenceClass } from "../lib/contacts.js";
+import { fullName, matchesQuery } from "../lib/contacts.js";
+import { byId, cloneTemplate, part, setText } from "../lib/dom.js";
+import { presenceClass, presenceLabel } from "../lib/presence.js";
+
+/**
+ * The choice: whom to transfer to, and whether to talk to them first.
+ * @typedef {{to: string, name: string, consult: boolean}} Pick
+ */
+
+/** @typedef {{to: string, name: string, meta: string, presence: string | undefined}} Choice */
+
+/** At most this many contacts are listed (the search narrows them). */
+const MAX_CHOICES = 50;
+
+/** Text that is a phone number or extension: digits with the usual punctuation. */
+const NUMBER = /^\\+?[\\d*#][\\d\\s().*#-]*$/;
+
+/**
+ * @param {import("../session.js").ViewContext} ctx
+ * @returns {{pick: (subject: string) => Promise<Pick | undefined>, stop: () => void}}
+ */
+export function contactPicker(ctx) {
+  const dialog = byId("transfer-dialog", HTMLDialogElement);
+  const search = byId("transfer-search", HTMLInputElement);
+  const results = byId("transfer-results");
+  const empty = byId("transfer-empty");
+  const subject = byId("transfer-subject");
+  const cancel = byId("transfer-cancel", HTMLButtonElement);
+  const consult = byId("transfer-consult", HTMLInputElement);
+  const wiring = new AbortController();
+  const signal = wiring.signal;
+  /** @type {((p: Pick | undefined) => void) | undefined} */
+  let resolve;
+  /** @type {Pick | undefined} */
+  let chosen;
+  /** @type {Element | null} */
+  let opener = null;
+  /** @type {WeakMap<Element, {to: string, name: string}>} */
+  const pickOf = new WeakMap();
+
+  /** @returns {Choice[]} */
+  const choices = () => {
+    const { contacts, me } = ctx.store.get();
+    const q = search.value.trim();
+    /** @type {Choice[]} */
+    const out = [];
+    if (NUMBER.test(q)) {
+      const to = q.replace(/[\\s().-]/g, "");
+      if (!contacts.some((c) => c.ext === to)) {
+        out.push({ to, name: to, meta: "Number", presence: undefined });
+      }
+    }
+    for (const c of contacts) {
+      if (out.length >= MAX_CHOICES) break;
+      if (c.ext === me || !matchesQuery(c, q)) continue;
+      const meta = [\`Ext \${c.ext}\`, presenceLabel(c.status)];
+      if (c.note) meta.push(c.note);
+      out.push({ to: c.ext, name: fullName(c), meta: meta.join(" · "), presence: c.status });
+    }
+    return out;
+  };
+
+  const render = () => {
+    const list = choices();
+    results.replaceChildren(...list.map((ch) => {
+      const li = cloneTemplate("pick-template");
+      const b = part(li, "button");
+      b.dataset.to = ch.to;
+      pickOf.set(b, { to: ch.to, name: ch.name });
+      const dot = part(li, ".dot");
+      if (ch.presence === undefined) dot.hidden = true;
+      else dot.classList.add(presenceClass(ch.presence));
+      setText(li, ".pick-name", ch.name);
+      setText(li, ".pick-meta", ch.meta);
+      b.setAttribute("aria-label", \`Transfer to \${ch.name}, \${ch.meta}\`);
+      return li;
+    }));
+    empty.hidden = list.length > 0;
+  };
+
+  const buttons =
+    () => /** @type {HTMLButtonElement[]} */ ([...results.querySelectorAll("button")]);
+
+  /**
+   * Ends the current opening: the promise of {@link pick} gets the choice, the list is
+   * emptied and the focus goes back. Runs once per opening, whichever comes first: a
+   * choice, Cancel, or the dialog's own closing (Escape).
+   */
+  const settle = () => {
+    const r = resolve;
+    if (!r) return;
+    resolve = undefined;
+    results.replaceChildren();
+    if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
+    opener = null;
+    r(chosen);
+  };
+
+  /** @param {{to: string, name: string} | undefined} p */
+  const finish = (p) => {
+    chosen = p && { ...p, consult: consult.checked };
+    if (dialog.open) dialog.close();
+    settle();
+  };
+
+  search.addEventListener("input", render, { signal });
+  search.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      const first = buttons()[0];
+      if (first) finish(pickOf.get(first));
+    } else if (e.key === "ArrowDown") {
+      e.preventDefault();
+      buttons()[0]?.focus();
+    }
+  }, { signal });
+  results.addEventListener("keydown", (e) => {
+    if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+    const all = buttons();
+    const i = all.indexOf(/** @type {HTMLButtonElement} */ (document.activeElement));
+    if (i < 0) return;
+    e.preventDefault();
+    if (e.key === "ArrowDown") all[Math.min(i + 1, all.length - 1)].focus();
+    else if (i === 0) search.focus();
+    else all[i - 1].focus();
+  }, { signal });
+  results.addEventListener("click", (e) => {
+    const b = e.target instanceof Element ? e.target.closest("button") : null;
+    if (b) finish(pickOf.get(b));
+  }, { signal });
+  cancel.addEventListener("click", () => finish(undefined), { signal });
+  // Escape closes a modal dialog by itself ("cancel", then "close"). The "close" event is
+  // queued: when it arrives the dialog may be open again for a new choice, not its business.
+  dialog.addEventListener("close", () => {
+    if (!dialog.open) settle();
+  }, { signal });
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (dialog.open && s.contacts !== before.contacts) render();
+  });
+
+  return {
+    pick(text) {
+      if (dialog.open) return Promise.resolve(undefined);
+      // Closed, but its "close" event not delivered yet: that opening ends now.
+      settle();
+      opener = document.activeElement;
+      chosen = undefined;
+      subject.textContent = text;
+      search.value = "";
+      consult.checked = false;
+      render();
+      dialog.showModal();
+      search.focus();
+      return new Promise((r) => (resolve = r));
+    },
+    stop() {
+      unsubscribe();
+      wiring.abort();
+      chosen = undefined;
+      if (dialog.open) dialog.close();
+      settle();
+    },
+  };
+}
+`,
+  },
+  "static/views/contacts.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "f0472b45c8a72e2ef513fd5e",
+    text: `// @ts-check
+/**
+ * The Contacts view: the address book with presence kept live by the event stream (no
+ * polling), a legend of the presence colours, a search box, and click-to-call buttons
+ * (extension, and mobile when the contact has one). Items are keyed by JID and rebuilt
+ * only when their contact changed, so a presence change touches one row.
+ *
+ * Test hooks: \`#contacts\`, \`[data-testid=contact-<ext>]\` with \`data-presence\`, buttons
+ * \`[data-action=call|call-cell]\`, \`#presence-legend\`.
+ *
+ * @module
+ */
+import { fullName, matchesQuery } from "../lib/contacts.js";
 import { actionButton, byId, cloneTemplate, part, setText } from "../lib/dom.js";
+import { PRESENCE_LEGEND, presenceClass, presenceLabel } from "../lib/presence.js";
 
 /** @typedef {import("../lib/api.js").Contact} Contact */
 
@@ -4362,15 +6024,60 @@ export function contactsView(ctx) {
   const empty = byId("contacts-empty");
   const count = byId("contacts-count");
   const search = byId("contact-search", HTMLInputElement);
+  const legend = byId("presence-legend");
   const wiring = new AbortController();
   /** The contact each list item shows. @type {WeakMap<Element, Contact>} */
   const contactOf = new WeakMap();
+  /** Items by JID, for reuse while their contact is unchanged. @type {Map<string, HTMLElement>} */
+  const items = new Map();
+
+  legend.replaceChildren(...PRESENCE_LEGEND.map(({ cls, label }) => {
+    const li = document.createElement("li");
+    const dot = document.createElement("span");
+    dot.className = \`dot \${cls}\`;
+    dot.setAttribute("aria-hidden", "true");
+    li.append(dot, label);
+    return li;
+  }));
 
   const render = () => {
     const { contacts, me } = ctx.store.get();
     const q = search.value.trim();
     const shown = q ? contacts.filter((c) => matchesQuery(c, q)) : contacts;
-    list.replaceChildren(...shown.map((c) => item(c, c.ext === me)));
+    /** @type {HTMLElement[]} */
+    const els = [];
+    /** @type {Set<string>} */
+    const seen = new Set();
+    for (const c of shown) {
+      let li = items.get(c.jid);
+      if (!li || contactOf.get(li) !== c) {
+        li = item(c, c.ext === me);
+        items.set(c.jid, li);
+      }
+      seen.add(c.jid);
+      els.push(li);
+    }
+    for (const jid of items.keys()) if (!seen.has(jid)) items.delete(jid);
+    const focused = document.activeElement;
+    const current = list.children;
+    if (
+      current.length === els.length && els.every((el, i) => current[i] === el || !el.isConnected)
+    ) {
+      // Same rows in the same order: swap only the changed ones (one per presence change).
+      els.forEach((el, i) => {
+        if (current[i] !== el) current[i].replaceWith(el);
+      });
+    } else {
+      list.replaceChildren(...els);
+    }
+    // A keyboard user on a row that was rebuilt stays on the same button of its new row.
+    if (focused instanceof HTMLElement && !focused.isConnected) {
+      const row = focused.closest("li");
+      const jid = row ? contactOf.get(row)?.jid : undefined;
+      const again = jid ? items.get(jid) : undefined;
+      const b = again?.querySelector(\`[data-action="\${focused.dataset.action}"]\`);
+      if (b instanceof HTMLElement) b.focus();
+    }
     empty.hidden = shown.length > 0 || contacts.length === 0;
     count.textContent = q ? \`\${shown.length} / \${contacts.length}\` : \`\${contacts.length}\`;
   };
@@ -4385,15 +6092,17 @@ export function contactsView(ctx) {
     li.dataset.ext = c.ext;
     li.dataset.presence = c.status ?? "";
     contactOf.set(li, c);
+    const status = presenceLabel(c.status);
     const dot = part(li, ".dot");
     dot.classList.add(presenceClass(c.status));
-    dot.title = c.status ?? "Unknown";
+    dot.title = status;
+    dot.setAttribute("aria-label", status);
     const name = fullName(c);
     setText(li, ".contact-name", name + (self ? " (you)" : ""));
     const meta = [\`Ext \${c.ext}\`];
     if (c.cellPhone) meta.push(c.cellPhone);
+    if (presenceClass(c.status) !== "off") meta.push(status);
     if (c.note) meta.push(c.note);
-    else if (c.status && presenceClass(c.status) !== "off") meta.push(c.status);
     setText(li, ".contact-meta", meta.join(" · "));
     if (!self) {
       const actions = part(li, ".contact-actions");
@@ -4429,8 +6138,295 @@ export function contactsView(ctx) {
       wiring.abort();
       search.value = "";
       list.replaceChildren();
+      items.clear();
+      legend.replaceChildren();
       count.textContent = "";
       empty.hidden = true;
+    },
+  };
+}
+`,
+  },
+  "static/views/history.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "7da8abbb628a481951aab869",
+    text: `// @ts-check
+/**
+ * The History view: the user's calls of the last {@link HISTORY_DAYS} days from the MX's
+ * call log (\`GET /api/calllog\`), newest first, each with its direction, a missed mark, when
+ * and how long, and a "Call back" button. Read when the view first comes on screen, again
+ * when it comes back after a call of the user ended, and on "Refresh"; never polled.
+ *
+ * Test hooks: \`#history\`, \`[data-testid=history-<recordId>]\` with \`data-direction\`,
+ * \`data-missed\`, \`data-peer\`, buttons \`[data-action=callback]\`, \`#history-refresh\`,
+ * \`#history-status\`.
+ *
+ * @module
+ */
+import { historyEntries } from "../lib/calllog.js";
+import { isEnded } from "../lib/calls.js";
+import { nameOf } from "../lib/contacts.js";
+import { actionButton, byId, cloneTemplate, part, setText } from "../lib/dom.js";
+import { clock, when } from "../lib/format.js";
+import { isShown } from "../lib/tabs.js";
+
+/** @typedef {import("../lib/calllog.js").HistoryEntry} HistoryEntry */
+/** @typedef {import("../session.js").SessionState} SessionState */
+
+/** How far back the view reads the call log (days). */
+export const HISTORY_DAYS = 30;
+
+/** @type {import("../session.js").ViewFactory} */
+export function historyView(ctx) {
+  const list = byId("history");
+  const empty = byId("history-empty");
+  const status = byId("history-status");
+  const refresh = byId("history-refresh", HTMLButtonElement);
+  const wiring = new AbortController();
+  /** @type {HistoryEntry[] | undefined} */
+  let entries;
+  /** A call ended since the last read: read again when next on screen. */
+  let stale = true;
+  let loading = false;
+  let stopped = false;
+  /** @type {WeakMap<Element, HistoryEntry>} */
+  const entryOf = new WeakMap();
+
+  const load = async () => {
+    if (loading) return;
+    loading = true;
+    stale = false;
+    refresh.disabled = true;
+    status.textContent = entries ? "" : "Loading…";
+    try {
+      const since = Date.now() / 1000 - HISTORY_DAYS * 86_400;
+      const body = await ctx.api.callLog(since);
+      if (stopped) return;
+      entries = historyEntries(Array.isArray(body?.calllog) ? body.calllog : []);
+      status.textContent = "";
+      render();
+    } catch (err) {
+      if (stopped) return;
+      stale = true;
+      const text = ctx.errorMessage(err);
+      status.textContent = text ? \`Could not read the history: \${text}\` : "";
+    } finally {
+      loading = false;
+      refresh.disabled = false;
+    }
+  };
+
+  /** The address-book names the entries show, to skip re-rendering when none changed. */
+  let namesKey = "";
+  /** @param {ReadonlyMap<string, import("../lib/api.js").Contact>} byExt */
+  const names = (byExt) =>
+    (entries ?? []).map((e) => (e.name ? "" : nameOf(byExt, e.peer))).join("\\n");
+
+  const render = () => {
+    if (!entries) return;
+    const { contactsByExt } = ctx.store.get();
+    const now = Date.now();
+    namesKey = names(contactsByExt);
+    list.replaceChildren(...entries.map((e) => item(e, contactsByExt, now)));
+    empty.hidden = entries.length > 0;
+  };
+
+  /**
+   * @param {HistoryEntry} e
+   * @param {ReadonlyMap<string, import("../lib/api.js").Contact>} byExt
+   * @param {number} now
+   */
+  const item = (e, byExt, now) => {
+    const li = cloneTemplate("history-template");
+    li.dataset.testid = \`history-\${e.id}\`;
+    li.dataset.direction = e.direction;
+    li.dataset.missed = String(e.missed);
+    li.dataset.peer = e.peer;
+    entryOf.set(li, e);
+    const name = e.name || nameOf(byExt, e.peer);
+    const who = name || e.peer || "Unknown";
+    const kind = e.missed ? "Missed" : e.direction === "in" ? "Incoming" : "Outgoing";
+    part(li, ".hist-dir").textContent = e.missed ? "✕" : e.direction === "in" ? "↙" : "↗";
+    setText(li, ".hist-name", who);
+    const meta = [kind];
+    if (name && e.peer) meta.push(e.peer);
+    if (e.at) meta.push(when(e.at, now));
+    if (e.seconds) meta.push(clock(e.seconds * 1000));
+    if (e.service) meta.push(e.service);
+    setText(li, ".hist-meta", meta.join(" · "));
+    if (e.peer && e.peer !== ctx.store.get().me) {
+      part(li, ".hist-actions").append(
+        actionButton("callback", "Call back", \`Call back \${who}\${name ? \` (\${e.peer})\` : ""}\`),
+      );
+    }
+    return li;
+  };
+
+  list.addEventListener("click", async (ev) => {
+    const b = ev.target instanceof Element ? ev.target.closest("button[data-action]") : null;
+    const e = b && entryOf.get(b.closest("li") ?? b);
+    if (!(b instanceof HTMLButtonElement) || !e || b.dataset.action !== "callback") return;
+    b.disabled = true;
+    try {
+      await ctx.placeCall(e.peer, e.name || undefined);
+    } finally {
+      b.disabled = false;
+    }
+  }, { signal: wiring.signal });
+  refresh.addEventListener("click", load, { signal: wiring.signal });
+
+  /**
+   * Whether a call ended between \`before\` and \`s\`.
+   * @param {SessionState} s
+   * @param {SessionState} before
+   */
+  const callEnded = (s, before) => {
+    for (const c of s.calls.values()) {
+      if (isEnded(c) && !isEnded(before.calls.get(c.id) ?? c)) return true;
+    }
+    return false;
+  };
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (s.calls !== before.calls && !stale && callEnded(s, before)) stale = true;
+    const shown = isShown("history", s);
+    if (shown && stale && (!isShown("history", before) || s.calls !== before.calls)) load();
+    // Presence changes replace the index often; the list only cares about names.
+    else if (shown && s.contactsByExt !== before.contactsByExt) {
+      if (names(s.contactsByExt) !== namesKey) render();
+    }
+  });
+  if (isShown("history", ctx.store.get())) load();
+
+  return {
+    stop() {
+      stopped = true;
+      unsubscribe();
+      wiring.abort();
+      list.replaceChildren();
+      empty.hidden = true;
+      status.textContent = "";
+    },
+  };
+}
+`,
+  },
+  "static/views/incoming.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "ba15fac269cd122a5ccec142",
+    text: `// @ts-check
+/**
+ * The incoming-call strip above the tabs: while the calls view is off screen (a phone
+ * showing another tab), each call ringing here is shown with Answer, Decline and a link to
+ * the calls view, so it can be taken from any view. On a wide screen, or on the Calls tab,
+ * the calls list itself shows the ringing call and the strip stays hidden.
+ *
+ * Test hooks: \`#incoming\`, \`[data-testid=incoming-<callId>]\`, buttons
+ * \`[data-action=answer|decline|show]\`.
+ *
+ * @module
+ */
+import { CALL_ACTION_LABELS } from "../lib/calls.js";
+import { nameOf } from "../lib/contacts.js";
+import { actionButton, byId, setText } from "../lib/dom.js";
+import { isShown } from "../lib/tabs.js";
+
+/** @typedef {import("../session.js").SessionState} SessionState */
+
+/** @type {import("../session.js").ViewFactory} */
+export function incomingView(ctx) {
+  const strip = byId("incoming");
+  const list = byId("incoming-list");
+  const wiring = new AbortController();
+  /** Items by call id, with the text they were built for. @type {Map<number, HTMLElement>} */
+  const items = new Map();
+
+  /** @param {SessionState} s */
+  const render = (s) => {
+    const ringing = [...s.calls.values()].filter((c) => c.state === "ringing");
+    const show = ringing.length > 0 && !isShown("calls", s);
+    const keep = new Set(ringing.map((c) => c.id));
+    for (const [id, el] of items) {
+      if (keep.has(id) && show) continue;
+      // A keyboard user whose call stopped ringing lands on the tab they were on.
+      if (el.contains(document.activeElement)) byId(\`tab-\${s.tab}\`).focus();
+      el.remove();
+      items.delete(id);
+    }
+    if (!show) {
+      strip.hidden = true;
+      return;
+    }
+    for (const c of ringing) {
+      const name = nameOf(s.contactsByExt, c.remote) || c.remoteName;
+      const who = name || c.remote || "Unknown caller";
+      let el = items.get(c.id);
+      if (!el) {
+        el = document.createElement("li");
+        el.className = "incoming-call";
+        el.dataset.testid = \`incoming-\${c.id}\`;
+        el.dataset.callId = String(c.id);
+        const text = document.createElement("span");
+        text.className = "incoming-text";
+        const actions = document.createElement("span");
+        actions.className = "incoming-actions";
+        el.append(text, actions);
+        list.append(el);
+        items.set(c.id, el);
+      }
+      if (el.dataset.who !== who) {
+        el.dataset.who = who;
+        setText(el, ".incoming-text", \`Incoming call from \${who}\${name ? \` (\${c.remote})\` : ""}\`);
+        const actions = /** @type {HTMLElement} */ (el.querySelector(".incoming-actions"));
+        actions.replaceChildren(
+          actionButton("answer", CALL_ACTION_LABELS.answer, \`Answer call \${who}\`),
+          actionButton("decline", CALL_ACTION_LABELS.decline, \`Decline call \${who}\`),
+          actionButton("show", "Calls", "Show the calls"),
+        );
+      }
+    }
+    strip.hidden = false;
+  };
+
+  list.addEventListener("click", async (e) => {
+    const b = e.target instanceof Element ? e.target.closest("button[data-action]") : null;
+    const li = b?.closest("li[data-call-id]");
+    if (!(b instanceof HTMLButtonElement) || !(li instanceof HTMLElement)) return;
+    const action = b.dataset.action;
+    if (action === "show") {
+      ctx.showTab("calls");
+      return;
+    }
+    if (action !== "answer" && action !== "decline") return;
+    b.disabled = true;
+    try {
+      // Answering brings the call on screen, with its Hold and Transfer buttons.
+      const id = Number(li.dataset.callId);
+      if (await ctx.callAction(action, id) && action === "answer") {
+        ctx.showTab("calls");
+        const next = document.querySelector(\`#calls [data-call-id="\${id}"] button\`);
+        if (next instanceof HTMLElement) next.focus();
+      }
+    } finally {
+      b.disabled = false;
+    }
+  }, { signal: wiring.signal });
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (
+      s.calls !== before.calls || s.tab !== before.tab || s.wide !== before.wide ||
+      s.contactsByExt !== before.contactsByExt
+    ) render(s);
+  });
+  render(ctx.store.get());
+
+  return {
+    stop() {
+      unsubscribe();
+      wiring.abort();
+      list.replaceChildren();
+      items.clear();
+      strip.hidden = true;
     },
   };
 }
@@ -4514,6 +6510,294 @@ export function loginView(o) {
 }
 `,
   },
+  "static/views/my_presence.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "b0dc846f4890caa1638e33cb",
+    text: `// @ts-check
+/**
+ * The user's own presence (in the Contacts view): a status menu, a note and "Set"
+ * (\`PUT /api/presence\`). The form shows the presence the stream last reported for the
+ * user's own contact, until the user starts changing it; once set, the server's \`presence\`
+ * event updates the contacts like anyone else's change.
+ *
+ * Test hooks: \`#presence-form\`, \`#presence-select\`, \`#presence-note\`, \`#presence-button\`,
+ * \`#presence-status\`.
+ *
+ * @module
+ */
+import { byId } from "../lib/dom.js";
+import { PRESENCE_CHOICES, presenceLabel } from "../lib/presence.js";
+
+/** @typedef {import("../session.js").SessionState} SessionState */
+
+/** @type {import("../session.js").ViewFactory} */
+export function myPresenceView(ctx) {
+  const form = byId("presence-form", HTMLFormElement);
+  const select = byId("presence-select", HTMLSelectElement);
+  const note = byId("presence-note", HTMLInputElement);
+  const button = byId("presence-button", HTMLButtonElement);
+  const status = byId("presence-status");
+  const wiring = new AbortController();
+  /** The user changed the form and has not set it yet. */
+  let editing = false;
+
+  /** @param {string} value @param {string} label */
+  const option = (value, label) => {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = label;
+    return o;
+  };
+
+  /** @param {SessionState} s */
+  const mine = (s) => s.contactsByExt.get(s.me);
+
+  /** @param {SessionState} s */
+  const render = (s) => {
+    if (editing) return;
+    const me = mine(s);
+    const current = me?.status ?? "";
+    const options = PRESENCE_CHOICES.map((c) => option(c.status, c.label));
+    if (!PRESENCE_CHOICES.some((c) => c.status === current)) {
+      // A status the menu does not offer (e.g. logged out): shown, not offered.
+      const o = option(current, presenceLabel(current));
+      o.disabled = true;
+      options.unshift(o);
+    }
+    select.replaceChildren(...options);
+    select.value = current;
+    note.value = me?.note ?? "";
+  };
+
+  const edited = () => {
+    editing = true;
+    status.textContent = "";
+  };
+  select.addEventListener("change", edited, { signal: wiring.signal });
+  note.addEventListener("input", edited, { signal: wiring.signal });
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const value = select.value;
+    if (!PRESENCE_CHOICES.some((c) => c.status === value)) {
+      status.textContent = "Choose a status.";
+      return;
+    }
+    button.disabled = true;
+    status.textContent = "Setting…";
+    try {
+      await ctx.api.setPresence(value, note.value.trim());
+      // The form already shows the new status; the stream's presence event follows.
+      editing = false;
+      status.textContent = \`Status set: \${presenceLabel(value)}.\`;
+    } catch (err) {
+      const text = ctx.errorMessage(err);
+      status.textContent = text ? \`Could not set the status: \${text}\` : "";
+    } finally {
+      button.disabled = false;
+    }
+  }, { signal: wiring.signal });
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (mine(s) !== mine(before)) render(s);
+  });
+  render(ctx.store.get());
+
+  return {
+    stop() {
+      unsubscribe();
+      wiring.abort();
+      editing = false;
+      select.replaceChildren();
+      note.value = "";
+      status.textContent = "";
+    },
+  };
+}
+`,
+  },
+  "static/views/ringer.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "cc3334742dcc9438fe355ad0",
+    text: `// @ts-check
+/**
+ * How an incoming call gets attention while it rings here: a short WebAudio ring every
+ * {@link RING_EVERY_MS} (\`lib/tone.js\`), the tab title flashing the caller, a desktop
+ * notification when the user allowed them, and a screen-reader announcement (an
+ * \`aria-live="assertive"\` region). All of it stops when no call rings any more.
+ *
+ * Browsers allow sound only after a user gesture and ask for notification permission only
+ * from one: the audio is unlocked on the first click or key press of the session (signing
+ * in is one), and the "Enable notifications" button in the top bar asks for the permission
+ * (it is shown while the browser has not been asked yet). After a page reload without a
+ * gesture a ringing call flashes and notifies but may stay silent.
+ *
+ * Test hooks: \`#announcer\`, \`#notify-button\`, \`document.title\`.
+ *
+ * @module
+ */
+import { nameOf } from "../lib/contacts.js";
+import { byId } from "../lib/dom.js";
+import { playRing } from "../lib/tone.js";
+
+/** @typedef {import("../session.js").SessionState} SessionState */
+
+/** A ring starts this often while a call rings (ms). */
+export const RING_EVERY_MS = 3000;
+
+/** The title changes this often while a call rings (ms). */
+export const TITLE_FLASH_MS = 1000;
+
+/** Whether this browser has desktop notifications at all. */
+const canNotify = () => typeof Notification === "function";
+
+/** @type {import("../session.js").ViewFactory} */
+export function ringerView(ctx) {
+  const announcer = byId("announcer");
+  const notifyButton = byId("notify-button", HTMLButtonElement);
+  const baseTitle = document.title;
+  const wiring = new AbortController();
+  const signal = wiring.signal;
+  /** @type {AudioContext | undefined} */
+  let audio;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let ringTimer;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  let flashTimer;
+  let flashOn = false;
+  let flashText = "";
+  /** Calls ringing now, with their notification when one was shown. */
+  /** @type {Map<number, Notification | undefined>} */
+  const ringing = new Map();
+
+  /** The audio context, created (or resumed) on demand; undefined without WebAudio. */
+  const audioContext = () => {
+    try {
+      audio ??= new AudioContext();
+    } catch {
+      return undefined;
+    }
+    if (audio.state === "suspended") audio.resume().catch(() => {});
+    return audio;
+  };
+  const unlockAudio = () => void audioContext();
+  document.addEventListener("pointerdown", unlockAudio, { signal, once: true });
+  document.addEventListener("keydown", unlockAudio, { signal, once: true });
+
+  const ring = () => {
+    const a = audioContext();
+    if (a) playRing(a);
+  };
+
+  const flash = () => {
+    flashOn = !flashOn;
+    document.title = flashOn ? flashText : baseTitle;
+  };
+
+  const showNotifyButton = () => {
+    notifyButton.hidden = !canNotify() || Notification.permission !== "default";
+  };
+
+  /**
+   * @param {number} id
+   * @param {string} who
+   * @returns {Notification | undefined}
+   */
+  const notify = (id, who) => {
+    if (!canNotify() || Notification.permission !== "granted") return undefined;
+    try {
+      const n = new Notification("Incoming call", {
+        body: who,
+        tag: \`mxflex-call-\${id}\`,
+        icon: "/favicon.svg",
+        requireInteraction: true,
+      });
+      n.onclick = () => {
+        globalThis.focus();
+        ctx.showTab("calls");
+        n.close();
+      };
+      return n;
+    } catch {
+      // Some browsers (Android) allow notifications from service workers only.
+      return undefined;
+    }
+  };
+
+  /** @param {SessionState} s */
+  const render = (s) => {
+    /** @type {string[]} */
+    const callers = [];
+    const now = new Set();
+    for (const c of s.calls.values()) {
+      if (c.state !== "ringing") continue;
+      now.add(c.id);
+      const name = nameOf(s.contactsByExt, c.remote) || c.remoteName;
+      const who = name ? \`\${name} (\${c.remote})\` : c.remote || "Unknown caller";
+      callers.push(who);
+      if (!ringing.has(c.id)) {
+        ringing.set(c.id, notify(c.id, who));
+        announcer.textContent = \`Incoming call from \${who}\`;
+      }
+    }
+    for (const [id, n] of ringing) {
+      if (now.has(id)) continue;
+      n?.close();
+      ringing.delete(id);
+    }
+    if (ringing.size === 0) {
+      silence();
+      return;
+    }
+    flashText = \`☎ \${callers.join(", ")} calling\`;
+    if (ringTimer === undefined) {
+      ring();
+      ringTimer = setInterval(ring, RING_EVERY_MS);
+    }
+    if (flashTimer === undefined) {
+      flashOn = false;
+      flash();
+      flashTimer = setInterval(flash, TITLE_FLASH_MS);
+    }
+  };
+
+  const silence = () => {
+    clearInterval(ringTimer);
+    clearInterval(flashTimer);
+    ringTimer = flashTimer = undefined;
+    document.title = baseTitle;
+  };
+
+  notifyButton.addEventListener("click", async () => {
+    if (!canNotify()) return;
+    try {
+      await Notification.requestPermission();
+    } finally {
+      showNotifyButton();
+    }
+  }, { signal });
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (s.calls !== before.calls || s.contactsByExt !== before.contactsByExt) render(s);
+  });
+  showNotifyButton();
+  render(ctx.store.get());
+
+  return {
+    stop() {
+      unsubscribe();
+      wiring.abort();
+      silence();
+      for (const n of ringing.values()) n?.close();
+      ringing.clear();
+      announcer.textContent = "";
+      notifyButton.hidden = true;
+      audio?.close().catch(() => {});
+    },
+  };
+}
+`,
+  },
   "static/views/session_bar.js": {
     type: "text/javascript; charset=utf-8",
     etag: "8ce0a0d82513a1e79205756e",
@@ -4568,6 +6852,511 @@ export function sessionBarView(ctx) {
       setConn("offline");
       me.textContent = "";
       bar.hidden = true;
+    },
+  };
+}
+`,
+  },
+  "static/views/tabs.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "a31effe1771710c39c4b5f04",
+    text: `// @ts-check
+/**
+ * The tab bar (ARIA tabs: \`role=tablist\`, one \`role=tab\` per view, arrow keys, Home and
+ * End move between them, the chosen tab alone in the Tab order) and which panels are on
+ * screen (\`lib/tabs.js\`): one at a time on a phone, the calls always beside the chosen one
+ * on a wide screen. Badges: the number of live calls (marked while one rings) and of unread
+ * voicemails.
+ *
+ * Test hooks: \`[role=tab][data-tab=calls|history|voicemail|contacts]\` with
+ * \`aria-selected\`, panels \`#panel-<tab>\`, \`#calls-badge\`, \`#voicemail-badge\` (with
+ * \`data-ringing\` on the calls badge).
+ *
+ * @module
+ */
+import { isEnded } from "../lib/calls.js";
+import { byId } from "../lib/dom.js";
+import {
+  isShown,
+  isTab,
+  nextTab,
+  tabsOffered,
+  WIDE_DEFAULT_TAB,
+  WIDE_MIN_PX,
+} from "../lib/tabs.js";
+import { unreadCount } from "../lib/voicemail.js";
+
+/** @typedef {import("../session.js").SessionState} SessionState */
+/** @typedef {import("../lib/tabs.js").Tab} Tab */
+
+/**
+ * Sets a badge: hidden at 0, else the count, read out as "<n> <label>" (the tab's name
+ * becomes e.g. "Voicemail 2 unread").
+ * @param {HTMLElement} badge
+ * @param {number} n
+ * @param {string} label e.g. "unread"
+ */
+function setBadge(badge, n, label) {
+  badge.hidden = n === 0;
+  const key = \`\${n} \${label}\`;
+  if (badge.dataset.key === key) return;
+  badge.dataset.key = key;
+  const shown = document.createElement("span");
+  shown.ariaHidden = "true";
+  shown.textContent = String(n);
+  const spoken = document.createElement("span");
+  spoken.className = "sr-only";
+  spoken.textContent = key;
+  badge.replaceChildren(shown, spoken);
+}
+
+/** @type {import("../session.js").ViewFactory} */
+export function tabsView(ctx) {
+  const bar = byId("tabs");
+  const tabs = /** @type {HTMLButtonElement[]} */ ([...bar.querySelectorAll("[role=tab]")]);
+  const callsBadge = byId("calls-badge");
+  const voicemailBadge = byId("voicemail-badge");
+  const wideQuery = globalThis.matchMedia(\`(min-width: \${WIDE_MIN_PX}px)\`);
+  const wiring = new AbortController();
+
+  /** @param {HTMLElement} tab */
+  const panelOf = (tab) => byId(tab.getAttribute("aria-controls") ?? "");
+
+  /** @param {SessionState} s */
+  const render = (s) => {
+    const focused = document.activeElement;
+    for (const t of tabs) {
+      const name = /** @type {Tab} */ (t.dataset.tab);
+      const selected = name === s.tab;
+      t.hidden = !tabsOffered(s.wide).includes(name);
+      t.setAttribute("aria-selected", String(selected));
+      t.tabIndex = selected ? 0 : -1;
+      panelOf(t).hidden = !isShown(name, s);
+    }
+    bar.dataset.wide = String(s.wide);
+    // A keyboard user whose view was switched away (e.g. by placing a call from the
+    // contacts on a phone) lands on the tab now chosen, not on the page.
+    if (focused instanceof HTMLElement && focused !== document.body && !focused.checkVisibility()) {
+      tabs.find((t) => t.dataset.tab === s.tab)?.focus();
+    }
+  };
+
+  /** @param {SessionState} s */
+  const renderBadges = (s) => {
+    let live = 0, ringing = false;
+    for (const c of s.calls.values()) {
+      if (isEnded(c)) continue;
+      live++;
+      if (c.state === "ringing") ringing = true;
+    }
+    setBadge(callsBadge, live, live === 1 ? "call" : "calls");
+    callsBadge.dataset.ringing = String(ringing);
+    setBadge(voicemailBadge, s.voicemails ? unreadCount(s.voicemails) : 0, "unread");
+  };
+
+  bar.addEventListener("click", (e) => {
+    const t = e.target instanceof Element ? e.target.closest("[role=tab]") : null;
+    const name = t instanceof HTMLElement ? t.dataset.tab : undefined;
+    if (isTab(name)) ctx.showTab(name);
+  }, { signal: wiring.signal });
+
+  bar.addEventListener("keydown", (e) => {
+    const s = ctx.store.get();
+    const next = nextTab(tabsOffered(s.wide), s.tab, e.key);
+    if (!next) return;
+    e.preventDefault();
+    ctx.showTab(next);
+    tabs.find((t) => t.dataset.tab === next)?.focus();
+  }, { signal: wiring.signal });
+
+  wideQuery.addEventListener("change", () => {
+    ctx.store.update((s) => {
+      const wide = wideQuery.matches;
+      if (s.wide === wide) return s;
+      return { ...s, wide, tab: wide && s.tab === "calls" ? WIDE_DEFAULT_TAB : s.tab };
+    });
+  }, { signal: wiring.signal });
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (s.tab !== before.tab || s.wide !== before.wide) render(s);
+    if (s.calls !== before.calls || s.voicemails !== before.voicemails) renderBadges(s);
+  });
+  render(ctx.store.get());
+  renderBadges(ctx.store.get());
+
+  return {
+    stop() {
+      unsubscribe();
+      wiring.abort();
+      setBadge(callsBadge, 0, "calls");
+      setBadge(voicemailBadge, 0, "unread");
+    },
+  };
+}
+`,
+  },
+  "static/views/voicemail.js": {
+    type: "text/javascript; charset=utf-8",
+    etag: "1d2757acd6e4f6ef7a8b5991",
+    text: `// @ts-check
+/**
+ * The Voicemail view: the user's messages (\`GET /api/voicemail\`), newest first, unread
+ * ones marked. Each plays in the page (an \`<audio>\` element streaming
+ * \`/api/voicemail/{id}?access_token=…\`; playing marks it read), can be marked read or
+ * unread, annotated, deleted (after a confirmation in place) and called back. The list is
+ * read when the session starts (for the unread badge), each time the view comes on screen,
+ * and on "Refresh"; items are updated in place, so a message keeps playing while others
+ * change.
+ *
+ * Test hooks: \`#voicemails\`, \`[data-testid=vm-<id>]\` with \`data-read\`, \`.vm-audio\`, buttons
+ * \`[data-action=play|read|unread|note|callback|delete|delete-confirm|delete-cancel|
+ * note-save|note-cancel]\`, \`#voicemail-status\`, \`#voicemail-refresh\`.
+ *
+ * @module
+ */
+import { nameOf } from "../lib/contacts.js";
+import { actionButton, byId, cloneTemplate, part, setText } from "../lib/dom.js";
+import { clock, when } from "../lib/format.js";
+import { isShown } from "../lib/tabs.js";
+import {
+  callerOf,
+  sortVoicemails,
+  unreadCount,
+  withoutVoicemail,
+  withVoicemailChange,
+} from "../lib/voicemail.js";
+
+/** @typedef {import("../lib/voicemail.js").Voicemail} Voicemail */
+/** @typedef {import("../session.js").SessionState} SessionState */
+
+/**
+ * @typedef {object} Item a message in the list
+ * @property {HTMLElement} el
+ * @property {Voicemail} vm as last rendered
+ * @property {string} who
+ * @property {HTMLAudioElement} audio
+ */
+
+/** @type {import("../session.js").ViewFactory} */
+export function voicemailView(ctx) {
+  const list = byId("voicemails");
+  const empty = byId("voicemail-empty");
+  const count = byId("voicemail-count");
+  const status = byId("voicemail-status");
+  const refresh = byId("voicemail-refresh", HTMLButtonElement);
+  const heading = byId("voicemail-title");
+  const wiring = new AbortController();
+  const signal = wiring.signal;
+  /** @type {Map<string, Item>} */
+  const items = new Map();
+  let loading = false;
+  let stopped = false;
+
+  /** @param {(list: readonly Voicemail[]) => readonly Voicemail[]} change */
+  const updateList = (change) =>
+    ctx.store.update((s) => {
+      if (!s.voicemails) return s;
+      const voicemails = change(s.voicemails);
+      return voicemails === s.voicemails ? s : { ...s, voicemails };
+    });
+
+  /** @param {string} text */
+  const say = (text) => {
+    status.textContent = text;
+  };
+
+  /**
+   * @param {string} what
+   * @param {unknown} err
+   */
+  const failed = (what, err) => {
+    const text = ctx.errorMessage(err);
+    if (text && !stopped) say(\`\${what} failed: \${text}\`);
+  };
+
+  const load = async () => {
+    if (loading) return;
+    loading = true;
+    refresh.disabled = true;
+    if (!ctx.store.get().voicemails) say("Loading…");
+    try {
+      const body = await ctx.api.voicemails();
+      if (stopped) return;
+      const voicemails = sortVoicemails(Array.isArray(body?.voicemails) ? body.voicemails : []);
+      say("");
+      ctx.store.update((s) => ({ ...s, voicemails }));
+    } catch (err) {
+      failed("Reading the voicemail", err);
+    } finally {
+      loading = false;
+      refresh.disabled = false;
+    }
+  };
+
+  /** @param {SessionState} s */
+  const render = (s) => {
+    const voicemails = s.voicemails ?? [];
+    const keep = new Set(voicemails.map((v) => v.id));
+    for (const [id, it] of items) {
+      if (keep.has(id)) continue;
+      it.audio.pause();
+      it.audio.removeAttribute("src");
+      it.el.remove();
+      items.delete(id);
+    }
+    let prev = /** @type {Element | null} */ (null);
+    for (const vm of voicemails) {
+      let it = items.get(vm.id);
+      if (!it) {
+        it = create(vm);
+        items.set(vm.id, it);
+      }
+      update(it, vm, s);
+      // In list order, moving only what is out of place.
+      const want = prev ? prev.nextElementSibling : list.firstElementChild;
+      if (want !== it.el) list.insertBefore(it.el, want);
+      prev = it.el;
+    }
+    empty.hidden = !s.voicemails || voicemails.length > 0;
+    const unread = unreadCount(voicemails);
+    count.textContent = s.voicemails ? (unread ? \`\${unread} new\` : "") : "";
+  };
+
+  /** @param {Voicemail} vm */
+  const create = (vm) => {
+    const el = cloneTemplate("voicemail-template");
+    el.dataset.testid = \`vm-\${vm.id}\`;
+    el.dataset.id = vm.id;
+    const audio = /** @type {HTMLAudioElement} */ (part(el, ".vm-audio"));
+    /** @type {Item} */
+    const it = { el, vm, who: "", audio };
+    audio.addEventListener("play", () => setPlayLabel(it), { signal });
+    audio.addEventListener("pause", () => setPlayLabel(it), { signal });
+    audio.addEventListener("playing", () => {
+      if (!it.vm.read) setRead(it, true);
+    }, { signal });
+    audio.addEventListener("error", () => {
+      if (audio.getAttribute("src")) say(\`Could not play the message from \${it.who}.\`);
+    }, { signal });
+    return it;
+  };
+
+  /** @param {Item} it */
+  const setPlayLabel = (it) => {
+    const b = it.el.querySelector('[data-action="play"]');
+    if (!(b instanceof HTMLElement)) return;
+    const playing = !it.audio.paused;
+    b.textContent = playing ? "Pause" : "Play";
+    b.setAttribute("aria-label", \`\${playing ? "Pause" : "Play"} the message from \${it.who}\`);
+  };
+
+  /**
+   * @param {Item} it
+   * @param {Voicemail} vm
+   * @param {SessionState} s
+   */
+  const update = (it, vm, s) => {
+    const { number, name: ownName } = callerOf(vm);
+    const name = nameOf(s.contactsByExt, number) || ownName;
+    const who = name || number || "Unknown caller";
+    const changed = it.vm !== vm || it.who !== who || !it.el.dataset.read;
+    if (!changed) return;
+    it.vm = vm;
+    it.who = who;
+    const { el } = it;
+    el.dataset.read = String(!!vm.read);
+    setText(el, ".vm-name", who);
+    const meta = [];
+    if (name && number) meta.push(number);
+    if (vm.received) meta.push(when(vm.received * 1000));
+    if (vm.duration) meta.push(clock(vm.duration * 1000));
+    setText(el, ".vm-meta", meta.join(" · "));
+    part(el, ".vm-new").hidden = !!vm.read;
+    setText(el, ".vm-note", vm.note ?? "");
+    const actions = part(el, ".vm-actions");
+    const focused = document.activeElement;
+    // The action of the button that had the focus, to give it to its successor.
+    const hadFocus = focused instanceof HTMLElement && actions.contains(focused)
+      ? focused.dataset.action
+      : "";
+    actions.replaceChildren(
+      actionButton("play", "Play", \`Play the message from \${who}\`),
+      vm.read
+        ? actionButton("unread", "Mark unread", \`Mark the message from \${who} unread\`)
+        : actionButton("read", "Mark read", \`Mark the message from \${who} read\`),
+      actionButton("note", "Note", \`Note on the message from \${who}\`),
+      ...(number ? [actionButton("callback", "Call back", \`Call back \${who}\`)] : []),
+      actionButton("delete", "Delete", \`Delete the message from \${who}\`),
+    );
+    setPlayLabel(it);
+    if (hadFocus) {
+      const again = hadFocus === "read" ? "unread" : hadFocus === "unread" ? "read" : hadFocus;
+      const b = actions.querySelector(\`[data-action="\${again}"]\`);
+      if (b instanceof HTMLElement) b.focus();
+    }
+  };
+
+  /**
+   * @param {Item} it
+   * @param {boolean} read
+   */
+  const setRead = async (it, read) => {
+    const id = it.vm.id;
+    try {
+      await ctx.api.updateVoicemail(id, { read });
+      updateList((l) => withVoicemailChange(l, id, { read }));
+    } catch (err) {
+      failed(read ? "Marking it read" : "Marking it unread", err);
+    }
+  };
+
+  /** @param {Item} it */
+  const play = (it) => {
+    const { audio } = it;
+    if (!audio.paused) {
+      audio.pause();
+      return;
+    }
+    if (!audio.getAttribute("src")) audio.src = ctx.api.voicemailUrl(it.vm.id);
+    audio.hidden = false;
+    say("");
+    audio.play().catch(() => {
+      // Reported by the "error" event when the audio cannot be loaded.
+    });
+  };
+
+  /**
+   * @param {Item} it
+   * @param {boolean} open
+   */
+  const noteForm = (it, open) => {
+    const form = /** @type {HTMLFormElement} */ (part(it.el, ".vm-note-form"));
+    const input = /** @type {HTMLInputElement} */ (part(form, ".vm-note-input"));
+    form.hidden = !open;
+    if (open) {
+      input.value = it.vm.note ?? "";
+      input.focus();
+    } else {
+      /** @type {HTMLElement | null} */ (it.el.querySelector('[data-action="note"]'))?.focus();
+    }
+  };
+
+  /** @param {Item} it */
+  const saveNote = async (it) => {
+    const input = /** @type {HTMLInputElement} */ (part(it.el, ".vm-note-input"));
+    const note = input.value.trim();
+    const id = it.vm.id;
+    try {
+      await ctx.api.updateVoicemail(id, { note });
+      updateList((l) => withVoicemailChange(l, id, { note }));
+      noteForm(it, false);
+    } catch (err) {
+      failed("Saving the note", err);
+    }
+  };
+
+  /**
+   * @param {Item} it
+   * @param {boolean} open
+   */
+  const confirmDelete = (it, open) => {
+    const box = part(it.el, ".vm-confirm");
+    box.hidden = !open;
+    const target = open ? '[data-action="delete-cancel"]' : '[data-action="delete"]';
+    /** @type {HTMLElement | null} */ (it.el.querySelector(target))?.focus();
+  };
+
+  /** @param {Item} it */
+  const remove = async (it) => {
+    const id = it.vm.id;
+    // Where the focus goes once the message is gone: the next one, else the heading.
+    const next = it.el.nextElementSibling ?? it.el.previousElementSibling;
+    try {
+      await ctx.api.deleteVoicemail(id);
+      updateList((l) => withoutVoicemail(l, id));
+      say(\`The message from \${it.who} was deleted.\`);
+      const b = next?.querySelector('[data-action="play"]');
+      if (b instanceof HTMLElement) b.focus();
+      else heading.focus();
+    } catch (err) {
+      failed("Deleting the message", err);
+    }
+  };
+
+  /** @param {Element | null} target */
+  const itemOf = (target) => {
+    const li = target?.closest("li[data-id]");
+    return li instanceof HTMLElement ? items.get(li.dataset.id ?? "") : undefined;
+  };
+
+  list.addEventListener("click", async (e) => {
+    const b = e.target instanceof Element ? e.target.closest("button[data-action]") : null;
+    const it = itemOf(b);
+    if (!(b instanceof HTMLButtonElement) || !it) return;
+    switch (b.dataset.action) {
+      case "play":
+        return play(it);
+      case "read":
+      case "unread":
+        b.disabled = true;
+        await setRead(it, b.dataset.action === "read");
+        b.disabled = false;
+        return;
+      case "note":
+        return noteForm(it, true);
+      case "note-cancel":
+        return noteForm(it, false);
+      case "callback":
+        await ctx.placeCall(it.vm.from, callerOf(it.vm).name || undefined);
+        return;
+      case "delete":
+        return confirmDelete(it, true);
+      case "delete-cancel":
+        return confirmDelete(it, false);
+      case "delete-confirm":
+        b.disabled = true;
+        await remove(it);
+        b.disabled = false;
+        return;
+    }
+  }, { signal });
+  list.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const it = itemOf(e.target instanceof Element ? e.target : null);
+    if (it) saveNote(it);
+  }, { signal });
+  list.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape" || !(e.target instanceof Element)) return;
+    const it = itemOf(e.target);
+    if (!it) return;
+    if (e.target.closest(".vm-note-form")) noteForm(it, false);
+    else if (e.target.closest(".vm-confirm")) confirmDelete(it, false);
+  }, { signal });
+  refresh.addEventListener("click", load, { signal });
+
+  const unsubscribe = ctx.store.subscribe((s, before) => {
+    if (isShown("voicemail", s) && !isShown("voicemail", before)) load();
+    if (s.voicemails !== before.voicemails || s.contactsByExt !== before.contactsByExt) {
+      render(s);
+    }
+  });
+  heading.tabIndex = -1;
+  load();
+
+  return {
+    stop() {
+      stopped = true;
+      unsubscribe();
+      wiring.abort();
+      for (const it of items.values()) {
+        it.audio.pause();
+        it.audio.removeAttribute("src");
+      }
+      items.clear();
+      list.replaceChildren();
+      empty.hidden = true;
+      count.textContent = "";
+      say("");
     },
   };
 }

@@ -43,7 +43,7 @@ import { opsRoutes } from "./ops.ts";
 import { flexRoutes } from "./flex.ts";
 import { proxyRoutes } from "./proxy.ts";
 import { metricsRoutes } from "./metrics.ts";
-import { staticRoutes } from "./static.ts";
+import { type StaticOptions, staticRoutes } from "./static.ts";
 
 /** What the application is built from. */
 export interface AppServices {
@@ -73,8 +73,8 @@ export interface AppServices {
   authCache: VerifiedCache<{ jid: string; ext: string }>;
   /** Bearer token opening `/metrics` beyond loopback. */
   metricsToken?: string;
-  /** Static directories, searched in order. */
-  staticDirs: string[];
+  /** Static directories, searched in order (see `routes/static.ts`). */
+  staticDirs: StaticOptions["dirs"];
   /** True once a graceful stop began (every request then gets 503). */
   closing: () => boolean;
   /** Stall limit of voicemail downloads, ms (default in `routes/proxy.ts`). */

@@ -50,10 +50,20 @@ export function safeRelativePath(urlPath: string): string | undefined {
   return parts.join("/");
 }
 
+/** A directory of which only some files are served. */
+export interface StaticDir {
+  /** Absolute or relative to the working directory. */
+  path: string;
+  /** Whether the file at `rel` (relative to the directory) may be served. */
+  serves: (rel: string) => boolean;
+}
+
 /** Options for {@link staticRoutes}. */
 export interface StaticOptions {
-  /** Directories searched in order (absolute or relative to the working directory). */
-  dirs: string[];
+  /**
+   * Directories searched in order: a path (every file served) or a {@link StaticDir}.
+   */
+  dirs: Array<string | StaticDir>;
   /** Fall back to the embedded copy of `static/` (lib/assets.ts); default true. */
   embedded?: boolean;
 }
@@ -67,7 +77,8 @@ export function staticRoutes(o: StaticOptions): Hono {
     if (rel === null) throw new HttpError(404, "not found");
     const name = rel === "" ? "index.html" : rel;
     for (const dir of o.dirs) {
-      const file = await openInside(dir, name);
+      if (typeof dir !== "string" && !dir.serves(name)) continue;
+      const file = await openInside(typeof dir === "string" ? dir : dir.path, name);
       if (!file) continue;
       const { handle, size, mtime } = file;
       const etag = `W/"${size}-${mtime}"`;

@@ -16,11 +16,14 @@
  * deno run --allow-read=. scripts/gen_assets.ts --check  # exit 1 when lib/assets_data.ts is stale
  * ```
  *
- * This script imports nothing from the project, so it runs even when the generated file is
- * missing or broken.
+ * `static/deno.json` (the client's type-check configuration) is left out: see
+ * `lib/web_client_files.ts`, the only project module this script imports (it imports
+ * nothing itself), so the script runs even when the generated file is missing or broken.
  *
  * @module
  */
+
+import { isWebClientFile } from "../lib/web_client_files.ts";
 
 /** The command that regenerates `lib/assets_data.ts` (printed by checks when it is stale). */
 export const REGENERATE_COMMAND =
@@ -66,9 +69,9 @@ export interface SourceAsset {
 }
 
 /**
- * Collects the files to embed under `root`: `static/**` (regular files; names starting with
- * "." are skipped, symlinks are not followed) and `docs/openapi.yaml`. Missing inputs are
- * simply absent from the result.
+ * Collects the files to embed under `root`: `static/**` (regular files of the web client;
+ * names starting with "." are skipped, symlinks are not followed) and `docs/openapi.yaml`.
+ * Missing inputs are simply absent from the result.
  */
 export async function collectAssets(root: URL): Promise<SourceAsset[]> {
   const out: SourceAsset[] = [];
@@ -85,6 +88,7 @@ export async function collectAssets(root: URL): Promise<SourceAsset[]> {
       if (e.isDirectory) await walk(`${rel}${e.name}/`);
       else if (e.isFile) {
         const path = `${rel}${e.name}`;
+        if (!isWebClientFile(path.slice("static/".length))) continue;
         out.push({ path, bytes: await Deno.readFile(new URL(path, root)) });
       }
     }

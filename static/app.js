@@ -1,13 +1,16 @@
 // @ts-check
 /**
- * MXFlex built-in web client, entry module: login, live calls over Server-Sent Events,
- * contacts with presence, click-to-call and call control. Native ES modules, no build
- * step, no framework:
+ * MXFlex built-in web client, entry module: login, then the Calls, History, Voicemail and
+ * Contacts views kept live by Server-Sent Events (calls, presence, address book), with
+ * click-to-call, call control, the ring of incoming calls and transfer by contact. Native
+ * ES modules, no build step, no framework:
  *
  * - `lib/` holds what has no DOM of its own: the API client (`api.js`), the event stream
  *   (`event_stream.js`), the pure call state machine (`calls.js`), contact helpers,
  *   storage, a tiny store, formats and DOM helpers;
- * - `views/` holds one module per part of the page (login, session bar, calls, contacts);
+ * - `views/` holds one module per part of the page (login, session bar, tabs, calls and
+ *   the transfer dialog, incoming strip, ringer, history, voicemail, contacts, own
+ *   presence);
  * - `session.js` runs one signed-in session and mounts the views.
  *
  * This module switches between the login form and a session. When everything has loaded
@@ -16,8 +19,9 @@
  * Test hooks (stable): #login-form, #login-error, #login-notice, #contacts,
  * [data-testid=contact-<ext>], #dial-input, #dial-button, [data-testid=call-<callId>] with
  * data-state (originated | delivered | ringing | established | held | remote-held | cleared |
- * failed) and data-history, buttons [data-action=answer|hold|retrieve|transfer|hangup|call],
- * #conn-status with data-state (connecting | live | reconnecting | offline).
+ * failed) and data-history, buttons
+ * [data-action=answer|decline|hold|retrieve|complete|transfer|hangup|call], #conn-status with
+ * data-state (connecting | live | reconnecting | offline); each view's module lists its own.
  *
  * @module
  */

@@ -1,8 +1,10 @@
 // @ts-check
 /**
  * One signed-in session: the API client for its token, the state the views show (a
- * {@link Store} of {@link SessionState}), the live event stream feeding the call state
- * machine, the contacts refresh, the expiry timer, and the views.
+ * {@link Store} of {@link SessionState}), the live event stream feeding it (calls,
+ * presence, address-book changes, snapshots after a gap: `lib/live_state.js`), the
+ * expiry timer, and the views. On start it reads the contacts and the user's current
+ * calls (so calls survive a reload), then opens the stream; presence is never polled.
  *
  * A view is a module exporting a {@link ViewFactory}: it is given the {@link ViewContext}
  * when the session starts, subscribes to the store, wires its part of index.html, and
@@ -18,20 +20,29 @@
  * @module
  */
 import { ApiError, createApi, SESSION_EXPIRED } from "./lib/api.js";
-import { addPlacedCall, applyCallEvent, CALL_EVENTS, NO_CALLS } from "./lib/calls.js";
-import { indexByExt } from "./lib/contacts.js";
+import { addPlacedCall, CALL_ACTION_LABELS, NO_CALLS, restoreCalls } from "./lib/calls.js";
 import { byId, hide, showText } from "./lib/dom.js";
 import { openEventStream } from "./lib/event_stream.js";
 import { jwtClaims } from "./lib/jwt.js";
-import { lastEventId, saveLastEventId } from "./lib/storage.js";
+import { applyStreamEvent, STREAM_EVENTS, withCalls, withContacts } from "./lib/live_state.js";
+import { lastEventId, savedTab, saveLastEventId, saveTab } from "./lib/storage.js";
 import { createStore } from "./lib/store.js";
+import { isTab, WIDE_DEFAULT_TAB, WIDE_MIN_PX } from "./lib/tabs.js";
 import { sessionBarView } from "./views/session_bar.js";
+import { tabsView } from "./views/tabs.js";
 import { callsView } from "./views/calls.js";
+import { incomingView } from "./views/incoming.js";
+import { ringerView } from "./views/ringer.js";
+import { historyView } from "./views/history.js";
+import { voicemailView } from "./views/voicemail.js";
 import { contactsView } from "./views/contacts.js";
+import { myPresenceView } from "./views/my_presence.js";
 
 /** @typedef {import("./lib/api.js").Contact} Contact */
 /** @typedef {import("./lib/api.js").FlexApi} FlexApi */
 /** @typedef {import("./lib/calls.js").Calls} Calls */
+/** @typedef {import("./lib/tabs.js").Tab} Tab */
+/** @typedef {import("./lib/voicemail.js").Voicemail} Voicemail */
 /** @typedef {"connecting" | "live" | "reconnecting"} ConnState */
 
 /**
@@ -42,6 +53,15 @@ import { contactsView } from "./views/contacts.js";
  * @property {readonly Contact[]} contacts
  * @property {ReadonlyMap<string, Contact>} contactsByExt
  * @property {ConnState} conn
+ * @property {readonly Voicemail[] | undefined} voicemails undefined until first read
+ * @property {Tab} tab the view chosen (`lib/tabs.js`)
+ * @property {boolean} wide whether the screen shows the calls beside the chosen view
+ */
+
+/**
+ * What the session does with a call for {@link ViewContext.callAction} (a transfer needs
+ * the picker: the calls view does it).
+ * @typedef {Exclude<import("./lib/calls.js").CallAction, "transfer">} SimpleCallAction
  */
 
 /**
@@ -50,20 +70,38 @@ import { contactsView } from "./views/contacts.js";
  * @property {import("./lib/store.js").Store<SessionState>} store
  * @property {FlexApi} api
  * @property {(to: string, name?: string) => Promise<boolean>} placeCall calls `to` from
- *   the user's extension; true when the MX took it (errors are shown by the session)
+ *   the user's extension and brings the calls on screen; true when the MX took it
+ *   (errors are shown by the session)
+ * @property {(action: SimpleCallAction, callId: number) => Promise<boolean>} callAction
+ *   answers, declines, holds, resumes or hangs up; true when the server took it (errors
+ *   are shown by the session)
+ * @property {(tab: Tab) => void} showTab brings a view on screen
  * @property {(text: string) => void} showError shows a failed action
  * @property {() => void} clearError
+ * @property {(err: unknown) => string} errorMessage the text of a failure ("" for a 401:
+ *   the session is ending anyway)
  * @property {() => void} logout
  */
 
 /** @typedef {{stop: () => void}} View */
 /** @typedef {(ctx: ViewContext) => View} ViewFactory */
 
-/** The views of a session, mounted in this order. @type {readonly ViewFactory[]} */
-export const VIEWS = [sessionBarView, callsView, contactsView];
-
-/** Contacts are re-read this often (ms) to refresh presence. */
-const CONTACTS_REFRESH_MS = 60_000;
+/**
+ * The views of a session, mounted in this order (the tabs first: they settle which view
+ * is on screen).
+ * @type {readonly ViewFactory[]}
+ */
+export const VIEWS = [
+  sessionBarView,
+  tabsView,
+  callsView,
+  incomingView,
+  ringerView,
+  historyView,
+  voicemailView,
+  contactsView,
+  myPresenceView,
+];
 
 /**
  * @typedef {object} Session
@@ -90,8 +128,6 @@ export function startSession(o) {
   let ended = false;
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let expiryTimer;
-  /** @type {ReturnType<typeof setInterval> | undefined} */
-  let contactsTimer;
   /** @type {import("./lib/event_stream.js").EventStream | undefined} */
   let stream;
   /** @type {View[]} */
@@ -99,6 +135,12 @@ export function startSession(o) {
 
   const api = createApi(token, () => stop(SESSION_EXPIRED));
   const errorLine = byId("action-error");
+  const wide = globalThis.matchMedia(`(min-width: ${WIDE_MIN_PX}px)`).matches;
+  const saved = savedTab();
+  /** @type {Tab} */
+  const tab = isTab(saved) && !(wide && saved === "calls")
+    ? saved
+    : (wide ? WIDE_DEFAULT_TAB : "calls");
   /** @type {import("./lib/store.js").Store<SessionState>} */
   const store = createStore({
     me,
@@ -106,6 +148,9 @@ export function startSession(o) {
     contacts: /** @type {readonly Contact[]} */ ([]),
     contactsByExt: /** @type {ReadonlyMap<string, Contact>} */ (new Map()),
     conn: /** @type {ConnState} */ ("connecting"),
+    voicemails: /** @type {readonly Voicemail[] | undefined} */ (undefined),
+    tab,
+    wide,
   });
 
   /** @param {string} notice */
@@ -113,7 +158,6 @@ export function startSession(o) {
     if (ended) return;
     ended = true;
     clearTimeout(expiryTimer);
-    clearInterval(contactsTimer);
     stream?.close();
     api.close();
     for (const v of views.reverse()) v.stop();
@@ -126,13 +170,31 @@ export function startSession(o) {
     const body = await api.contacts();
     if (ended) return;
     const list = Array.isArray(body?.contacts) ? body.contacts : [];
-    store.update((s) => ({ ...s, contacts: list, contactsByExt: indexByExt(list) }));
+    store.update((s) => withContacts(s, list));
+  }
+
+  async function loadCurrentCalls() {
+    const body = await api.currentCalls();
+    if (ended) return;
+    const list = Array.isArray(body?.calls) ? body.calls : [];
+    store.update((s) => withCalls(s, restoreCalls(s.calls, list, s.me, Date.now())));
   }
 
   /** @param {string} text */
   const showError = (text) => showText(errorLine, text);
   /** @param {unknown} err */
-  const message = (err) => (err instanceof Error ? err.message : String(err));
+  const errorMessage = (err) => {
+    if (err instanceof ApiError && err.status === 401) return "";
+    return err instanceof Error ? err.message : String(err);
+  };
+  /**
+   * @param {string} what
+   * @param {unknown} err
+   */
+  const failed = (what, err) => {
+    const text = errorMessage(err);
+    if (!ended && text) showError(`${what} failed: ${text}`);
+  };
 
   /** @type {ViewContext} */
   const ctx = {
@@ -146,20 +208,42 @@ export function startSession(o) {
         const res = await api.call(to);
         const callId = Number(res?.call?.callId);
         if (ended) return false;
-        store.update((s) => {
-          const calls = addPlacedCall(s.calls, { callId, to, name, at: Date.now() });
-          return calls === s.calls ? s : { ...s, calls };
-        });
+        store.update((s) =>
+          withCalls(s, addPlacedCall(s.calls, { callId, to, name, at: Date.now() }))
+        );
+        ctx.showTab("calls");
         return true;
       } catch (err) {
-        if (!ended) showError(`Call failed: ${message(err)}`);
+        failed("Call", err);
         return false;
       }
+    },
+    async callAction(action, callId) {
+      hide(errorLine);
+      try {
+        if (action === "answer") await api.answer(callId);
+        else if (action === "complete") await api.completeTransfer(callId);
+        else if (action === "hold") await api.hold(callId);
+        else if (action === "retrieve") await api.retrieve(callId);
+        else await api.hangup(callId); // hangup, decline
+        return true;
+      } catch (err) {
+        failed(CALL_ACTION_LABELS[action], err);
+        return false;
+      }
+    },
+    showTab(next) {
+      store.update((s) => {
+        if (s.tab === next || (next === "calls" && s.wide)) return s;
+        saveTab(next);
+        return { ...s, tab: next };
+      });
     },
     showError(text) {
       if (!ended) showError(text);
     },
     clearError: () => hide(errorLine),
+    errorMessage,
     logout: () => stop(""),
   };
 
@@ -173,31 +257,31 @@ export function startSession(o) {
   const openStream = () =>
     openEventStream({
       token,
-      events: CALL_EVENTS,
+      events: STREAM_EVENTS,
       onEvent(name, data, at) {
         if (!data || typeof data !== "object") return;
         const event = { name, data: /** @type {Record<string, unknown>} */ (data), at };
-        store.update((s) => {
-          const calls = applyCallEvent(s.calls, event, s.me);
-          return calls === s.calls ? s : { ...s, calls };
-        });
+        store.update((s) => applyStreamEvent(s, event));
       },
       onState: (conn) => store.update((s) => (s.conn === conn ? s : { ...s, conn })),
       // A 401 here ends the session (createApi's callback); other errors change nothing.
+      // Reading the contacts again also catches up with changes a gap may have hidden.
       probe: loadContacts,
       lastEventId,
       saveLastEventId,
     });
 
-  loadContacts()
-    .catch((err) => {
-      if (!ended && !(err instanceof ApiError && err.status === 401)) showError(message(err));
-    })
-    .finally(() => {
-      if (ended) return;
-      stream = openStream();
-      contactsTimer = setInterval(() => loadContacts().catch(() => {}), CONTACTS_REFRESH_MS);
-    });
+  // The current calls first, then the stream: events replayed after the last id seen
+  // apply on top of them (and a snapshot, after a gap, replaces them).
+  Promise.allSettled([loadContacts(), loadCurrentCalls()]).then((results) => {
+    if (ended) return;
+    const [contacts] = results;
+    if (contacts.status === "rejected") {
+      const text = errorMessage(contacts.reason);
+      if (text) showError(text);
+    }
+    stream = openStream();
+  });
 
   return {
     token,

@@ -2,97 +2,20 @@
  * The built-in web client (static/) in a real browser: playwright-core driving Debian's
  * chromium against the MX simulator and MXFlex on loopback. Login (wrong and right
  * password), contacts with search and presence, click-to-call with the call's states,
- * an incoming call rung, answered, held, retrieved and hung up, transfer, the dial box,
- * a phone-sized layout, an expired session, and a server restart that invalidates the
+ * an incoming call rung, answered, held, retrieved and hung up, transfer through the
+ * contact dialog, the dial box, a phone-sized layout, an expired session, and a server restart that invalidates the
  * token (the page must ask to log in again). First of all: the client's ES module graph
  * (every .js file under static/) loads completely, as JavaScript, with no console errors.
  *
  * Screenshots go to test-output/screenshots/. Skipped when /usr/bin/chromium is absent.
  */
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import type { BrowserContext, ConsoleMessage, Locator, Page, Response } from "playwright-core";
+import type { ConsoleMessage, Response } from "playwright-core";
 import { DMITRY, flexLogin, type Harness, startHarness } from "./helpers/harness.ts";
 import { staticModules } from "./helpers/static_modules.ts";
-import { CHROMIUM_PATH, needs } from "./helpers/tools.ts";
+import { needs } from "./helpers/tools.ts";
 import { seedDemoUser } from "../lib/mxsim/mod.ts";
-
-const SHOTS = new URL("../test-output/screenshots/", import.meta.url).pathname;
-/** Generous: these are waits for events, not performance limits. */
-const WAIT = 20_000;
-
-/**
- * playwright-core probes `/proc/sys/fs/binfmt_misc/WSLInterop` (a WSL check) when it loads;
- * Deno wants `--allow-all` for anything under /proc/sys, and the test task does not grant
- * it. Such a probe means "no": make `existsSync` say so instead of throwing, then load.
- */
-async function loadPlaywright(): Promise<typeof import("playwright-core")> {
-  const exists = fs.existsSync;
-  fs.existsSync = (p: fs.PathLike) => {
-    try {
-      return exists(p);
-    } catch {
-      return false;
-    }
-  };
-  return await import("playwright-core");
-}
-
-/** A fresh headless chromium with its own profile directory. */
-async function launch(): Promise<{ ctx: BrowserContext; close: () => Promise<void> }> {
-  const { chromium } = await loadPlaywright();
-  const profile = await Deno.makeTempDir({ prefix: "mxflex-chromium-" });
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM_PATH,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    viewport: { width: 1100, height: 760 },
-    timeout: 60_000,
-  });
-  return {
-    ctx,
-    async close() {
-      await ctx.close().catch(() => {});
-      await Deno.remove(profile, { recursive: true }).catch(() => {});
-    },
-  };
-}
-
-async function shot(page: Page, name: string, fullPage = false): Promise<void> {
-  await Deno.mkdir(SHOTS, { recursive: true });
-  await page.screenshot({ path: `${SHOTS}${name}.png`, fullPage });
-}
-
-/** Waits until `[data-testid=call-<id>]` is in `state`; returns its data-history. */
-async function callState(page: Page, id: number | string, state: string): Promise<string> {
-  const el = page.locator(`[data-testid="call-${id}"][data-state="${state}"]`);
-  await el.waitFor({ timeout: WAIT });
-  return (await el.getAttribute("data-history")) ?? "";
-}
-
-/** The data-action values of the buttons inside `el`, in order. */
-async function actions(el: Locator): Promise<string[]> {
-  const out: string[] = [];
-  for (const b of await el.locator("[data-action]").all()) {
-    out.push((await b.getAttribute("data-action")) ?? "");
-  }
-  return out;
-}
-
-async function login(page: Page, user: string, password: string): Promise<void> {
-  await page.fill("#login-input", user);
-  await page.fill("#password-input", password);
-  await page.click("#login-button");
-}
+import { actions, callState, launch, login, shot, WAIT } from "./helpers/browser.ts";
 
 Deno.test({
   ...needs("chromium", "browser: web client — login, contacts, calls, call control, restart"),
@@ -249,14 +172,57 @@ Deno.test({
         assert.equal(h.sim.calls().some((c) => c.id === id), false);
       });
 
-      await t.step("transfer asks for a number and hands the call over", async () => {
+      await t.step("transfer: a dialog to pick a contact (by keyboard), not a prompt", async () => {
         const id = h.sim.incomingCall({ from: "+14155550124", to: DMITRY.ext });
         const call = page.locator(`[data-testid="call-${id}"]`);
         await callState(page, id, "ringing");
         await call.locator('[data-action="answer"]').click();
         await callState(page, id, "established");
-        page.once("dialog", (d) => d.accept("3099"));
-        await call.locator('[data-action="transfer"]').click();
+        const transfer = call.locator('[data-action="transfer"]');
+        const dialog = page.locator("#transfer-dialog");
+
+        // Escape closes the dialog, the focus goes back to the button, the call stays.
+        await transfer.click();
+        await dialog.waitFor({ state: "visible" });
+        assert.equal(await page.evaluate("document.activeElement?.id"), "transfer-search");
+        assert.match(await dialog.innerText(), /\+14155550124/);
+        await page.keyboard.press("Escape");
+        await dialog.waitFor({ state: "hidden" });
+        assert.equal(
+          await page.evaluate("document.activeElement?.dataset.action"),
+          "transfer",
+        );
+        assert.equal(await call.getAttribute("data-state"), "established");
+
+        // Closed and opened again before the "close" event of the first closing arrived
+        // (it is queued; a loaded machine made the test that fast): the new opening is intact.
+        await transfer.click();
+        await dialog.waitFor({ state: "visible" });
+        await page.evaluate(`(() => {
+          document.getElementById("transfer-dialog").close();
+          document.querySelector('[data-testid="call-${id}"] [data-action="transfer"]').click();
+        })()`);
+        await page.locator("#transfer-results button").first().waitFor();
+        // A later positive marker: the next frame has run, and with it any queued event.
+        await page.evaluate("new Promise((r) => requestAnimationFrame(() => setTimeout(r)))");
+        assert.ok(await dialog.isVisible());
+        assert.ok(await page.locator("#transfer-results button").count() > 10, "choices kept");
+        await page.keyboard.press("Escape");
+        await dialog.waitFor({ state: "hidden" });
+        await transfer.focus();
+
+        // Search, then Enter transfers to the first match.
+        await page.keyboard.press("Enter");
+        await dialog.waitFor({ state: "visible" });
+        await page.keyboard.type("donch");
+        const maxim = page.locator('#transfer-results button[data-to="3099"]');
+        await maxim.waitFor();
+        assert.equal(await page.locator("#transfer-results button").count(), 1);
+        assert.match(await maxim.innerText(), /Maxim Donchenko/);
+        assert.match((await maxim.getAttribute("aria-label")) ?? "", /Transfer to Maxim Donchenko/);
+        await shot(page, "06b-transfer-dialog");
+        await page.keyboard.press("Enter");
+        await dialog.waitFor({ state: "hidden" });
         await callState(page, id, "cleared");
         assert.match(await call.innerText(), /Transferred to 3099/);
         assert.ok(h.sim.calls().some((c) => c.callee === "3099" && c.calling === "+14155550124"));
@@ -275,25 +241,39 @@ Deno.test({
         await callState(page, id, "cleared");
       });
 
-      await t.step("phone-sized layout", async () => {
-        await page.setViewportSize({ width: 390, height: 844 });
-        const id = h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
-        await callState(page, id, "ringing");
-        // One column: the contacts card sits below the calls card.
-        const calls = await page.locator(".calls-card").boundingBox();
-        const contacts = await page.locator(".contacts-card").boundingBox();
-        assert.ok(calls && contacts);
-        assert.ok(contacts.y >= calls.y + calls.height, "contacts below calls");
-        assert.ok(calls.width <= 390 && contacts.width <= 390);
-        const overflow = await page.evaluate(
-          "document.documentElement.scrollWidth > document.documentElement.clientWidth",
-        );
-        assert.equal(overflow, false, "no horizontal scrolling");
-        await shot(page, "07-mobile");
-        h.sim.hangup(id, "3044");
-        await callState(page, id, "cleared");
-        await page.setViewportSize({ width: 1100, height: 760 });
-      });
+      await t.step(
+        "phone-sized layout: one view at a time, the incoming call on every tab",
+        async () => {
+          await page.setViewportSize({ width: 390, height: 844 });
+          const contactsTab = page.locator('[role=tab][data-tab="contacts"]');
+          await contactsTab.click();
+          await page.locator("#panel-contacts").waitFor({ state: "visible" });
+          assert.equal(await page.locator("#panel-calls").isVisible(), false);
+          const id = h.sim.incomingCall({ from: "3044", to: DMITRY.ext });
+          // Calls are off screen: the strip above the tabs rings, with Answer and Decline.
+          const strip = page.locator(`[data-testid="incoming-${id}"]`);
+          await strip.waitFor({ state: "visible" });
+          assert.match(await strip.innerText(), /Peter Hyde/);
+          assert.deepEqual(await actions(strip), ["answer", "decline", "show"]);
+          const overflow = await page.evaluate(
+            "document.documentElement.scrollWidth > document.documentElement.clientWidth",
+          );
+          assert.equal(overflow, false, "no horizontal scrolling");
+          await shot(page, "07-mobile");
+          // The Calls tab shows the call itself, and the strip goes.
+          await strip.locator('[data-action="show"]').click();
+          await callState(page, id, "ringing");
+          assert.equal(await page.locator("#incoming").isVisible(), false);
+          assert.equal(await page.locator("#panel-contacts").isVisible(), false);
+          await shot(page, "07b-mobile-calls");
+          h.sim.hangup(id, "3044");
+          await callState(page, id, "cleared");
+          await page.setViewportSize({ width: 1100, height: 760 });
+          // Wide again: the calls beside the contacts.
+          await page.locator("#panel-contacts").waitFor({ state: "visible" });
+          assert.ok(await page.locator("#panel-calls").isVisible());
+        },
+      );
 
       await t.step("an expired session shows the login form with a notice", async () => {
         await page.evaluate(() => sessionStorage.setItem("mxflex.expires", String(Date.now() - 1)));

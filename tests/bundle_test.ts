@@ -20,7 +20,7 @@ import { Hono } from "hono";
 import { contentTypeFor, type StaticOptions, staticRoutes } from "../routes/static.ts";
 import { toErrorResponse } from "../lib/http/errors.ts";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
-import { CERT, DMITRY, KEY } from "./helpers/harness.ts";
+import { CERT, DMITRY, KEY, withHarness } from "./helpers/harness.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 const REPO = REPO_ROOT.pathname.replace(/\/$/, "");
@@ -154,6 +154,28 @@ Deno.test("bundle: web client modules are served as JavaScript, from disk and em
         assert.deepEqual(new Uint8Array(await res.arrayBuffer()), (await embeddedAsset(p))!.body);
       }
     }
+  } finally {
+    await Deno.remove(empty, { recursive: true });
+  }
+});
+
+Deno.test("bundle: static/deno.json (the client's type-check config) is neither embedded nor served", async () => {
+  assert.ok((await Deno.stat(`${REPO}/static/deno.json`)).isFile, "the file itself stays");
+  assert.equal(await embeddedAsset("static/deno.json"), undefined);
+  assert.ok(!(await collectAssets(REPO_ROOT)).some((a) => a.path === "static/deno.json"));
+  // The real server, with its default directories (html/, then the built-in static/).
+  await withHarness(async (h) => {
+    const res = await fetch(`${h.url}/deno.json`);
+    assert.equal(res.status, 404);
+    assert.deepEqual(await res.json(), { error: "not found" });
+    const index = await fetch(`${h.url}/`);
+    assert.equal(index.status, 200, "the rest of static/ is still served");
+    await index.body?.cancel();
+  });
+  // Embedded copy only (a bundle, Deno Deploy).
+  const empty = await Deno.makeTempDir({ prefix: "mxflex-static-" });
+  try {
+    assert.equal((await statics({ dirs: [empty] }).request("/deno.json")).status, 404);
   } finally {
     await Deno.remove(empty, { recursive: true });
   }

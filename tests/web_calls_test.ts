@@ -61,7 +61,7 @@ Deno.test("web calls: incoming call rings, is answered, held by me, retrieved, c
   assert.equal(c.direction, "in");
   assert.equal(c.remote, "3044");
   assert.equal(c.since, T0);
-  assert.deepEqual(callActions(c), ["answer", "hangup"]);
+  assert.deepEqual(callActions(c), ["answer", "decline"]);
 
   calls = fold([
     ev("EstablishedEvent", {

@@ -5,13 +5,8 @@
  * store. The browser itself is driven in tests/browser_test.ts.
  */
 import assert from "node:assert/strict";
-import {
-  fullName,
-  indexByExt,
-  matchesQuery,
-  nameOf,
-  presenceClass,
-} from "../static/lib/contacts.js";
+import { fullName, indexByExt, matchesQuery, nameOf } from "../static/lib/contacts.js";
+import { presenceClass } from "../static/lib/presence.js";
 import { clock } from "../static/lib/format.js";
 import { jwtClaims } from "../static/lib/jwt.js";
 import { createStore } from "../static/lib/store.js";
@@ -58,6 +53,7 @@ Deno.test("web client: contact names, presence classes, search and lookup", () =
   assert.equal(presenceClass("LoggedOut"), "off");
   assert.equal(presenceClass(undefined), "off");
   assert.equal(presenceClass("Busy"), "busy");
+  assert.equal(presenceClass("Away"), "away");
 
   assert.ok(matchesQuery(DMITRY, "  SEDY "));
   assert.ok(matchesQuery(DMITRY, "example.com"));

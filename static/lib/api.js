@@ -10,6 +10,8 @@
  * const api = createApi(token, () => console.log("session over"));
  * const { contacts } = await api.contacts();
  * await api.call("3099");
+ * await api.setPresence("Away", "back at 3");
+ * audio.src = api.voicemailUrl("80"); // the token goes in the query: <audio> sends no headers
  * ```
  *
  * @module
@@ -115,14 +117,35 @@ export async function logout(token) {
 }
 
 /**
+ * What `POST /api/calls/{id}/transfer` answers: the call at the destination (blind), or
+ * the consultation call and the held one (`consult`).
+ * @typedef {{call?: {callId?: number, deviceId?: string, called?: string},
+ *   heldCall?: {callId?: number, deviceId?: string}}} TransferReply
+ */
+
+/**
  * @typedef {object} FlexApi
  * @property {() => Promise<{contacts: Contact[]}>} contacts the address book
+ * @property {() => Promise<{calls?: import("./calls.js").CurrentCall[]}>} currentCalls the
+ *   user's calls now (`GET /api/calls`)
+ * @property {(since: number) => Promise<{calllog?: unknown[]}>} callLog call history
+ *   from `since` (Unix seconds) on
+ * @property {() => Promise<{voicemails?: unknown[]}>} voicemails
+ * @property {(id: string, change: {read?: boolean, note?: string}) => Promise<void>}
+ *   updateVoicemail sets the read flag and/or the note
+ * @property {(id: string) => Promise<void>} deleteVoicemail
+ * @property {(id: string) => string} voicemailUrl where an `<audio>` element plays it
+ * @property {(status: string, note: string) => Promise<void>} setPresence the user's own
+ *   presence (`PUT /api/presence`)
  * @property {(to: string) => Promise<{call?: {callId?: number}}>} call places a call from
  *   the user's extension
  * @property {(callId: number) => Promise<void>} answer
  * @property {(callId: number) => Promise<void>} hold
  * @property {(callId: number) => Promise<void>} retrieve
- * @property {(callId: number, to: string) => Promise<void>} transfer
+ * @property {(callId: number, to: string, consult?: boolean) => Promise<TransferReply>}
+ *   transfer blind, or (`consult`) holds the call and calls `to` first
+ * @property {(callId: number) => Promise<void>} completeTransfer connects held call
+ *   `callId` with the consultation call
  * @property {(callId: number) => Promise<void>} hangup
  * @property {() => void} close stops reporting 401s (the session ended)
  */
@@ -165,13 +188,24 @@ export function createApi(token, onUnauthorized) {
   };
   /** @param {number} id */
   const callPath = (id) => `/api/calls/${encodeURIComponent(id)}`;
+  /** @param {string} id */
+  const vmPath = (id) => `/api/voicemail/${encodeURIComponent(id)}`;
   return {
     contacts: () => request("GET", "/api/contacts"),
+    currentCalls: () => request("GET", "/api/calls"),
+    callLog: (since) => request("GET", `/api/calllog?timestamp=${Math.floor(since)}`),
+    voicemails: () => request("GET", "/api/voicemail"),
+    updateVoicemail: (id, change) => request("PATCH", vmPath(id), change),
+    deleteVoicemail: (id) => request("DELETE", vmPath(id)),
+    voicemailUrl: (id) => `${vmPath(id)}?${new URLSearchParams({ access_token: token })}`,
+    setPresence: (status, note) => request("PUT", "/api/presence", { status, note }),
     call: (to) => request("POST", "/api/call", { to }),
     answer: (id) => request("POST", `${callPath(id)}/answer`),
     hold: (id) => request("POST", `${callPath(id)}/hold`),
     retrieve: (id) => request("POST", `${callPath(id)}/retrieve`),
-    transfer: (id, to) => request("POST", `${callPath(id)}/transfer`, { to }),
+    transfer: (id, to, consult = false) =>
+      request("POST", `${callPath(id)}/transfer`, consult ? { to, consult } : { to }),
+    completeTransfer: (id) => request("POST", `${callPath(id)}/complete`),
     hangup: (id) => request("DELETE", callPath(id)),
     close() {
       open = false;

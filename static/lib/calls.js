@@ -9,7 +9,8 @@
  * event that changes nothing returns the very map it was given (so `next === calls` means
  * "nothing to render"). Ended calls stay in the map with state `cleared` or `failed` as
  * tombstones, so a late reply or a replayed event cannot bring them back; the oldest are
- * dropped beyond {@link MAX_ENDED}.
+ * dropped beyond {@link MAX_ENDED}. {@link restoreCalls} takes over the server's list of
+ * current calls (page load, or a gap in the events).
  *
  * @example
  * ```js
@@ -297,6 +298,101 @@ export function addPlacedCall(calls, placed) {
 }
 
 /**
+ * A call the server reports as current (`GET /api/calls`, or the `calls` of a snapshot).
+ * @typedef {object} CurrentCall
+ * @property {number} callId
+ * @property {string} [deviceId]
+ * @property {"initiated" | "alerting" | "connected" | "held"} state
+ * @property {"incoming" | "outgoing"} direction
+ * @property {string} [peer] the other party's number or extension
+ * @property {string} [peerName]
+ * @property {number} [since] the call's start, Unix seconds
+ */
+
+/**
+ * The client's state for a server state: `alerting` rings here when incoming, else the
+ * other side rings; "" for an unknown state.
+ * @param {unknown} state
+ * @param {boolean} incoming
+ * @returns {CallState | ""}
+ */
+function stateOf(state, incoming) {
+  switch (state) {
+    case "initiated":
+      return "originated";
+    case "alerting":
+      return incoming ? "ringing" : "delivered";
+    case "connected":
+      return "established";
+    case "held":
+      return "held";
+    default:
+      return "";
+  }
+}
+
+/**
+ * Takes over the server's list of the user's current calls (after a page load, or a
+ * stream's `snapshot` after a gap in the events): each listed call is added or brought to
+ * the listed state, and every call still live here but absent from the list ended while
+ * the events were missed (it is cleared at `at`). Entries of another device, without a
+ * numeric `callId` or with an unknown state are skipped; ended calls stay ended. A list
+ * that changes nothing returns `calls` itself.
+ *
+ * A new call restored as connected or held counts its clock from the call's start
+ * (`since`), a known one from `at`: when it was answered is not in the list.
+ *
+ * @example
+ * ```js
+ * calls = restoreCalls(calls, [{ callId: 7, state: "connected", direction: "incoming",
+ *   peer: "3044", since: 1700000000 }], "3095", Date.now());
+ * calls.get(7)?.state; // "established"
+ * ```
+ * @param {Calls} calls
+ * @param {readonly Readonly<Record<string, unknown>>[]} list {@link CurrentCall}s as the
+ *   server sent them (anything else in them is skipped)
+ * @param {string} me the user's extension
+ * @param {number} at now (ms)
+ * @returns {Calls}
+ */
+export function restoreCalls(calls, list, me, at) {
+  let next = calls;
+  /** @type {Set<number>} */
+  const listed = new Set();
+  for (const cur of list) {
+    const id = Number(cur.callId);
+    const device = str(cur.deviceId);
+    if (!Number.isSafeInteger(id) || (device && me && device !== me)) continue;
+    const incoming = cur.direction === "incoming";
+    const state = stateOf(cur.state, incoming);
+    if (!state) continue;
+    listed.add(id);
+    const old = next.get(id);
+    if (old && isEnded(old)) continue;
+    const since = Number(cur.since) > 0 ? Number(cur.since) * 1000 : at;
+    const c = draft(old, id, since);
+    c.direction = incoming ? "in" : "out";
+    setRemote(c, str(cur.peer), str(cur.peerName));
+    // When it was answered is not in the list: a call seen before was answered while the
+    // events were missed (now is the best guess), a new one counts from its start.
+    if ((state === "established" || state === "held") && !c.connectedAt) {
+      c.connectedAt = old ? at : since;
+    }
+    // Held by the other side is more than the server says; keep it.
+    if (!(state === "held" && c.state === "remote-held")) setState(c, state);
+    const call = /** @type {Call} */ (c);
+    if (!old || !sameCall(old, call)) next = withCall(next, call);
+  }
+  for (const c of next.values()) {
+    if (isEnded(c) || listed.has(c.id)) continue;
+    const d = draft(c, c.id, at);
+    end(d, "cleared", at);
+    next = withCall(next, /** @type {Call} */ (d));
+  }
+  return next;
+}
+
+/**
  * @param {Readonly<Call>} a
  * @param {Readonly<Call>} b
  */
@@ -328,11 +424,16 @@ function withCall(calls, c) {
   return next;
 }
 
-/** @typedef {"answer" | "hold" | "retrieve" | "transfer" | "hangup"} CallAction */
+/**
+ * What can be done with a call; `decline` is a hang-up of a call ringing here, `complete`
+ * connects a held call with the user's other call (a consultation transfer).
+ * @typedef {"answer" | "decline" | "hold" | "retrieve" | "complete" | "transfer" | "hangup"}
+ *   CallAction
+ */
 
 /** @type {Readonly<Record<CallState, readonly CallAction[]>>} */
 const ACTIONS = {
-  ringing: ["answer", "hangup"],
+  ringing: ["answer", "decline"],
   originated: ["hangup"],
   delivered: ["hangup"],
   "remote-held": ["hangup"],
@@ -342,11 +443,40 @@ const ACTIONS = {
   failed: [],
 };
 
+/** Button labels of the actions. @type {Readonly<Record<CallAction, string>>} */
+export const CALL_ACTION_LABELS = Object.freeze({
+  answer: "Answer",
+  decline: "Decline",
+  hold: "Hold",
+  retrieve: "Resume",
+  complete: "Complete transfer",
+  transfer: "Transfer",
+  hangup: "Hang up",
+});
+
 /**
- * What the user can do with a call in its state, in button order.
+ * @param {unknown} a
+ * @returns {a is CallAction}
+ */
+export function isCallAction(a) {
+  return typeof a === "string" && Object.hasOwn(CALL_ACTION_LABELS, a);
+}
+
+/**
+ * What the user can do with a call in its state, in button order. A held call can also
+ * be transferred to the user's other live call (`complete`), when there is one.
  * @param {Readonly<Call>} c
+ * @param {Calls} [calls] all calls (for `complete`)
  * @returns {readonly CallAction[]}
  */
-export function callActions(c) {
+export function callActions(c, calls = NO_CALLS) {
+  if (c.state === "held") {
+    for (const other of calls.values()) {
+      if (other.id !== c.id && !isEnded(other)) return HELD_WITH_OTHER;
+    }
+  }
   return ACTIONS[c.state];
 }
+
+/** @type {readonly CallAction[]} */
+const HELD_WITH_OTHER = ["retrieve", "complete", "transfer", "hangup"];

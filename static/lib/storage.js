@@ -1,8 +1,8 @@
 // @ts-check
 /**
  * What the page keeps in `sessionStorage` (per tab, gone when the tab closes): the token,
- * when it expires, and the id of the last event received (for `Last-Event-ID` replay
- * after a reload).
+ * when it expires, the id of the last event received (for `Last-Event-ID` replay after a
+ * reload), and the view last chosen.
  *
  * @example
  * ```js
@@ -16,6 +16,7 @@
 const TOKEN_KEY = "mxflex.token";
 const EXPIRES_KEY = "mxflex.expires";
 const LAST_EVENT_KEY = "mxflex.lastEventId";
+const TAB_KEY = "mxflex.tab";
 
 /**
  * The stored token and its expiry (ms since the epoch, 0 when unknown); token "" when none.
@@ -54,4 +55,14 @@ export function lastEventId() {
 /** @param {string} id */
 export function saveLastEventId(id) {
   sessionStorage.setItem(LAST_EVENT_KEY, id);
+}
+
+/** The view last chosen ("" when none). */
+export function savedTab() {
+  return sessionStorage.getItem(TAB_KEY) ?? "";
+}
+
+/** @param {string} tab */
+export function saveTab(tab) {
+  sessionStorage.setItem(TAB_KEY, tab);
 }

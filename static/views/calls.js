@@ -1,21 +1,31 @@
 // @ts-check
 /**
  * The calls card: the dial box and the list of the user's calls with their state, the
- * other party, a running clock and the buttons of {@link callActions}. Ended calls stay
- * for {@link CLEARED_LINGER_MS}, fading, then leave the list (the state machine keeps
- * them as tombstones).
+ * other party, a running clock and the buttons of {@link callActions} (a ringing call:
+ * Answer and Decline). Transfer opens the contact picker (`contact_picker.js`): blind, or
+ * after talking to the new party first (the call is held and a consultation call placed;
+ * "Complete transfer" on the held call connects the two). Ended
+ * calls stay for {@link CLEARED_LINGER_MS}, fading, then leave the list (the state machine
+ * keeps them as tombstones).
  *
  * Test hooks: `#dial-input`, `#dial-button`, `[data-testid=call-<callId>]` with
  * `data-state`, `data-history`, `data-direction`, `data-remote`, `data-call-id`, and
- * buttons `[data-action=answer|hold|retrieve|transfer|hangup]`.
+ * buttons `[data-action=answer|decline|hold|retrieve|complete|transfer|hangup]`.
  *
  * @module
  */
-import { ApiError } from "../lib/api.js";
-import { callActions, isEnded } from "../lib/calls.js";
+import {
+  addPlacedCall,
+  CALL_ACTION_LABELS,
+  callActions,
+  isCallAction,
+  isEnded,
+} from "../lib/calls.js";
+import { withCalls } from "../lib/live_state.js";
 import { nameOf } from "../lib/contacts.js";
 import { actionButton, byId, cloneTemplate, part, setText } from "../lib/dom.js";
 import { clock } from "../lib/format.js";
+import { contactPicker } from "./contact_picker.js";
 
 /** @typedef {import("../lib/calls.js").Call} Call */
 /** @typedef {import("../lib/calls.js").CallAction} CallAction */
@@ -36,18 +46,6 @@ const STATE_LABELS = {
   failed: "Call failed",
 };
 
-/** @type {Record<CallAction, string>} */
-const ACTION_LABELS = {
-  answer: "Answer",
-  hold: "Hold",
-  retrieve: "Resume",
-  transfer: "Transfer",
-  hangup: "Hang up",
-};
-
-/** @param {string} a */
-const isAction = (a) => Object.hasOwn(ACTION_LABELS, a);
-
 /**
  * @typedef {object} Shown a call in the list
  * @property {Readonly<Call>} call as last rendered
@@ -64,6 +62,7 @@ export function callsView(ctx) {
   const dialInput = byId("dial-input", HTMLInputElement);
   const dialButton = byId("dial-button", HTMLButtonElement);
   const wiring = new AbortController();
+  const picker = contactPicker(ctx);
   /** @type {Map<number, Shown>} */
   const shown = new Map();
 
@@ -112,14 +111,20 @@ export function callsView(ctx) {
     setText(el, ".call-note", call.note);
     updateClock(item);
 
-    const want = callActions(call);
+    const want = callActions(call, s.calls);
     const who = name || call.remote;
     const actionsKey = `${want.join(",")} ${who}`;
     if (item.actionsKey !== actionsKey) {
       item.actionsKey = actionsKey;
-      part(el, ".call-actions").replaceChildren(
-        ...want.map((a) => actionButton(a, ACTION_LABELS[a], `${ACTION_LABELS[a]} call ${who}`)),
+      const box = part(el, ".call-actions");
+      const hadFocus = box.contains(document.activeElement);
+      box.replaceChildren(
+        ...want.map((a) =>
+          actionButton(a, CALL_ACTION_LABELS[a], `${CALL_ACTION_LABELS[a]} call ${who}`)
+        ),
       );
+      // Keyboard users keep their place: the call's next button, else the dial box.
+      if (hadFocus) (box.querySelector("button") ?? dialInput).focus();
     }
     if (isEnded(call) && item.removeTimer === undefined) {
       el.classList.add("ending");
@@ -140,23 +145,31 @@ export function callsView(ctx) {
   };
 
   /**
-   * @param {CallAction} action
+   * Picks whom to transfer call `id` to, then transfers it.
    * @param {number} id
+   * @returns {Promise<boolean>}
    */
-  const act = (action, id) => {
-    switch (action) {
-      case "answer":
-        return ctx.api.answer(id);
-      case "hold":
-        return ctx.api.hold(id);
-      case "retrieve":
-        return ctx.api.retrieve(id);
-      case "hangup":
-        return ctx.api.hangup(id);
-      case "transfer": {
-        const to = globalThis.prompt("Transfer the call to which number?", "")?.trim();
-        return to ? ctx.api.transfer(id, to) : undefined;
+  const transfer = async (id) => {
+    const s = ctx.store.get();
+    const call = s.calls.get(id);
+    const who = call ? nameOf(s.contactsByExt, call.remote) || call.remoteName || call.remote : "";
+    const choice = await picker.pick(who ? `Transfer the call with ${who} to:` : "Transfer to:");
+    if (!choice) return false;
+    ctx.clearError();
+    try {
+      const res = await ctx.api.transfer(id, choice.to, choice.consult);
+      const callId = Number(res?.call?.callId);
+      if (choice.consult) {
+        // The consultation call shows at once; "Complete transfer" appears on the held one.
+        ctx.store.update((s) =>
+          withCalls(s, addPlacedCall(s.calls, { ...choice, callId, at: Date.now() }))
+        );
       }
+      return true;
+    } catch (err) {
+      const text = ctx.errorMessage(err);
+      if (text) ctx.showError(`Transfer to ${choice.name} failed: ${text}`);
+      return false;
     }
   };
 
@@ -164,17 +177,17 @@ export function callsView(ctx) {
     const b = e.target instanceof Element ? e.target.closest("button[data-action]") : null;
     const li = b?.closest("li[data-call-id]");
     if (!(b instanceof HTMLButtonElement) || !(li instanceof HTMLElement)) return;
-    const action = b.dataset.action ?? "";
-    if (!isAction(action)) return;
-    const name = ACTION_LABELS[/** @type {CallAction} */ (action)];
-    ctx.clearError();
+    const action = b.dataset.action;
+    if (!isCallAction(action)) return;
+    const id = Number(li.dataset.callId);
+    // The picker gives the focus back to this button: it stays enabled meanwhile.
+    if (action === "transfer") {
+      await transfer(id);
+      return;
+    }
     b.disabled = true;
     try {
-      await act(/** @type {CallAction} */ (action), Number(li.dataset.callId));
-    } catch (err) {
-      if (!(err instanceof ApiError && err.status === 401)) {
-        ctx.showError(`${name} failed: ${err instanceof Error ? err.message : err}`);
-      }
+      await ctx.callAction(action, id);
     } finally {
       b.disabled = false;
     }
@@ -192,7 +205,8 @@ export function callsView(ctx) {
 
   const unsubscribe = ctx.store.subscribe((s, before) => {
     const names = s.contactsByExt !== before.contactsByExt;
-    if (s.calls !== before.calls || names) render(s, names);
+    // Every call when the calls change: a held call's buttons depend on the others.
+    if (s.calls !== before.calls || names) render(s, true);
   });
   const clockTimer = setInterval(() => {
     for (const item of shown.values()) updateClock(item);
@@ -203,6 +217,7 @@ export function callsView(ctx) {
     stop() {
       unsubscribe();
       wiring.abort();
+      picker.stop();
       clearInterval(clockTimer);
       for (const item of shown.values()) clearTimeout(item.removeTimer);
       shown.clear();
