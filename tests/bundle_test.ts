@@ -9,7 +9,6 @@
  */
 import assert from "node:assert/strict";
 import {
-  assetContentType,
   collectAssets,
   REGENERATE_COMMAND,
   renderAssetsModule,
@@ -17,7 +16,8 @@ import {
 } from "../scripts/gen_assets.ts";
 import { embeddedAsset, embeddedAssetPaths } from "../lib/assets.ts";
 import { Hono } from "hono";
-import { contentTypeFor, type StaticOptions, staticRoutes } from "../routes/static.ts";
+import { type StaticOptions, staticRoutes } from "../routes/static.ts";
+import { contentTypeFor } from "../lib/http/mime.ts";
 import { toErrorResponse } from "../lib/http/errors.ts";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { CERT, DMITRY, KEY, withHarness } from "./helpers/harness.ts";
@@ -55,8 +55,7 @@ Deno.test("bundle: embedded assets: paths, types, bodies", async () => {
   assert.ok(paths.includes("docs/openapi.yaml"));
   for (const p of paths) {
     const a = (await embeddedAsset(p))!;
-    assert.equal(a.type, contentTypeFor(p), `type of ${p} (gen_assets.ts vs routes/static.ts)`);
-    assert.equal(a.type, assetContentType(p));
+    assert.equal(a.type, contentTypeFor(p), `type of ${p} (embedded vs lib/http/mime.ts)`);
     assert.match(a.etag, /^[0-9a-f]{24}$/);
   }
   assert.equal(await embeddedAsset("/static/index.html"), await embeddedAsset("static/index.html"));
