@@ -142,3 +142,26 @@ export class AcmeError extends Error {
     this.retryAfterMs = options.retryAfterMs;
   }
 }
+
+/**
+ * A request to the CA that got no response: the socket's code and the URL. Raised inside
+ * the ACME client's HTTP hooks and classified into an {@link AcmeError} (`ca-unreachable`,
+ * `dns`) before it leaves `acme.ts`.
+ *
+ * @example
+ * ```ts
+ * const err = new AcmeTransportError("ECONNREFUSED", "https://127.0.0.1:14000/dir");
+ * err.message; // "ECONNREFUSED https://127.0.0.1:14000/dir"
+ * ```
+ */
+export class AcmeTransportError extends Error {
+  /**
+   * @param code the socket error's code, e.g. `ECONNREFUSED`
+   * @param url the request's URL
+   * @param options `cause`: the underlying error
+   */
+  constructor(readonly code: string, readonly url: string, options?: ErrorOptions) {
+    super(`${code} ${url}`, options);
+    this.name = "AcmeTransportError";
+  }
+}
