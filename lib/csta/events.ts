@@ -33,6 +33,7 @@
  */
 import { child, textAt, type XmlElement } from "./xml.ts";
 import { parseAbEntry } from "./commands/address_book.ts";
+import { toInt } from "./commands/_util.ts";
 import { parseMailItem } from "./commands/mail.ts";
 import type { Contact, Voicemail } from "./types.ts";
 
@@ -74,12 +75,6 @@ export interface Cad {
   type: string;
   /** Character data; omitted when empty. */
   value?: string;
-}
-
-/** Integer text; 0 when empty or malformed. `Number` trims whitespace itself. */
-function toInt(s: string): number {
-  const v = Number(s);
-  return Number.isFinite(v) ? Math.trunc(v) : 0;
 }
 
 /** A device field: `<x><deviceIdentifier>v</deviceIdentifier></x>`, or flat `<x>v</x>`. */

@@ -273,11 +273,6 @@ export function child(e: XmlElement | undefined, name: string): XmlElement | und
   return undefined;
 }
 
-/** Returns every child with the given local name. */
-export function childrenNamed(e: XmlElement | undefined, name: string): XmlElement[] {
-  return e ? e.children.filter((c) => c.name === name) : [];
-}
-
 /**
  * Text of the element at a child path, trimmed; `""` when any step is missing.
  *
@@ -301,10 +296,4 @@ export function intAt(e: XmlElement | undefined, ...path: string[]): number {
   if (t === "") return 0;
   const v = Number(t);
   return Number.isFinite(v) ? Math.trunc(v) : 0;
-}
-
-/** Boolean at a child path: true only for "true" or "1". */
-export function boolAt(e: XmlElement | undefined, ...path: string[]): boolean {
-  const t = textAt(e, ...path).toLowerCase();
-  return t === "true" || t === "1";
 }

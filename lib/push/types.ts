@@ -20,15 +20,6 @@ export type PushKind = "apns" | "fcm";
  */
 export type PushEvent = "incoming" | "answered" | "answered_elsewhere" | "cancelled" | "missed";
 
-/** Every {@link PushEvent}, in lifecycle order (labels, docs, tests). */
-export const PUSH_EVENTS: readonly PushEvent[] = Object.freeze([
-  "incoming",
-  "answered",
-  "answered_elsewhere",
-  "cancelled",
-  "missed",
-]);
-
 /**
  * Outcome of one delivery attempt to one device token.
  *

@@ -1,5 +1,6 @@
 /**
- * Small readers shared by the reply parsers of every domain (private to `commands/`).
+ * Small readers shared by the reply parsers of every domain and the event decoders
+ * (`events.ts`); not part of `lib/csta`'s public surface.
  *
  * @module
  */
