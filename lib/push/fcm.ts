@@ -12,10 +12,10 @@ import { importPKCS8, SignJWT } from "jose";
 import {
   errorText,
   isTransientStatus,
+  postPush,
   type PushMessage,
   type PushResult,
   type PushSender,
-  redact,
   retryResult,
 } from "./types.ts";
 import { DEFAULT_RING_TIMEOUT_MS, fcmRoute, MISSED_LOC, missedText } from "./rules.ts";
@@ -253,25 +253,13 @@ export class FcmSender implements PushSender {
         ? { status: "failed", reason }
         : { status: "retry", reason };
     }
-    let res: Response;
-    try {
-      res = await fetch(this.#url, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
-        body: JSON.stringify({ message: fcmMessage(token, message, this.#now()) }),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-        ...(this.#client ? { client: this.#client } : {}),
-      });
-    } catch (e) {
-      return {
-        status: "retry",
-        reason: `transport: ${errorText(e).replaceAll(token, redact(token))}`,
-      };
-    }
-    if (res.status === 200) {
-      await res.body?.cancel();
-      return { status: "ok" };
-    }
+    const res = await postPush(this.#url, {
+      headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
+      body: JSON.stringify({ message: fcmMessage(token, message, this.#now()) }),
+      signal: AbortSignal.timeout(this.#timeoutMs),
+      client: this.#client,
+    }, token);
+    if (!(res instanceof Response)) return res;
     const err = await readFcmError(res);
     const reason = `${res.status} ${err.code}`;
     if (res.status === 404 || err.code === "UNREGISTERED" || err.code === "SENDER_ID_MISMATCH") {
