@@ -31,12 +31,12 @@ import {
 import { Deliveries, openMany } from "./load_sse.ts";
 import { loadContacts } from "./load_contacts.ts";
 import {
-  freePort,
   mxflexArgs,
-  MxflexProcess,
+  startMxflex,
   waitReady,
   writeInstanceConfig,
 } from "../tests/helpers/instances.ts";
+import { freePort } from "../tests/helpers/free_port.ts";
 
 /** Longest wait for one event to reach all subscribers. */
 const EVENT_TIMEOUT_MS = 15_000;
@@ -55,7 +55,7 @@ async function startInstances(n: number, simPort: number, dir: string): Promise<
     // Thousands of streams on one token, and no login limits in the way.
     rateLimits: { streams: { perToken: 1_000_000, perUser: 1_000_000 } },
   });
-  const p = new MxflexProcess(
+  const p = startMxflex(
     mxflexArgs({ config, db: `${dir}/kv.db`, host: `127.0.0.1:${port}`, instances: n }),
   );
   const url = `http://127.0.0.1:${port}`;
