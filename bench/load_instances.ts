@@ -21,6 +21,7 @@
 import {
   argList,
   argNum,
+  Deliveries,
   login,
   percentile,
   procCpuMs,
@@ -28,7 +29,7 @@ import {
   sleep,
   startBenchServer,
 } from "./load_util.ts";
-import { Deliveries, openMany } from "./load_sse.ts";
+import { openMany } from "./load_sse.ts";
 import { loadContacts } from "./load_contacts.ts";
 import {
   mxflexArgs,
@@ -86,7 +87,7 @@ async function fanout(
 ) {
   const token = await login(inst.url);
   const port = Number(new URL(inst.url).port);
-  const sink = new Deliveries();
+  const sink = new Deliveries<number>();
   const path = `/api/events?access_token=${encodeURIComponent(token)}`;
   const { subs, errors } = await openMany(port, path, n, sink);
   const connected = subs.length;
@@ -102,10 +103,10 @@ async function fanout(
   for (let k = 0; k < calls; k++) {
     const { callId, t } = await sim.cmd<{ callId: number; t: number }>("call 79031744445");
     await sink.wait(callId, connected, EVENT_TIMEOUT_MS);
-    const got = sink.byCall.get(callId) ?? [];
+    const got = sink.byKey.get(callId) ?? [];
     received += got.length;
     for (const r of got) lat.push(r - t);
-    sink.byCall.delete(callId);
+    sink.byKey.delete(callId);
     await sleep(50);
   }
   const cpuMs = cpu(inst.pids) - cpu0;
