@@ -320,7 +320,15 @@ export function defaultKvPollMs(db: string): number {
   return /^https?:\/\//i.test(db) ? 10_000 : 250;
 }
 
-/** Resolves `p` against `base` unless it is absolute. */
+/**
+ * Resolves `p` against `base` unless it is absolute.
+ *
+ * @example
+ * ```ts
+ * resolvePath("/etc/mxflex", "certs/apns.p12"); // "/etc/mxflex/certs/apns.p12"
+ * resolvePath("/etc/mxflex", "/srv/apns.p12"); // "/srv/apns.p12"
+ * ```
+ */
 export function resolvePath(base: string, p: string): string {
   return p.startsWith("/") ? p : `${base}/${p}`;
 }

@@ -58,6 +58,11 @@ export const USAGE = `Usage: mxflex [flags]
 /**
  * Parses Go-style flags.
  * @throws {Error} on an unknown flag or a missing value
+ *
+ * @example
+ * ```ts
+ * parseFlags(["-config", "mxflex.yaml", "--debug"]).config; // "mxflex.yaml"
+ * ```
  */
 export function parseFlags(args: string[]): Flags {
   const f: Flags = {
@@ -119,6 +124,11 @@ export const SHUTDOWN_BOUND_MS = 10_000;
  * Runs the server until SIGINT/SIGTERM. Returns the exit code: 0 after a clean stop, 2 for a
  * start-up mistake (bad flags or config, a port in use or not permitted, a KV path that cannot
  * be opened, an unreadable TLS file), printed as one line naming what and why.
+ *
+ * @example
+ * ```ts
+ * if (import.meta.main) Deno.exit(await main(Deno.args));
+ * ```
  */
 export async function main(args: string[]): Promise<number> {
   let flags: Flags;

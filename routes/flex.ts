@@ -75,7 +75,14 @@ const INVALID_TOKEN = { "WWW-Authenticate": 'Bearer realm="MXFlex", error="inval
 
 type Env = { Variables: { claims: TokenClaims; fields: Fields } };
 
-/** Orders extensions naturally: numeric ones by value, then the rest as strings. */
+/**
+ * Orders extensions naturally: numeric ones by value, then the rest as strings.
+ *
+ * @example
+ * ```ts
+ * ["3100", "30", "ops", "3095"].sort(compareExt); // ["30", "3095", "3100", "ops"]
+ * ```
+ */
 export function compareExt(a: string, b: string): number {
   const na = /^\d+$/.test(a), nb = /^\d+$/.test(b);
   if (na && nb) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);

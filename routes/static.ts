@@ -15,6 +15,12 @@ import { contentTypeFor } from "../lib/http/mime.ts";
 /**
  * Turns a request path into a safe relative file path, or undefined when it tries to leave
  * the directory or is otherwise unacceptable.
+ *
+ * @example
+ * ```ts
+ * safeRelativePath("/lib/calls.js"); // "lib/calls.js"
+ * safeRelativePath("/%2e%2e/secret"); // undefined
+ * ```
  */
 export function safeRelativePath(urlPath: string): string | undefined {
   let p: string;
@@ -47,7 +53,14 @@ export interface StaticOptions {
   embedded?: boolean;
 }
 
-/** Builds the static-file router (mount last: it catches every GET). */
+/**
+ * Builds the static-file router (mount last: it catches every GET).
+ *
+ * @example
+ * ```ts
+ * app.route("/", staticRoutes({ dirs: ["html", { path: "static", serves: isWebClientFile }] }));
+ * ```
+ */
 export function staticRoutes(o: StaticOptions): Hono {
   const app = new Hono();
   app.get("/index.html", (c) => c.redirect("/", 301));

@@ -453,7 +453,15 @@ export interface MailIncomingEvent {
   fileFormat: string;
 }
 
-/** Decodes a `MailIncomingReadyEvent`; `undefined` for other messages. */
+/**
+ * Decodes a `MailIncomingReadyEvent`; `undefined` for other messages.
+ *
+ * @example
+ * ```ts
+ * const ev = decodeMailEvent(parseXml(xml));
+ * if (ev) console.log(ev.mail.id, ev.fileFormat);
+ * ```
+ */
 export function decodeMailEvent(e: XmlElement): MailIncomingEvent | undefined {
   if (e.name !== "MailIncomingReadyEvent") return undefined;
   const flag = (n: string) => (e.attrs[n] ?? textAt(e, n)).trim().toLowerCase() === "true";
@@ -471,6 +479,11 @@ export function decodeMailEvent(e: XmlElement): MailIncomingEvent | undefined {
 /**
  * The `mode` of a server-initiated `<Logout mode="…"/>` (the session is over); `undefined`
  * for other messages. The mode values are undocumented, so it is returned verbatim.
+ *
+ * @example
+ * ```ts
+ * decodeLogout(parseXml('<Logout mode="1"/>')); // "1"
+ * ```
  */
 export function decodeLogout(e: XmlElement): string | undefined {
   return e.name === "Logout" ? (e.attrs.mode ?? "") : undefined;

@@ -459,6 +459,11 @@ let interceptorInstalled = false;
 /**
  * Makes acme-client's (process-wide) axios instance trust `caCerts`, in
  * addition to the public roots, for requests to `directoryUrl`'s origin only.
+ *
+ * @example
+ * ```ts
+ * trustAcmeServer("https://127.0.0.1:14000/dir", [pebbleRootPem]);
+ * ```
  */
 export function trustAcmeServer(directoryUrl: string, caCerts: string[]): void {
   trustedAgents.set(

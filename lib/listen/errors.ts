@@ -15,7 +15,14 @@
  * @module
  */
 
-/** A bind or TLS-file failure of {@link listen}; the message names the address or file. */
+/**
+ * A bind or TLS-file failure of {@link listen}; the message names the address or file.
+ *
+ * @example
+ * ```ts
+ * throw new ListenError("cannot listen on 0.0.0.0:80: permission denied", "0.0.0.0:80");
+ * ```
+ */
 export class ListenError extends Error {
   /** The address (`host:port`) or file path that failed. */
   readonly target: string;

@@ -317,6 +317,13 @@ function pems(c: { cert: string; key: string }): { cert: string; key: string } {
 /**
  * The port-80 handler in ACME mode: ACME challenges first, then a 301 to the
  * same path and query on `https://domain[:port]`.
+ *
+ * @example
+ * ```ts
+ * const port80 = redirectToHttps("mxflex.example.com", () => 443);
+ * port80(new Request("http://mxflex.example.com/api?x=1")).headers.get("location");
+ * // "https://mxflex.example.com/api?x=1"
+ * ```
  */
 export function redirectToHttps(
   domain: string,

@@ -46,6 +46,11 @@ export interface ServiceAccount {
  * Checks a parsed service-account file.
  *
  * @throws {Error} naming the first missing field
+ *
+ * @example
+ * ```ts
+ * const account = parseServiceAccount(JSON.parse(await Deno.readTextFile("service-account.json")));
+ * ```
  */
 export function parseServiceAccount(raw: unknown): ServiceAccount {
   const o = (raw ?? {}) as Record<string, unknown>;
@@ -61,7 +66,14 @@ export function parseServiceAccount(raw: unknown): ServiceAccount {
   };
 }
 
-/** The OAuth exchange failed; `transient` says whether trying later may help. */
+/**
+ * The OAuth exchange failed; `transient` says whether trying later may help.
+ *
+ * @example
+ * ```ts
+ * throw new OAuthError("oauth: 503 Service Unavailable", true); // worth retrying
+ * ```
+ */
 export class OAuthError extends Error {
   /** @param transient true for network errors, 429 and 5xx */
   constructor(message: string, readonly transient: boolean) {
@@ -331,6 +343,11 @@ export function fcmMessage(
  * fails without contacting anything. Keeping it registered lets clients still register
  * tokens under the old app name; they start working once an `fcm` service account with the
  * same app name is configured.
+ *
+ * @example
+ * ```ts
+ * await new LegacyFcmSender().send(); // { status: "failed", reason: LEGACY_FCM_WARNING }
+ * ```
  */
 export class LegacyFcmSender implements PushSender {
   /** Always `"fcm"`. */
