@@ -143,7 +143,17 @@ export async function main(args: string[]): Promise<number> {
     base: index === undefined ? undefined : { instance: index },
   });
   const configPath = flags.config ??
-    ((await exists("mxflex.yaml")) ? "mxflex.yaml" : "mxproxy.json");
+    ((await exists("mxflex.yaml"))
+      ? "mxflex.yaml"
+      : (await exists("mxproxy.json"))
+      ? "mxproxy.json"
+      : undefined);
+  if (configPath === undefined) {
+    log.error(
+      `config: no mxflex.yaml or mxproxy.json in ${Deno.cwd()} (name a file with -config)`,
+    );
+    return 2;
+  }
   let config;
   try {
     config = applyEnv(await loadConfigFile(configPath), (k) => Deno.env.get(k));

@@ -486,7 +486,9 @@ export async function loadConfigFile(path: string): Promise<AppConfig> {
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    throw new ConfigError(`cannot read config ${path}: ${(err as Error).message}`);
+    // A relative path says where it was looked for: `deno task` runs in the repository.
+    const where = path.startsWith("/") ? "" : ` in ${Deno.cwd()}`;
+    throw new ConfigError(`cannot read config ${path}${where}: ${(err as Error).message}`);
   }
   const slash = path.lastIndexOf("/");
   return normalizeConfig(

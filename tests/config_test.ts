@@ -427,6 +427,33 @@ Deno.test("main: `-config /nonexistent` exits 2 with one error line and no stack
   assert.equal(new TextDecoder().decode(out.stdout), "");
 });
 
+Deno.test("main: a config file that is not there names the working directory, exit 2", async () => {
+  // `deno task start` runs in the repository, wherever the operator typed it: a relative
+  // path that is not found says where it was looked for.
+  const dir = await Deno.makeTempDir({ prefix: "mxflex-config-" });
+  try {
+    for (
+      const [args, re] of [
+        [
+          [],
+          /^.*ERROR config: no mxflex\.yaml or mxproxy\.json in (\S+) \(name a file with -config\)$/,
+        ],
+        [["-config", "office.yaml"], /^.*ERROR config: cannot read config office\.yaml in (\S+): /],
+      ] as const
+    ) {
+      const p = Program.start("main.ts", [...args], { cwd: dir });
+      const { code } = await p.status;
+      assert.equal(code, 2, p.output());
+      assert.equal(p.stderrLines.length, 1, p.output());
+      const m = p.stderrLines[0].match(re);
+      assert.ok(m, p.output());
+      assert.equal(await Deno.realPath(m[1]), await Deno.realPath(dir));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("config: rateLimits defaults, overrides per sub-key, typos and bad values refused", () => {
   const base = { mx: { addr: "127.0.0.1", login: "a", password: "b" } };
   const d = normalizeConfig(base, ".").rateLimits;
