@@ -256,6 +256,13 @@ export async function main(args: string[]): Promise<number> {
     if (flags.debug && err instanceof Error && err.stack) log.debug(err.stack);
     return 2;
   }
+  // Signals are ours before the "listening" line: a supervisor (or test) that sends SIGTERM as
+  // soon as it reads that line gets a graceful stop, not the default exit 143.
+  const stop = new Promise<void>((resolve) => {
+    const onSignal = () => resolve();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+  });
   server.start();
   if (listener.httpAddr) {
     const h = listener.httpAddr;
@@ -267,12 +274,6 @@ export async function main(args: string[]): Promise<number> {
     log.info(`MXFlex ${VERSION} listening on ${listener.url}`);
   }
   if (ops) log.info(`instance ${server.instanceId}: ops endpoints on ${ops.url}`);
-
-  const stop = new Promise<void>((resolve) => {
-    const onSignal = () => resolve();
-    Deno.addSignalListener("SIGINT", onSignal);
-    Deno.addSignalListener("SIGTERM", onSignal);
-  });
   await Promise.race([stop, listener.finished]);
   log.info("shutting down");
   // Bounded: a stuck MX or client must not keep the process alive past the bound.
