@@ -11,7 +11,7 @@ import {
 } from "../lib/push/config.ts";
 import { PushDispatcher, type PushDispatcherOptions } from "../lib/push/dispatcher.ts";
 import type { PushEvent, PushResult, PushSender } from "../lib/push/types.ts";
-import { parseRetryAfter } from "../lib/push/types.ts";
+import { parseRetryAfter } from "../lib/push/gateway.ts";
 import { TokenStore } from "../lib/store/tokens.ts";
 import { PushDedupe } from "../lib/store/dedupe.ts";
 import { waitUntil } from "./helpers/wait.ts";

@@ -11,15 +11,8 @@
  * @module
  */
 import { importPKCS8, SignJWT } from "jose";
-import {
-  errorText,
-  isTransientStatus,
-  postPush,
-  type PushMessage,
-  type PushResult,
-  type PushSender,
-  retryResult,
-} from "./types.ts";
+import { errorText, type PushMessage, type PushResult, type PushSender } from "./types.ts";
+import { isTransientStatus, postPush, retryResult } from "./gateway.ts";
 import { apnsRoute, DEFAULT_RING_TIMEOUT_MS, MISSED_LOC, missedText } from "./rules.ts";
 import {
   PROVIDER_TOKEN_MAX_AGE_MS,

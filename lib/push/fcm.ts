@@ -9,15 +9,8 @@
  * @module
  */
 import { importPKCS8, SignJWT } from "jose";
-import {
-  errorText,
-  isTransientStatus,
-  postPush,
-  type PushMessage,
-  type PushResult,
-  type PushSender,
-  retryResult,
-} from "./types.ts";
+import { errorText, type PushMessage, type PushResult, type PushSender } from "./types.ts";
+import { isTransientStatus, postPush, retryResult } from "./gateway.ts";
 import { DEFAULT_RING_TIMEOUT_MS, fcmRoute, MISSED_LOC, missedText } from "./rules.ts";
 
 /** Google's FCM API origin. */
