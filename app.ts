@@ -9,10 +9,14 @@
 import type { Hono } from "hono";
 import { type AppConfig, ConfigError } from "./lib/config.ts";
 import type { Logger } from "./lib/log.ts";
-import { MxSession } from "./lib/mx/session.ts";
-import { PushMonitors } from "./lib/mx/push_monitors.ts";
-import { TokenMonitors } from "./lib/mx/token_monitors.ts";
-import { FlexFeed } from "./lib/mx/flex_events.ts";
+import {
+  type Backoff,
+  FlexFeed,
+  MxSession,
+  PushMonitors,
+  TokenMonitors,
+  type WireLogger,
+} from "./lib/mx/mod.ts";
 import { TokenIssuer } from "./lib/auth/jwt.ts";
 import { SigningKeys } from "./lib/auth/signing_keys.ts";
 import { LiveTokenStore } from "./lib/store/live_tokens.ts";
@@ -28,9 +32,7 @@ import { PushDedupe } from "./lib/store/dedupe.ts";
 import { ProviderTokenStore } from "./lib/store/provider_tokens.ts";
 import { PushDispatcher } from "./lib/push/dispatcher.ts";
 import { loadPushConfig } from "./lib/push/config.ts";
-import type { WireLogger } from "./lib/csta/wire_log.ts";
 import type { HttpsStatus } from "./lib/listen/https_status.ts";
-import type { Backoff } from "./lib/csta/client.ts";
 import { ServerMetrics } from "./lib/metrics.ts";
 import { buildApp } from "./routes/mod.ts";
 import { isWebClientFile } from "./lib/web_client_files.ts";
@@ -319,7 +321,15 @@ export function defaultKvPollMs(db: string): number {
   return /^https?:\/\//i.test(db) ? 10_000 : 250;
 }
 
-/** Resolves `p` against `base` unless it is absolute. */
+/**
+ * Resolves `p` against `base` unless it is absolute.
+ *
+ * @example
+ * ```ts
+ * resolvePath("/etc/mxflex", "certs/apns.p12"); // "/etc/mxflex/certs/apns.p12"
+ * resolvePath("/etc/mxflex", "/srv/apns.p12"); // "/srv/apns.p12"
+ * ```
+ */
 export function resolvePath(base: string, p: string): string {
   return p.startsWith("/") ? p : `${base}/${p}`;
 }

@@ -38,7 +38,7 @@ import {
 import { createLogger, type Logger } from "./lib/log.ts";
 import { MxFlexServer } from "./app.ts";
 import { errorResponse } from "./lib/http/errors.ts";
-import type { Backoff } from "./lib/csta/client.ts";
+import type { Backoff } from "./lib/mx/mod.ts";
 import { VERSION } from "./lib/version.ts";
 
 /** Environment variables: a map (tests) or a lookup function (`Deno.env.get`). */

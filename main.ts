@@ -58,6 +58,11 @@ export const USAGE = `Usage: mxflex [flags]
 /**
  * Parses Go-style flags.
  * @throws {Error} on an unknown flag or a missing value
+ *
+ * @example
+ * ```ts
+ * parseFlags(["-config", "mxflex.yaml", "--debug"]).config; // "mxflex.yaml"
+ * ```
  */
 export function parseFlags(args: string[]): Flags {
   const f: Flags = {
@@ -119,6 +124,11 @@ export const SHUTDOWN_BOUND_MS = 10_000;
  * Runs the server until SIGINT/SIGTERM. Returns the exit code: 0 after a clean stop, 2 for a
  * start-up mistake (bad flags or config, a port in use or not permitted, a KV path that cannot
  * be opened, an unreadable TLS file), printed as one line naming what and why.
+ *
+ * @example
+ * ```ts
+ * if (import.meta.main) Deno.exit(await main(Deno.args));
+ * ```
  */
 export async function main(args: string[]): Promise<number> {
   let flags: Flags;
@@ -246,6 +256,13 @@ export async function main(args: string[]): Promise<number> {
     if (flags.debug && err instanceof Error && err.stack) log.debug(err.stack);
     return 2;
   }
+  // Signals are ours before the "listening" line: a supervisor (or test) that sends SIGTERM as
+  // soon as it reads that line gets a graceful stop, not the default exit 143.
+  const stop = new Promise<void>((resolve) => {
+    const onSignal = () => resolve();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+  });
   server.start();
   if (listener.httpAddr) {
     const h = listener.httpAddr;
@@ -257,12 +274,6 @@ export async function main(args: string[]): Promise<number> {
     log.info(`MXFlex ${VERSION} listening on ${listener.url}`);
   }
   if (ops) log.info(`instance ${server.instanceId}: ops endpoints on ${ops.url}`);
-
-  const stop = new Promise<void>((resolve) => {
-    const onSignal = () => resolve();
-    Deno.addSignalListener("SIGINT", onSignal);
-    Deno.addSignalListener("SIGTERM", onSignal);
-  });
   await Promise.race([stop, listener.finished]);
   log.info("shutting down");
   // Bounded: a stuck MX or client must not keep the process alive past the bound.

@@ -16,13 +16,13 @@
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { CERT, KEY } from "../tests/helpers/harness.ts";
 import {
-  freePort,
   mxflexArgs,
-  MxflexProcess,
   startInstance,
+  startMxflex,
   waitReady,
   writeInstanceConfig,
 } from "../tests/helpers/instances.ts";
+import { freePort } from "../tests/helpers/free_port.ts";
 import { argNum, mib, procMem, sleep } from "./load_util.ts";
 
 /** RSS of the instances of one run, bytes. */
@@ -48,7 +48,7 @@ export async function measureIdle(n: number, simPort: number, settleMs: number):
     }
     const port = freePort();
     const config = await writeInstanceConfig(dir, simPort, { opsHost: "127.0.0.1:0" });
-    const sup = new MxflexProcess(
+    const sup = startMxflex(
       mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: n }),
     );
     try {

@@ -21,6 +21,7 @@
 import {
   argList,
   argNum,
+  Deliveries,
   login,
   percentile,
   procCpuMs,
@@ -28,15 +29,15 @@ import {
   sleep,
   startBenchServer,
 } from "./load_util.ts";
-import { Deliveries, openMany } from "./load_sse.ts";
+import { openMany } from "./load_sse.ts";
 import { loadContacts } from "./load_contacts.ts";
 import {
-  freePort,
   mxflexArgs,
-  MxflexProcess,
+  startMxflex,
   waitReady,
   writeInstanceConfig,
 } from "../tests/helpers/instances.ts";
+import { freePort } from "../tests/helpers/free_port.ts";
 
 /** Longest wait for one event to reach all subscribers. */
 const EVENT_TIMEOUT_MS = 15_000;
@@ -55,7 +56,7 @@ async function startInstances(n: number, simPort: number, dir: string): Promise<
     // Thousands of streams on one token, and no login limits in the way.
     rateLimits: { streams: { perToken: 1_000_000, perUser: 1_000_000 } },
   });
-  const p = new MxflexProcess(
+  const p = startMxflex(
     mxflexArgs({ config, db: `${dir}/kv.db`, host: `127.0.0.1:${port}`, instances: n }),
   );
   const url = `http://127.0.0.1:${port}`;
@@ -86,7 +87,7 @@ async function fanout(
 ) {
   const token = await login(inst.url);
   const port = Number(new URL(inst.url).port);
-  const sink = new Deliveries();
+  const sink = new Deliveries<number>();
   const path = `/api/events?access_token=${encodeURIComponent(token)}`;
   const { subs, errors } = await openMany(port, path, n, sink);
   const connected = subs.length;
@@ -102,10 +103,10 @@ async function fanout(
   for (let k = 0; k < calls; k++) {
     const { callId, t } = await sim.cmd<{ callId: number; t: number }>("call 79031744445");
     await sink.wait(callId, connected, EVENT_TIMEOUT_MS);
-    const got = sink.byCall.get(callId) ?? [];
+    const got = sink.byKey.get(callId) ?? [];
     received += got.length;
     for (const r of got) lat.push(r - t);
-    sink.byCall.delete(callId);
+    sink.byKey.delete(callId);
     await sleep(50);
   }
   const cpuMs = cpu(inst.pids) - cpu0;

@@ -29,6 +29,7 @@ import {
   argList,
   argNum,
   type BenchServer,
+  Deliveries,
   login,
   mib,
   percentile,
@@ -50,48 +51,11 @@ const P99_LIMIT_MS = 100;
 
 const NOTE_RE = /event: presence\ndata: [^\n]*"note":"([^"]*)"/g;
 
-/** Receive times per presence note, across all streams. */
-class Deliveries {
-  readonly byNote = new Map<string, number[]>();
-  total = 0;
-  #waiters = new Map<string, { want: number; resolve: () => void }>();
-
-  add(note: string, t: number): void {
-    let a = this.byNote.get(note);
-    if (!a) this.byNote.set(note, a = []);
-    a.push(t);
-    this.total++;
-    const w = this.#waiters.get(note);
-    if (w && a.length >= w.want) {
-      this.#waiters.delete(note);
-      w.resolve();
-    }
-  }
-
-  /** Resolves when `want` streams have `note`, or after `ms`. */
-  wait(note: string, want: number, ms: number): Promise<void> {
-    if ((this.byNote.get(note)?.length ?? 0) >= want) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#waiters.delete(note);
-        resolve();
-      }, ms);
-      this.#waiters.set(note, {
-        want,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
-    });
-  }
-}
-
 /** Logs in users `b0`…`b<n-1>` and opens one stream each, `BATCH` at a time. */
 async function openStreams(
   srv: BenchServer,
   n: number,
-  sink: Deliveries,
+  sink: Deliveries<string>,
 ): Promise<RawSseStream[]> {
   const port = Number(new URL(srv.url).port);
   const streams: RawSseStream[] = [];
@@ -113,11 +77,11 @@ async function openStreams(
 }
 
 /** Latencies (ascending) of the deliveries of `notes`, and how many are missing. */
-function latencies(sink: Deliveries, t0: Map<string, number>, want: number) {
+function latencies(sink: Deliveries<string>, t0: Map<string, number>, want: number) {
   const lat: number[] = [];
   let missing = 0;
   for (const [note, t] of t0) {
-    const got = sink.byNote.get(note) ?? [];
+    const got = sink.byKey.get(note) ?? [];
     missing += Math.max(0, want - got.length);
     for (const r of got) lat.push(r - t);
   }
@@ -131,7 +95,7 @@ function summary(lat: number[]): string {
 }
 
 /** Part 1: single changes to every stream. */
-async function oneChange(srv: BenchServer, n: number, changes: number, sink: Deliveries) {
+async function oneChange(srv: BenchServer, n: number, changes: number, sink: Deliveries<string>) {
   const t0 = new Map<string, number>();
   // Warm-up (not counted).
   for (let k = 0; k < 2; k++) {
@@ -158,7 +122,7 @@ async function busyStep(
   rate: number,
   seconds: number,
   holdMs: number,
-  sink: Deliveries,
+  sink: Deliveries<string>,
   step: number,
 ) {
   const t0 = new Map<string, number>();
@@ -196,7 +160,7 @@ async function busyStep(
   }
   const cpu1 = [procCpuMs(srv.pid), procCpuMs(Deno.pid)];
   const r = latencies(sink, t0, n);
-  for (const note of t0.keys()) sink.byNote.delete(note);
+  for (const note of t0.keys()) sink.byKey.delete(note);
   await sleep(holdMs + 200); // let the hang-ups of this step finish
   return {
     ...r,
@@ -220,7 +184,7 @@ if (import.meta.main) {
       `load=${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`,
   );
   const srv = await startBenchServer({ users: n });
-  const sink = new Deliveries();
+  const sink = new Deliveries<string>();
   try {
     const t = performance.now();
     const streams = await openStreams(srv, n, sink);

@@ -19,6 +19,7 @@ import {
   argList,
   argNum,
   type BenchServer,
+  Deliveries,
   login,
   type MemReply,
   mib,
@@ -39,47 +40,12 @@ const CONNECT_TIMEOUT_MS = 120_000;
 
 const DELIVERED_RE = /event: DeliveredEvent\ndata: \{"callId":(\d+)/g;
 
-/** Receive times of DeliveredEvents by call id, across all subscribers. */
-export class Deliveries {
-  readonly byCall = new Map<number, number[]>();
-  waiters = new Map<number, { want: number; resolve: () => void }>();
-
-  add(callId: number, t: number): void {
-    let a = this.byCall.get(callId);
-    if (!a) this.byCall.set(callId, a = []);
-    a.push(t);
-    const w = this.waiters.get(callId);
-    if (w && a.length >= w.want) {
-      this.waiters.delete(callId);
-      w.resolve();
-    }
-  }
-
-  /** Resolves when `want` deliveries of `callId` arrived or after `ms`. */
-  wait(callId: number, want: number, ms: number): Promise<void> {
-    if ((this.byCall.get(callId)?.length ?? 0) >= want) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiters.delete(callId);
-        resolve();
-      }, ms);
-      this.waiters.set(callId, {
-        want,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
-    });
-  }
-}
-
 /** Opens `n` subscribers, `CONNECT_BATCH` at a time. */
 export async function openMany(
   port: number,
   path: string,
   n: number,
-  sink: Deliveries,
+  sink: Deliveries<number>,
 ): Promise<{ subs: RawSseStream[]; errors: string[]; ms: number }> {
   const subs: RawSseStream[] = [];
   const errors: string[] = [];
@@ -146,7 +112,7 @@ async function run(n: number, calls: number): Promise<SseResult> {
     const token = await login(srv.url);
     const port = Number(new URL(srv.url).port);
     const path = `/api/events?access_token=${encodeURIComponent(token)}`;
-    const sink = new Deliveries();
+    const sink = new Deliveries<number>();
     await sleep(500);
     const before = await srv.cmd<MemReply>("gc");
     const { subs, errors, ms } = await openMany(port, path, n, sink);
@@ -168,7 +134,7 @@ async function run(n: number, calls: number): Promise<SseResult> {
     for (let k = 0; k < calls; k++) {
       const { callId, t } = await srv.cmd<{ callId: number; t: number }>("call 79031744445");
       await sink.wait(callId, connected, EVENT_TIMEOUT_MS);
-      const got = sink.byCall.get(callId) ?? [];
+      const got = sink.byKey.get(callId) ?? [];
       received += got.length;
       let first = Infinity;
       for (const r of got) {
@@ -176,7 +142,7 @@ async function run(n: number, calls: number): Promise<SseResult> {
         if (r - t < first) first = r - t;
       }
       firsts.push(first);
-      sink.byCall.delete(callId);
+      sink.byKey.delete(callId);
       await sleep(50);
     }
     const cpu1 = [procCpuMs(srv.pid), procCpuMs(Deno.pid)];
@@ -214,7 +180,7 @@ async function runBare(n: number): Promise<{ n: number; before: MemReply; after:
   const srv = await startBenchServer({ bare: true });
   try {
     const port = Number(new URL(srv.url).port);
-    const sink = new Deliveries();
+    const sink = new Deliveries<number>();
     await sleep(300);
     const before = await srv.cmd<MemReply>("gc");
     const { subs } = await openMany(port, "/", n, sink);

@@ -251,6 +251,55 @@ export class KeepAliveGet {
 }
 
 /**
+ * Receive times of one kind of SSE frame across many streams, by a key the frame carries (a
+ * call id, a presence note): a load script waits until `want` streams have a key, then reads
+ * the latencies.
+ *
+ * @example
+ * ```ts
+ * const sink = new Deliveries<number>();
+ * const s = new RawSseStream((text, t) => sink.add(callIdIn(text), t));
+ * await sink.wait(39, 1000, 15_000);
+ * sink.byKey.get(39); // receive times (wallMs)
+ * ```
+ */
+export class Deliveries<K> {
+  /** Receive times (`wallMs`) per key. */
+  readonly byKey = new Map<K, number[]>();
+  #waiters = new Map<K, { want: number; resolve: () => void }>();
+
+  /** Records that one stream received `key` at `t`. */
+  add(key: K, t: number): void {
+    let a = this.byKey.get(key);
+    if (!a) this.byKey.set(key, a = []);
+    a.push(t);
+    const w = this.#waiters.get(key);
+    if (w && a.length >= w.want) {
+      this.#waiters.delete(key);
+      w.resolve();
+    }
+  }
+
+  /** Resolves when `want` deliveries of `key` arrived, or after `ms` (the caller counts). */
+  wait(key: K, want: number, ms: number): Promise<void> {
+    if ((this.byKey.get(key)?.length ?? 0) >= want) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(key);
+        resolve();
+      }, ms);
+      this.#waiters.set(key, {
+        want,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+}
+
+/**
  * One raw-socket SSE stream for load scripts: a minimal HTTP/1.1 GET, then `onFrames` with the
  * text of every batch of complete frames and the wall-clock time (`wallMs`) it was read.
  * Raw sockets keep the client's cost small next to the server's.

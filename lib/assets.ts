@@ -60,7 +60,14 @@ export async function embeddedAsset(path: string): Promise<EmbeddedAsset | undef
   return asset;
 }
 
-/** Paths of every embedded file, sorted. */
+/**
+ * Paths of every embedded file, sorted.
+ *
+ * @example
+ * ```ts
+ * await embeddedAssetPaths(); // ["docs/openapi.yaml", "static/app.js", …]
+ * ```
+ */
 export async function embeddedAssetPaths(): Promise<string[]> {
   return Object.keys(await assets()).sort();
 }

@@ -105,7 +105,14 @@ export interface RateLimits extends LoginLimits {
   streams: StreamLimits;
 }
 
-/** A configuration problem; the message names the key. */
+/**
+ * A configuration problem; the message names the key.
+ *
+ * @example
+ * ```ts
+ * throw new ConfigError("mx.main.addr must be a string");
+ * ```
+ */
 export class ConfigError extends Error {
   /** @param message what is wrong, naming the key */
   constructor(message: string) {
@@ -190,7 +197,15 @@ export async function parseConfigText(text: string): Promise<unknown> {
   }
 }
 
-/** Splits "host[:port]" (IPv6 in brackets), adding the default MX port. */
+/**
+ * Splits "host[:port]" (IPv6 in brackets), adding the default MX port.
+ *
+ * @example
+ * ```ts
+ * splitAddr("mx.example.com"); // ["mx.example.com", 7778]
+ * splitAddr("[2001:db8::1]:7779"); // ["2001:db8::1", 7779]
+ * ```
+ */
 export function splitAddr(addr: string, defaultPort = DEFAULT_MX_PORT): [string, number] {
   const a = addr.trim();
   let host = a;
@@ -323,7 +338,14 @@ function parseRateLimits(raw: unknown): RateLimits {
   };
 }
 
-/** Validates `trustedProxies` (a list, or one comma-separated string as in the env variable). */
+/**
+ * Validates `trustedProxies` (a list, or one comma-separated string as in the env variable).
+ *
+ * @example
+ * ```ts
+ * parseTrustedProxies("10.0.0.1, 192.168.0.0/16"); // ["10.0.0.1", "192.168.0.0/16"]
+ * ```
+ */
 export function parseTrustedProxies(raw: unknown, path = "trustedProxies"): string[] {
   if (raw === undefined || raw === null || raw === "") return [];
   const list = typeof raw === "string"
@@ -447,6 +469,11 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
  * `MXFLEX_MX_ADDR`, `MXFLEX_MX_LOGIN`, `MXFLEX_MX_PASSWORD` (for the Flex API's MX),
  * `MXFLEX_TOKEN_TTL`, `MXFLEX_DB`, `MXFLEX_METRICS_TOKEN`, `MXFLEX_TRUSTED_PROXIES`
  * (comma-separated; replaces the file's list), `MXFLEX_INSTANCE_ID`.
+ *
+ * @example
+ * ```ts
+ * const cfg = applyEnv(await loadConfigFile("mxflex.yaml"), (k) => Deno.env.get(k));
+ * ```
  */
 export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined): AppConfig {
   const host = env("MXFLEX_HOST");
@@ -480,7 +507,14 @@ export function applyEnv(cfg: AppConfig, env: (k: string) => string | undefined)
   return cfg;
 }
 
-/** Reads, parses and validates a config file. */
+/**
+ * Reads, parses and validates a config file.
+ *
+ * @example
+ * ```ts
+ * const cfg = await loadConfigFile("config/mxproxy.json"); // seed 2 format, JSON or YAML
+ * ```
+ */
 export async function loadConfigFile(path: string): Promise<AppConfig> {
   let text: string;
   try {

@@ -38,7 +38,14 @@ export function defaultInstanceId(hostname: string, index: number | undefined): 
   return index === undefined ? hostname : `${hostname}-${index}`;
 }
 
-/** The host name, or `mxflex` where it may not be read (no `--allow-sys`, Deno Deploy). */
+/**
+ * The host name, or `mxflex` where it may not be read (no `--allow-sys`, Deno Deploy).
+ *
+ * @example
+ * ```ts
+ * hostName(); // "mx-gw-1", or "mxflex" without --allow-sys
+ * ```
+ */
 export function hostName(): string {
   try {
     return Deno.hostname();

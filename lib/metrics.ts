@@ -132,7 +132,15 @@ function braces(labels: string): string {
   return labels ? `{${labels}}` : "";
 }
 
-/** A monotonically increasing counter. */
+/**
+ * A monotonically increasing counter.
+ *
+ * @example
+ * ```ts
+ * const reqs = registry.counter("http_requests_total", "HTTP requests.", ["status"]);
+ * reqs.inc({ status: 200 });
+ * ```
+ */
 export class Counter extends Metric<{ v: number }> {
   /** @inheritdoc */
   get type(): string {
@@ -166,7 +174,15 @@ export class Counter extends Metric<{ v: number }> {
   }
 }
 
-/** A value that goes up and down. */
+/**
+ * A value that goes up and down.
+ *
+ * @example
+ * ```ts
+ * const sse = registry.gauge("sse_clients", "Connected SSE clients.");
+ * sse.set(undefined, 12);
+ * ```
+ */
 export class Gauge extends Metric<{ v: number }> {
   /** @inheritdoc */
   get type(): string {
@@ -202,7 +218,15 @@ interface HistState {
   count: number;
 }
 
-/** A histogram with fixed, cumulative `le` buckets plus `_sum` and `_count`. */
+/**
+ * A histogram with fixed, cumulative `le` buckets plus `_sum` and `_count`.
+ *
+ * @example
+ * ```ts
+ * const dur = registry.histogram("http_request_duration_seconds", "Time to headers.", ["route"]);
+ * dur.observe({ route: "/api/contacts" }, 0.004);
+ * ```
+ */
 export class Histogram extends Metric<HistState> {
   /** Upper bounds, ascending, without `+Inf`. */
   readonly buckets: readonly number[];
@@ -269,7 +293,19 @@ export class Histogram extends Metric<HistState> {
   }
 }
 
-/** A metrics registry. */
+/**
+ * A metrics registry.
+ *
+ * @example
+ * ```ts
+ * const registry = new Registry();
+ * registry.counter("logins_total", "Logins.").inc();
+ * registry.render();
+ * // # HELP logins_total Logins.
+ * // # TYPE logins_total counter
+ * // logins_total 1
+ * ```
+ */
 export class Registry {
   #metrics = new Map<string, Metric<unknown>>();
   #collectors: Array<() => void> = [];
@@ -336,7 +372,15 @@ export class Registry {
 /** Methods kept as a label value; anything else is "OTHER" (bounds cardinality). */
 const KNOWN_METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 
-/** Normalises an HTTP method for use as a label. */
+/**
+ * Normalises an HTTP method for use as a label.
+ *
+ * @example
+ * ```ts
+ * methodLabel("get"); // "GET"
+ * methodLabel("PROPFIND"); // "OTHER"
+ * ```
+ */
 export function methodLabel(method: string): string {
   const m = method.toUpperCase();
   return KNOWN_METHODS.has(m) ? m : "OTHER";

@@ -6,9 +6,6 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import type { MxSession } from "../lib/mx/session.ts";
-import type { StreamLimits, TokenClaims, TokenMonitors } from "../lib/mx/token_monitors.ts";
-import type { FlexFeed } from "../lib/mx/flex_events.ts";
 import { AuthError, type TokenIssuer } from "../lib/auth/jwt.ts";
 import type { LoginGuard } from "../lib/auth/login_guard.ts";
 import { SSE_HEADERS, sseResponse } from "../lib/sse/hub.ts";
@@ -26,8 +23,13 @@ import { clientIp } from "../lib/http/client_ip.ts";
 import {
   type CallAction,
   flexContact,
+  type FlexFeed,
   loginSecret,
+  type MxSession,
   SETTABLE_PRESENCE,
+  type StreamLimits,
+  type TokenClaims,
+  type TokenMonitors,
   type UserSession,
 } from "../lib/mx/mod.ts";
 import { CredentialVault } from "../lib/store/credentials.ts";
@@ -73,7 +75,14 @@ const INVALID_TOKEN = { "WWW-Authenticate": 'Bearer realm="MXFlex", error="inval
 
 type Env = { Variables: { claims: TokenClaims; fields: Fields } };
 
-/** Orders extensions naturally: numeric ones by value, then the rest as strings. */
+/**
+ * Orders extensions naturally: numeric ones by value, then the rest as strings.
+ *
+ * @example
+ * ```ts
+ * ["3100", "30", "ops", "3095"].sort(compareExt); // ["30", "3095", "3100", "ops"]
+ * ```
+ */
 export function compareExt(a: string, b: string): number {
   const na = /^\d+$/.test(a), nb = /^\d+$/.test(b);
   if (na && nb) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);

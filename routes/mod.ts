@@ -19,14 +19,16 @@
  */
 import { Hono } from "hono";
 import type { Logger } from "../lib/log.ts";
-import type { MxSession } from "../lib/mx/session.ts";
-import type { TokenMonitors } from "../lib/mx/token_monitors.ts";
-import type { PushMonitors } from "../lib/mx/push_monitors.ts";
+import type {
+  FlexFeed,
+  MxSession,
+  PushMonitors,
+  StreamLimits,
+  TokenMonitors,
+} from "../lib/mx/mod.ts";
 import type { TokenIssuer } from "../lib/auth/jwt.ts";
 import type { VerifiedCache } from "../lib/auth/basic.ts";
 import type { LoginGuard } from "../lib/auth/login_guard.ts";
-import type { StreamLimits } from "../lib/mx/token_monitors.ts";
-import type { FlexFeed } from "../lib/mx/flex_events.ts";
 import type { CredentialVault } from "../lib/store/credentials.ts";
 import type { ServerMetrics } from "../lib/metrics.ts";
 import type { HttpsStatus } from "../lib/listen/https_status.ts";

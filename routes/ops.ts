@@ -20,6 +20,11 @@ export const OPENAPI_FILE = new URL("../docs/openapi.yaml", import.meta.url);
 /**
  * Builds the ops router. `/readyz` is 200 when every MX session is connected and, with an
  * active `https` (ACME mode), a certificate is served; otherwise 503, saying why.
+ *
+ * @example
+ * ```ts
+ * app.route("/", opsRoutes(sessions, "mx-gw-1"));
+ * ```
  */
 export function opsRoutes(
   sessions: Map<string, MxSession>,

@@ -56,12 +56,26 @@ type Env = { Variables: { mx: MxSession; user: ProxyUser } };
 /** login attributes of the per-request user sessions (mxproxy v0.14/v0.15). */
 const USER_ATTRS = { platform: "iPhone", version: "1.0" };
 
-/** Proxy address-book entry: no jid/status inside (the JID is the key). */
+/**
+ * Proxy address-book entry: no jid/status inside (the JID is the key).
+ *
+ * @example
+ * ```ts
+ * proxyContact(contact); // { firstName: "Peter", lastName: "Hyde", ext: "3044", … }
+ * ```
+ */
 export function proxyContact(c: Contact): Record<string, string> {
   return withOptionalFields({ firstName: c.firstName, lastName: c.lastName, ext: c.ext }, c);
 }
 
-/** Builds the router. */
+/**
+ * Builds the router.
+ *
+ * @example
+ * ```ts
+ * app.route("/", proxyRoutes({ sessions, authCache, guard, push, log }));
+ * ```
+ */
 export function proxyRoutes(d: ProxyDeps): Hono<Env> {
   const app = new Hono<Env>();
 

@@ -10,32 +10,17 @@
 import { Hono } from "hono";
 import { HttpError } from "../lib/http/errors.ts";
 import { embeddedAsset } from "../lib/assets.ts";
-
-const TYPES: Record<string, string> = {
-  html: "text/html; charset=utf-8",
-  js: "text/javascript; charset=utf-8",
-  mjs: "text/javascript; charset=utf-8",
-  css: "text/css; charset=utf-8",
-  json: "application/json; charset=utf-8",
-  yaml: "application/yaml; charset=utf-8",
-  svg: "image/svg+xml",
-  png: "image/png",
-  jpg: "image/jpeg",
-  ico: "image/x-icon",
-  txt: "text/plain; charset=utf-8",
-  webmanifest: "application/manifest+json",
-  woff2: "font/woff2",
-};
-
-/** Content-Type for a file name. */
-export function contentTypeFor(name: string): string {
-  const ext = name.slice(name.lastIndexOf(".") + 1).toLowerCase();
-  return TYPES[ext] ?? "application/octet-stream";
-}
+import { contentTypeFor } from "../lib/http/mime.ts";
 
 /**
  * Turns a request path into a safe relative file path, or undefined when it tries to leave
  * the directory or is otherwise unacceptable.
+ *
+ * @example
+ * ```ts
+ * safeRelativePath("/lib/calls.js"); // "lib/calls.js"
+ * safeRelativePath("/%2e%2e/secret"); // undefined
+ * ```
  */
 export function safeRelativePath(urlPath: string): string | undefined {
   let p: string;
@@ -68,7 +53,14 @@ export interface StaticOptions {
   embedded?: boolean;
 }
 
-/** Builds the static-file router (mount last: it catches every GET). */
+/**
+ * Builds the static-file router (mount last: it catches every GET).
+ *
+ * @example
+ * ```ts
+ * app.route("/", staticRoutes({ dirs: ["html", { path: "static", serves: isWebClientFile }] }));
+ * ```
+ */
 export function staticRoutes(o: StaticOptions): Hono {
   const app = new Hono();
   app.get("/index.html", (c) => c.redirect("/", 301));

@@ -17,13 +17,15 @@
  * ```
  *
  * `static/deno.json` (the client's type-check configuration) is left out: see
- * `lib/web_client_files.ts`, the only project module this script imports (it imports
- * nothing itself), so the script runs even when the generated file is missing or broken.
+ * `lib/web_client_files.ts`. That and `lib/http/mime.ts` (the Content-Type table the server
+ * uses too) are the only project modules this script imports, and they import nothing
+ * themselves, so the script runs even when the generated file is missing or broken.
  *
  * @module
  */
 
 import { isWebClientFile } from "../lib/web_client_files.ts";
+import { contentTypeFor } from "../lib/http/mime.ts";
 
 /** The command that regenerates `lib/assets_data.ts` (printed by checks when it is stale). */
 export const REGENERATE_COMMAND =
@@ -31,29 +33,6 @@ export const REGENERATE_COMMAND =
 
 /** Output path relative to the repository root. */
 export const OUTPUT_PATH = "lib/assets_data.ts";
-
-/** Content-Types; kept equal to routes/static.ts `contentTypeFor` (checked by a test). */
-const TYPES: Record<string, string> = {
-  html: "text/html; charset=utf-8",
-  js: "text/javascript; charset=utf-8",
-  mjs: "text/javascript; charset=utf-8",
-  css: "text/css; charset=utf-8",
-  json: "application/json; charset=utf-8",
-  yaml: "application/yaml; charset=utf-8",
-  svg: "image/svg+xml",
-  png: "image/png",
-  jpg: "image/jpeg",
-  ico: "image/x-icon",
-  txt: "text/plain; charset=utf-8",
-  webmanifest: "application/manifest+json",
-  woff2: "font/woff2",
-};
-
-/** Content-Type for a file name (same table as routes/static.ts). */
-export function assetContentType(name: string): string {
-  const ext = name.slice(name.lastIndexOf(".") + 1).toLowerCase();
-  return TYPES[ext] ?? "application/octet-stream";
-}
 
 function isTextType(type: string): boolean {
   return type.startsWith("text/") || type.includes("charset=utf-8") ||
@@ -179,7 +158,7 @@ export async function renderAssetsModule(assets: SourceAsset[]): Promise<string>
     "export const ASSETS: Record<string, AssetRecord> = {",
   ];
   for (const a of assets) {
-    const type = assetContentType(a.path);
+    const type = contentTypeFor(a.path);
     const etag = await etagOf(a.bytes);
     const text = isTextType(type) ? decodeUtf8(a.bytes) : undefined;
     lines.push(`  ${JSON.stringify(a.path)}: {`);

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { basic, DMITRY, flexLogin, type Harness, withHarness } from "./helpers/harness.ts";
 import { AuthError, TokenIssuer } from "../lib/auth/jwt.ts";
+import { rawGet } from "./helpers/raw_http.ts";
 
 const STACK_RE = /\bat\s+\S*(\/|\\)\S+\.(ts|js|mjs):\d+/;
 
@@ -252,39 +253,6 @@ Deno.test("abuse: Basic-auth brute force is 429 with Retry-After", async () => {
   });
 });
 
-/** One raw HTTP/1.1 request (fetch would normalise the path); returns status and body. */
-async function rawGet(port: number, target: string): Promise<{ status: number; body: string }> {
-  const c = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await c.write(
-      new TextEncoder().encode(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
-    );
-    const chunks: Uint8Array[] = [];
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = await c.read(buf);
-      if (n === null) break;
-      chunks.push(buf.slice(0, n));
-    }
-    const text = new TextDecoder().decode(
-      chunks.reduce((a, b) => {
-        const o = new Uint8Array(a.length + b.length);
-        o.set(a);
-        o.set(b, a.length);
-        return o;
-      }, new Uint8Array()),
-    );
-    const status = Number(text.match(/^HTTP\/1\.1 (\d{3})/)?.[1] ?? 0);
-    return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
-  } finally {
-    try {
-      c.close();
-    } catch {
-      // closed by the server
-    }
-  }
-}
-
 Deno.test("abuse: path traversal on static files never leaves the directory", async () => {
   const root = await Deno.makeTempDir({ prefix: "mxflex-abuse-" });
   try {
@@ -298,7 +266,7 @@ Deno.test("abuse: path traversal on static files never leaves the directory", as
       const port = Number(new URL(h.url).port);
       const ok = await rawGet(port, "/sub/page.txt");
       assert.equal(ok.status, 200);
-      assert.equal(ok.body, "inside");
+      assert.equal(ok.text, "inside");
       const targets = [
         "/../secret.txt",
         "/sub/../../secret.txt",
@@ -326,9 +294,9 @@ Deno.test("abuse: path traversal on static files never leaves the directory", as
       ];
       for (const t of targets) {
         const r = await rawGet(port, t);
-        assert.ok(!r.body.includes("TOP-SECRET"), `${t} leaked a file`);
+        assert.ok(!r.text.includes("TOP-SECRET"), `${t} leaked a file`);
         assert.ok(r.status === 404 || r.status === 400, `${t}: ${r.status}`);
-        assert.ok(!STACK_RE.test(r.body) && !r.body.includes("Error:"), `${t}: ${r.body}`);
+        assert.ok(!STACK_RE.test(r.text) && !r.text.includes("Error:"), `${t}: ${r.text}`);
       }
       // Through fetch too (normalised paths end inside the directory or 404).
       for (const t of ["/../secret.txt", "/%2e%2e/secret.txt", "/sub/..%2f..%2fsecret.txt"]) {

@@ -9,7 +9,6 @@
  */
 import assert from "node:assert/strict";
 import {
-  assetContentType,
   collectAssets,
   REGENERATE_COMMAND,
   renderAssetsModule,
@@ -17,11 +16,14 @@ import {
 } from "../scripts/gen_assets.ts";
 import { embeddedAsset, embeddedAssetPaths } from "../lib/assets.ts";
 import { Hono } from "hono";
-import { contentTypeFor, type StaticOptions, staticRoutes } from "../routes/static.ts";
+import { type StaticOptions, staticRoutes } from "../routes/static.ts";
+import { contentTypeFor } from "../lib/http/mime.ts";
 import { toErrorResponse } from "../lib/http/errors.ts";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { CERT, DMITRY, KEY, withHarness } from "./helpers/harness.ts";
-import { waitUntil } from "./helpers/wait.ts";
+import { freePort } from "./helpers/free_port.ts";
+import { Program } from "./helpers/program.ts";
+import { waitForUrl } from "./helpers/wait.ts";
 
 const REPO = REPO_ROOT.pathname.replace(/\/$/, "");
 
@@ -55,8 +57,7 @@ Deno.test("bundle: embedded assets: paths, types, bodies", async () => {
   assert.ok(paths.includes("docs/openapi.yaml"));
   for (const p of paths) {
     const a = (await embeddedAsset(p))!;
-    assert.equal(a.type, contentTypeFor(p), `type of ${p} (gen_assets.ts vs routes/static.ts)`);
-    assert.equal(a.type, assetContentType(p));
+    assert.equal(a.type, contentTypeFor(p), `type of ${p} (embedded vs lib/http/mime.ts)`);
     assert.match(a.etag, /^[0-9a-f]{24}$/);
   }
   assert.equal(await embeddedAsset("/static/index.html"), await embeddedAsset("static/index.html"));
@@ -181,44 +182,23 @@ Deno.test("bundle: static/deno.json (the client's type-check config) is neither 
   }
 });
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-/** Polls `url` until `ok(res)`; fails at once, with its stderr, if the child exits. */
-function waitForUrl(
-  url: string,
-  ok: (r: Response) => boolean,
-  exited: () => boolean,
-  stderr: () => string,
-): Promise<void> {
-  return waitUntil(async () => {
-    if (exited()) assert.fail(`bundle exited early:\n${stderr()}`);
-    try {
-      const res = await fetch(url);
-      await res.body?.cancel();
-      return ok(res);
-    } catch {
-      return false; // not listening yet
-    }
-  }, { what: () => `${url} to become ready:\n${stderr()}`, timeoutMs: 60_000, intervalMs: 100 });
-}
-
-async function readAll(stream: ReadableStream<Uint8Array>, sink: (s: string) => void) {
-  const dec = new TextDecoder();
-  for await (const chunk of stream) sink(dec.decode(chunk, { stream: true }));
+/** Waits until `url` answers 200; fails at once, with its stderr, if the child exits. */
+function ready(url: string, p: Program): Promise<void> {
+  return waitForUrl(url, {
+    ok: (r) => r.status === 200,
+    check: () => {
+      if (p.exited) assert.fail(`bundle exited early:\n${p.stderr}`);
+    },
+    what: () => `${url} to become ready:\n${p.stderr}`,
+    timeoutMs: 60_000,
+    intervalMs: 100,
+  });
 }
 
 Deno.test("bundle: scripts/bundle.sh output runs alone with deno run against the simulator", async () => {
   const tmp = await Deno.realPath(await Deno.makeTempDir({ prefix: "mxflex-bundle-" }));
   const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY } });
-  let child: Deno.ChildProcess | undefined;
-  let exitCode: number | undefined;
-  let status: Promise<Deno.CommandStatus> | undefined;
-  let stderr = "";
+  let proc: Program | undefined;
   try {
     // 1. Build into <tmp>/dist: the bundle's own ../static and ../docs do not exist.
     const out = `${tmp}/dist/mxflex.js`;
@@ -244,41 +224,25 @@ Deno.test("bundle: scripts/bundle.sh output runs alone with deno run against the
       `host: "127.0.0.1:${port}"\n` +
         `mx: {addr: "127.0.0.1:${sim.port}", login: server, password: password}\n`,
     );
-    child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-config",
-        "--unstable-kv",
-        "--allow-net=127.0.0.1",
-        `--allow-read=${tmp}`,
-        `--allow-write=${tmp}`,
-        "--allow-env",
-        out,
-        "-config",
-        "mxflex.yaml",
-        "-db",
-        `${tmp}/kv.db`,
-      ],
-      cwd: wd,
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const proc = child;
-    const drained = Promise.all([
-      readAll(proc.stdout, () => {}),
-      readAll(proc.stderr, (s) => (stderr += s)),
-    ]);
-    status = proc.status.then(async (s) => {
-      exitCode = s.code;
-      await drained;
-      return s;
-    });
+    proc = Program.spawn([
+      Deno.execPath(),
+      "run",
+      "--no-config",
+      "--unstable-kv",
+      "--allow-net=127.0.0.1",
+      `--allow-read=${tmp}`,
+      `--allow-write=${tmp}`,
+      "--allow-env",
+      out,
+      "-config",
+      "mxflex.yaml",
+      "-db",
+      `${tmp}/kv.db`,
+    ], { cwd: wd, env: { NO_COLOR: "1" } });
+    const p = proc;
     const base = `http://127.0.0.1:${port}`;
-    const exited = () => exitCode !== undefined;
-    await waitForUrl(`${base}/healthz`, (r) => r.status === 200, exited, () => stderr);
-    await waitForUrl(`${base}/readyz`, (r) => r.status === 200, exited, () => stderr);
+    await ready(`${base}/healthz`, p);
+    await ready(`${base}/readyz`, p);
 
     // 3. The API, the embedded web client and the embedded OpenAPI document.
     const health = await fetch(`${base}/healthz`);
@@ -310,25 +274,19 @@ Deno.test("bundle: scripts/bundle.sh output runs alone with deno run against the
     );
 
     // 4. SIGTERM: graceful stop, exit code 0, within main.ts's own 10 s bound.
-    proc.kill("SIGTERM");
+    p.kill("SIGTERM");
     let timer: ReturnType<typeof setTimeout> | undefined;
     const result = await Promise.race([
-      status,
+      p.status,
       new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), 10_000))),
     ]).finally(() => clearTimeout(timer));
-    assert.notEqual(result, "timeout", `no exit within 10 s after SIGTERM:\n${stderr}`);
-    assert.equal((result as Deno.CommandStatus).code, 0, stderr);
-    assert.match(stderr, /shutting down/);
-    assert.doesNotMatch(stderr, /Uncaught|^\s+at /m);
+    assert.notEqual(result, "timeout", `no exit within 10 s after SIGTERM:\n${p.stderr}`);
+    assert.equal((result as Deno.CommandStatus).code, 0, p.stderr);
+    assert.match(p.stderr, /shutting down/);
+    assert.doesNotMatch(p.stderr, /Uncaught|^\s+at /m);
   } finally {
-    if (child && exitCode === undefined) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-    await status;
+    if (proc && !proc.exited) proc.kill("SIGKILL");
+    await proc?.status;
     await sim.close();
     await Deno.remove(tmp, { recursive: true });
   }

@@ -7,28 +7,9 @@
 import assert from "node:assert/strict";
 import { defaultUsers } from "../lib/mxsim/mod.ts";
 import { Program } from "./helpers/program.ts";
+import { wavInfo } from "./helpers/wav_info.ts";
 
 const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
-
-/** Reads a RIFF/WAVE header: format, channels, rate, bits and the audio's length in seconds. */
-function wavInfo(b: Uint8Array) {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const ascii = (o: number, n: number) => String.fromCharCode(...b.subarray(o, o + n));
-  assert.equal(ascii(0, 4), "RIFF");
-  assert.equal(ascii(8, 4), "WAVE");
-  assert.equal(ascii(12, 4), "fmt ");
-  assert.equal(ascii(36, 4), "data");
-  const rate = v.getUint32(24, true), bits = v.getUint16(34, true), ch = v.getUint16(22, true);
-  const data = v.getUint32(40, true);
-  assert.equal(data, b.length - 44, "data chunk covers the file");
-  return {
-    pcm: v.getUint16(20, true) === 1,
-    ch,
-    rate,
-    bits,
-    seconds: data / (rate * ch * bits / 8),
-  };
-}
 
 Deno.test("demo: prints every user with their password, plays voicemail, registers push tokens", async () => {
   const p = Program.start("demo.ts", ["--port", "0", "--every", "1"]);

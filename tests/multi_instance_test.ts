@@ -9,15 +9,15 @@ import assert from "node:assert/strict";
 import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { basic, CERT, DMITRY, flexLogin as login, KEY, SseReader } from "./helpers/harness.ts";
 import {
-  freePort,
   type Instance,
   mxflexArgs,
-  MxflexProcess,
   startInstance,
+  startMxflex,
   stopAll,
   waitReady,
   writeInstanceConfig,
 } from "./helpers/instances.ts";
+import { freePort } from "./helpers/free_port.ts";
 import { MOCK_TLS_CERT_PATH, MockApns, MockFcm } from "./helpers/mock_push.ts";
 import { waitUntil } from "./helpers/wait.ts";
 import { kidOf } from "./helpers/kv.ts";
@@ -237,7 +237,7 @@ Deno.test("instances: -instances 3 on one shared port; one killed, the others se
     const port = freePort();
     const config = await writeInstanceConfig(dir, sim.port, { opsHost: "127.0.0.1:0" });
     const url = `http://127.0.0.1:${port}`;
-    const sup = new MxflexProcess(
+    const sup = startMxflex(
       mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: 3 }),
     );
     try {

@@ -4,6 +4,7 @@
  * and SIGTERM stops cleanly even while the MX says nothing.
  */
 import assert from "node:assert/strict";
+import { freePort } from "./helpers/free_port.ts";
 import { Program } from "./helpers/program.ts";
 import { SilentTcp } from "./helpers/silent_tcp.ts";
 import { needs } from "./helpers/tools.ts";
@@ -227,13 +228,7 @@ Deno.test("demo: --port in use is one line naming --port, exit 2", async () => {
 
 Deno.test("main: -host with an unreachable CA logs the ACME failure at once, /readyz says why, SIGTERM exits 0", async () => {
   const silent = new SilentTcp();
-  const free = () => {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const { port } = l.addr as Deno.NetAddr;
-    l.close();
-    return port;
-  };
-  const [caPort, httpPort, httpsPort] = [free(), free(), free()];
+  const [caPort, httpPort, httpsPort] = [freePort(), freePort(), freePort()];
   const c = await configDir({
     ...mxAt(silent.port),
     acme: { directoryUrl: `https://127.0.0.1:${caPort}/dir`, httpPort, httpsPort },

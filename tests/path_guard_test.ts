@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { Hono } from "hono";
 import { CERT, type Harness, withHarness } from "./helpers/harness.ts";
-import { RawHttp } from "./helpers/raw_http.ts";
+import { rawGet } from "./helpers/raw_http.ts";
 import { isUnsafePath } from "../lib/http/path_guard.ts";
 
 /** The shapes the removed hand-written server normalised to `/metrics`, and their cousins. */
@@ -34,20 +34,9 @@ const UNSAFE = [
   "/mx/test/%2e%2e/%2e%2e/metrics",
 ];
 
-/** Status, body and headers of one raw HTTP/1.1 GET (the target is sent exactly as given). */
-async function rawGet(
-  h: Harness,
-  target: string,
-): Promise<{ status: number; text: string; headers: Map<string, string> }> {
-  const c = await RawHttp.connect(Number(new URL(h.url).port));
-  try {
-    await c.sendHead("GET", target, { Connection: "close" });
-    const head = await c.readHead();
-    const { text } = await c.readBody(Number(head.headers.get("content-length") ?? Infinity));
-    return { status: head.status, text, headers: head.headers };
-  } finally {
-    c.close();
-  }
+/** The harness's HTTP port. */
+function port(h: Pick<Harness, "url">): number {
+  return Number(new URL(h.url).port);
 }
 
 Deno.test("path facts: Deno.serve keeps the raw target in req.url, hono decodes %2e to '..' and %5c to '\\' without resolving, new URL() resolves '..' and '\\' to /metrics", async () => {
@@ -70,7 +59,7 @@ Deno.test("path facts: Deno.serve keeps the raw target in req.url, hono decodes 
       "/x/%5c../metrics": ["/x/\\../metrics", "/x/%5c../metrics"],
     };
     for (const [raw, [path, parsed]] of Object.entries(want)) {
-      assert.equal((await rawGet(h, raw)).status, 200);
+      assert.equal((await rawGet(port(h), raw)).status, 200);
       assert.deepEqual(seen[raw], { url: raw, path, parsed }, raw);
     }
   } finally {
@@ -81,11 +70,11 @@ Deno.test("path facts: Deno.serve keeps the raw target in req.url, hono decodes 
 Deno.test("path guard: encoded dot-segments, encoded slashes and backslashes are 400 over HTTP/1.1, never /metrics", async () => {
   await withHarness(async (h) => {
     // The target the tricks aim at is really there (open to loopback).
-    const metrics = await rawGet(h, "/metrics");
+    const metrics = await rawGet(port(h), "/metrics");
     assert.equal(metrics.status, 200);
     assert.match(metrics.text, /^# (HELP|TYPE) /m);
     for (const t of UNSAFE) {
-      const r = await rawGet(h, t);
+      const r = await rawGet(port(h), t);
       assert.equal(r.status, 400, `${t}: ${r.status} ${r.text.slice(0, 80)}`);
       assert.deepEqual(JSON.parse(r.text), { error: "bad request path" }, t);
       // Still a normal MXFlex response: logged with a request id, server headers set.
@@ -93,7 +82,7 @@ Deno.test("path guard: encoded dot-segments, encoded slashes and backslashes are
       assert.match(r.headers.get("server") ?? "", /^MXFlex\//, t);
     }
     // Without the guard the static route (which parses the URL) resolved this to /index.html.
-    assert.equal((await rawGet(h, "/x/%2e%2e/index.html")).status, 400);
+    assert.equal((await rawGet(port(h), "/x/%2e%2e/index.html")).status, 400);
   });
 });
 
@@ -131,7 +120,7 @@ Deno.test("path guard: the same paths are 400 over HTTP/2 (raw :path via node:ht
 Deno.test("path guard: ordinary paths, dots inside names and encoded characters in the query pass", async () => {
   await withHarness(async (h) => {
     for (const t of ["/healthz?x=%2e%2e%2f%5c", "/api/openapi.yaml", "/", "/..x", "/a.b/c..d"]) {
-      const r = await rawGet(h, t);
+      const r = await rawGet(port(h), t);
       // Not refused: served (200) or simply not there (404).
       const want = t.startsWith("/..x") || t.startsWith("/a.b") ? 404 : 200;
       assert.equal(r.status, want, `${t}: ${r.status} ${r.text.slice(0, 80)}`);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { importSPKI, jwtVerify } from "jose";
 import { P12Error, readApnsP12 } from "../lib/push/p12.ts";
-import { ApnsSender, ApnsTokenSigner } from "../lib/push/apns.ts";
+import { ApnsSender, type ApnsSenderOptions, ApnsTokenSigner } from "../lib/push/apns.ts";
 import { LEGACY_FCM_WARNING, stringifyData } from "../lib/push/fcm.ts";
 import {
   closePushApps,
@@ -11,7 +11,7 @@ import {
 } from "../lib/push/config.ts";
 import { PushDispatcher, type PushDispatcherOptions } from "../lib/push/dispatcher.ts";
 import type { PushEvent, PushResult, PushSender } from "../lib/push/types.ts";
-import { parseRetryAfter } from "../lib/push/types.ts";
+import { parseRetryAfter } from "../lib/push/gateway.ts";
 import { TokenStore } from "../lib/store/tokens.ts";
 import { PushDedupe } from "../lib/store/dedupe.ts";
 import { waitUntil } from "./helpers/wait.ts";
@@ -114,6 +114,42 @@ async function world(extraConfig: Record<string, unknown> = {}) {
       }
     },
   };
+}
+
+/** Runs `fn` with a fresh {@link world} and always closes it. */
+async function withWorld(
+  fn: (w: Awaited<ReturnType<typeof world>>) => Promise<void>,
+  extraConfig: Record<string, unknown> = {},
+): Promise<void> {
+  const w = await world(extraConfig);
+  try {
+    await fn(w);
+  } finally {
+    await w.close();
+  }
+}
+
+/** A provider-token signer with the test key (`AuthKey_TESTKEY123.p8`). */
+async function testSigner(now?: () => number): Promise<ApnsTokenSigner> {
+  return new ApnsTokenSigner({
+    keyPem: await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.p8"),
+    keyId: "K",
+    teamId: "T",
+    ...(now ? { now } : {}),
+  });
+}
+
+/** A token-auth sender for {@link BUNDLE} at `endpoint`, signed with {@link testSigner}. */
+async function tokenSender(
+  endpoint: string,
+  o: Partial<ApnsSenderOptions> = {},
+): Promise<ApnsSender> {
+  return new ApnsSender({
+    endpoint,
+    topic: BUNDLE,
+    auth: { type: "token", signer: await testSigner() },
+    ...o,
+  });
 }
 
 // --- PKCS#12 -------------------------------------------------------------------------
@@ -238,9 +274,8 @@ Deno.test("config: path type mapping", () => {
 
 // --- APNs --------------------------------------------------------------------------------
 
-Deno.test("apns: certificate auth sends an alert push over HTTP/2 with the modern headers", async () => {
-  const w = await world();
-  try {
+Deno.test("apns: certificate auth sends an alert push over HTTP/2 with the modern headers", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_1 });
     const d = w.dispatcher();
     const before = Math.floor(Date.now() / 1000);
@@ -266,14 +301,10 @@ Deno.test("apns: certificate auth sends an alert push over HTTP/2 with the moder
     assert.deepEqual(d.stats(), {
       [`apns:${BUNDLE}`]: { sent: 1, failed: 0, pruned: 0, retried: 0 },
     });
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("apns: sandbox registrations go to the sandbox gateway", async () => {
-  const w = await world();
-  try {
+Deno.test("apns: sandbox registrations go to the sandbox gateway", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE + "~", token: APNS_TOKEN_1 });
     await w.store.add({
       mx: MX,
@@ -289,14 +320,10 @@ Deno.test("apns: sandbox registrations go to the sandbox gateway", async () => {
     assert.equal(w.sandbox.requestsFor(APNS_TOKEN_1).length, 1);
     assert.equal(w.sandbox.requestsFor(APNS_TOKEN_2).length, 1);
     assert.equal(w.sandbox.requestsFor(APNS_TOKEN_1)[0].headers["apns-topic"], BUNDLE);
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("apns: token (.p8) auth sends a VoIP push with a valid ES256 JWT and no aps", async () => {
-  const w = await world();
-  try {
+Deno.test("apns: token (.p8) auth sends a VoIP push with a valid ES256 JWT and no aps", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: VOIP_BUNDLE, token: APNS_TOKEN_1 });
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: VOIP_BUNDLE, token: APNS_TOKEN_2 });
     const d = w.dispatcher();
@@ -320,19 +347,11 @@ Deno.test("apns: token (.p8) auth sends a VoIP push with a valid ES256 JWT and n
       jwts.add(jwt);
     }
     assert.equal(jwts.size, 1, "the provider token is cached");
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
 Deno.test("apns: provider token is re-signed after 50 minutes, not before", async () => {
   let now = Date.UTC(2026, 0, 1);
-  const signer = new ApnsTokenSigner({
-    keyPem: await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.p8"),
-    keyId: "K",
-    teamId: "T",
-    now: () => now,
-  });
+  const signer = await testSigner(() => now);
   const first = await signer.token();
   now += 49 * 60 * 1000;
   assert.equal(await signer.token(), first);
@@ -346,17 +365,7 @@ Deno.test("apns: provider token is re-signed after 50 minutes, not before", asyn
 
 Deno.test("apns: expiration is exactly now + 30 s and long collapse ids are cut to 64", async () => {
   const prod = MockApns.start();
-  const sender = new ApnsSender({
-    endpoint: prod.url,
-    topic: BUNDLE,
-    auth: {
-      type: "token",
-      signer: new ApnsTokenSigner({
-        keyPem: await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.p8"),
-        keyId: "K",
-        teamId: "T",
-      }),
-    },
+  const sender = await tokenSender(prod.url, {
     caCerts: [MOCK_TLS_CERT],
     now: () => 1_700_000_000_500,
   });
@@ -373,18 +382,7 @@ Deno.test("apns: expiration is exactly now + 30 s and long collapse ids are cut 
 
 Deno.test("apns: an untrusted gateway certificate is a transport error, token redacted", async () => {
   const prod = MockApns.start();
-  const sender = new ApnsSender({
-    endpoint: prod.url,
-    topic: BUNDLE,
-    auth: {
-      type: "token",
-      signer: new ApnsTokenSigner({
-        keyPem: await Deno.readTextFile(FIX + "AuthKey_TESTKEY123.p8"),
-        keyId: "K",
-        teamId: "T",
-      }),
-    },
-  });
+  const sender = await tokenSender(prod.url); // no caCerts: the mock's certificate is unknown
   try {
     const r = await sender.send(APNS_TOKEN_1, { payload: {} });
     assert.equal(r.status, "retry");
@@ -397,9 +395,8 @@ Deno.test("apns: an untrusted gateway certificate is a transport error, token re
 
 // --- retries and results ------------------------------------------------------------------
 
-Deno.test("dispatcher: 503 is retried with backoff, Retry-After is honoured, then success", async () => {
-  const w = await world();
-  try {
+Deno.test("dispatcher: 503 is retried with backoff, Retry-After is honoured, then success", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_1 });
     w.prod.script(
       APNS_TOKEN_1,
@@ -414,14 +411,10 @@ Deno.test("dispatcher: 503 is retried with backoff, Retry-After is honoured, the
     assert.deepEqual(w.delays, [5, 2000]);
     assert.deepEqual(d.stats()[`apns:${BUNDLE}`], { sent: 1, failed: 0, pruned: 0, retried: 2 });
     assert.equal((await w.store.listForUser(MX, JID)).length, 1);
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("dispatcher: retries stop after maxRetries and when Retry-After outlives the call", async () => {
-  const w = await world();
-  try {
+Deno.test("dispatcher: retries stop after maxRetries and when Retry-After outlives the call", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_1 });
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_2 });
     const down = { status: 500, body: { reason: "InternalServerError" } };
@@ -434,14 +427,10 @@ Deno.test("dispatcher: retries stop after maxRetries and when Retry-After outliv
     assert.equal(w.prod.requestsFor(APNS_TOKEN_2).length, 1);
     assert.deepEqual(d.stats()[`apns:${BUNDLE}`], { sent: 0, failed: 2, pruned: 0, retried: 2 });
     assert.equal((await w.store.listForUser(MX, JID)).length, 2, "tokens are kept");
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("dispatcher: 400 other than a token error is not retried and keeps the token", async () => {
-  const w = await world();
-  try {
+Deno.test("dispatcher: 400 other than a token error is not retried and keeps the token", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_1 });
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     w.prod.script(APNS_TOKEN_1, { status: 400, body: { reason: "BadTopic" } });
@@ -456,14 +445,10 @@ Deno.test("dispatcher: 400 other than a token error is not retried and keeps the
     assert.equal(d.stats()["fcm:app-name"].failed, 1);
     assert.equal((await w.store.listForUser(MX, JID)).length, 2);
     assert.ok(w.logs.some((l) => l.includes("BadTopic")));
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("dispatcher: dead tokens (410, BadDeviceToken, UNREGISTERED, token INVALID_ARGUMENT) are pruned", async () => {
-  const w = await world();
-  try {
+Deno.test("dispatcher: dead tokens (410, BadDeviceToken, UNREGISTERED, token INVALID_ARGUMENT) are pruned", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_1 });
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_2 });
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
@@ -483,10 +468,7 @@ Deno.test("dispatcher: dead tokens (410, BadDeviceToken, UNREGISTERED, token INV
     assert.equal(d.stats()[`apns:${BUNDLE}`].pruned, 2);
     assert.equal(d.stats()["fcm:app-name"].pruned, 2);
     assert.deepEqual(w.delays, []);
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
 Deno.test("dispatcher: bounded concurrency", async () => {
   let active = 0;
@@ -537,9 +519,8 @@ Deno.test("dispatcher: bounded concurrency", async () => {
 
 // --- FCM -----------------------------------------------------------------------------------
 
-Deno.test("fcm: v1 messages with stringified data; OAuth token fetched once and cached", async () => {
-  const w = await world();
-  try {
+Deno.test("fcm: v1 messages with stringified data; OAuth token fetched once and cached", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_2 });
     const d = w.dispatcher();
@@ -583,14 +564,10 @@ Deno.test("fcm: v1 messages with stringified data; OAuth token fetched once and 
     assert.equal(body.message.android.priority, "high");
     assert.equal(body.message.android.ttl, "30s");
     assert.deepEqual(d.stats()["fcm:app-name"], { sent: 6, failed: 0, pruned: 0, retried: 0 });
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("fcm: a revoked access token (401) is replaced and the push retried", async () => {
-  const w = await world();
-  try {
+Deno.test("fcm: a revoked access token (401) is replaced and the push retried", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     const d = w.dispatcher();
     await d.push({ mx: MX, jid: JID, callKey: "a1", payload: PAYLOAD });
@@ -600,14 +577,10 @@ Deno.test("fcm: a revoked access token (401) is replaced and the push retried", 
     assert.equal(w.fcm.tokenRequests.length, 2);
     assert.equal(w.fcm.requests.length, 3);
     assert.deepEqual(d.stats()["fcm:app-name"], { sent: 2, failed: 0, pruned: 0, retried: 1 });
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("fcm: 503 with Retry-After is retried", async () => {
-  const w = await world();
-  try {
+Deno.test("fcm: 503 with Retry-After is retried", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     w.fcm.script(FCM_TOKEN_1, { ...fcmError(503, "UNAVAILABLE"), headers: { "retry-after": "1" } });
     const d = w.dispatcher();
@@ -616,14 +589,10 @@ Deno.test("fcm: 503 with Retry-After is retried", async () => {
     assert.deepEqual(w.delays, [1000]);
     assert.equal(w.fcm.requests.length, 2);
     assert.deepEqual(d.stats()["fcm:app-name"], { sent: 1, failed: 0, pruned: 0, retried: 1 });
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("fcm: legacy gfcm apps load with a warning and never report success", async () => {
-  const w = await world({ fcm: {}, gfcm: { "old-app": "AAAA-server-key" } });
-  try {
+Deno.test("fcm: legacy gfcm apps load with a warning and never report success", () =>
+  withWorld(async (w) => {
     const warning = w.warnings.find((x) => x.includes("old-app"));
     assert.ok(warning?.includes(LEGACY_FCM_WARNING), String(warning));
     assert.ok(!warning?.includes("AAAA-server-key"));
@@ -640,10 +609,7 @@ Deno.test("fcm: legacy gfcm apps load with a warning and never report success", 
       "token kept for a later fcm config",
     );
     assert.ok(w.logs.some((l) => l.includes("retired")));
-  } finally {
-    await w.close();
-  }
-});
+  }, { fcm: {}, gfcm: { "old-app": "AAAA-server-key" } }));
 
 Deno.test("fcm: data values are stringified, null and undefined dropped", () => {
   assert.deepEqual(stringifyData({ a: 1, b: true, c: "s", d: null, e: undefined, f: { x: 1 } }), {
@@ -776,9 +742,8 @@ async function pushSteps(
   }
 }
 
-Deno.test("lifecycle apns: a VoIP app gets incoming as VoIP, every follow-up on its bundle id", async () => {
-  const w = await world();
-  try {
+Deno.test("lifecycle apns: a VoIP app gets incoming as VoIP, every follow-up on its bundle id", () =>
+  withWorld(async (w) => {
     await w.store.add(VOIP_DEVICE);
     const d = w.dispatcher();
     const at = Date.now();
@@ -822,14 +787,10 @@ Deno.test("lifecycle apns: a VoIP app gets incoming as VoIP, every follow-up on 
     // Token auth: one provider token for every topic of the key.
     const auths = new Set(w.prod.requests.map((r) => r.headers["authorization"]));
     assert.equal(auths.size, 1);
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("lifecycle apns: a VoIP registration without an alert token gets no follow-ups", async () => {
-  const w = await world();
-  try {
+Deno.test("lifecycle apns: a VoIP registration without an alert token gets no follow-ups", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: VOIP_BUNDLE, token: APNS_TOKEN_1 });
     const d = w.dispatcher();
     await pushSteps(d, LIFECYCLE, Date.now());
@@ -839,14 +800,10 @@ Deno.test("lifecycle apns: a VoIP registration without an alert token gets no fo
       ["voip"],
       "never a VoIP push after incoming",
     );
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("lifecycle apns: an alert app gets alert, background, alert on one token", async () => {
-  const w = await world();
-  try {
+Deno.test("lifecycle apns: an alert app gets alert, background, alert on one token", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "apns", app: BUNDLE, token: APNS_TOKEN_1 });
     const d = w.dispatcher();
     await pushSteps(d, ["incoming", "answered", "missed"], Date.now());
@@ -859,14 +816,10 @@ Deno.test("lifecycle apns: an alert app gets alert, background, alert on one tok
       [[BUNDLE, "alert", "10"], [BUNDLE, "background", "5"], [BUNDLE, "alert", "10"]],
     );
     assert.equal(JSON.parse(reqs[0].body).aps.alert.title, "Incoming call");
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("lifecycle fcm: high-priority data, short ttl follow-ups, missed with a notification", async () => {
-  const w = await world();
-  try {
+Deno.test("lifecycle fcm: high-priority data, short ttl follow-ups, missed with a notification", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     const d = w.dispatcher({ ringTimeoutMs: 20_000 });
     await pushSteps(d, ["incoming", "cancelled", "missed"], Date.now());
@@ -891,14 +844,10 @@ Deno.test("lifecycle fcm: high-priority data, short ttl follow-ups, missed with 
       body_loc_args: ["3044"],
       tag: `${PAYLOAD.globalCallId}-2`,
     });
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("lifecycle: one follow-up per call and device, whatever the second one says", async () => {
-  const w = await world();
-  try {
+Deno.test("lifecycle: one follow-up per call and device, whatever the second one says", () =>
+  withWorld(async (w) => {
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     const d = w.dispatcher();
     const call = { mx: MX, jid: JID, callKey: "one", payload: PAYLOAD };
@@ -912,14 +861,10 @@ Deno.test("lifecycle: one follow-up per call and device, whatever the second one
       ["21", "21"],
     );
     assert.deepEqual(d.stats()["fcm:app-name"], { sent: 2, failed: 0, pruned: 0, retried: 0 });
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
-Deno.test("lifecycle: an expired push is not sent; pushRingTimeout sets the expiry", async () => {
-  const w = await world({ pushRingTimeout: 12 });
-  try {
+Deno.test("lifecycle: an expired push is not sent; pushRingTimeout sets the expiry", () =>
+  withWorld(async (w) => {
     assert.equal(
       (await loadPushConfig({ pushRingTimeout: "soon" }, FIX)).warnings.length,
       1,
@@ -938,14 +883,10 @@ Deno.test("lifecycle: an expired push is not sent; pushRingTimeout sets the expi
     assert.equal(reqs[0].headers["apns-expiration"], String(Math.floor((at + 12_000) / 1000)));
     assert.deepEqual(d.stats()[`apns:${BUNDLE}`], { sent: 1, failed: 1, pruned: 0, retried: 0 });
     assert.ok(w.logs.some((l) => l.includes("expired before delivery")));
-  } finally {
-    await w.close();
-  }
-});
+  }, { pushRingTimeout: 12 }));
 
-Deno.test("lifecycle: observer gets sent with latency, failed and pruned per app and event", async () => {
-  const w = await world();
-  try {
+Deno.test("lifecycle: observer gets sent with latency, failed and pruned per app and event", () =>
+  withWorld(async (w) => {
     await w.store.add(VOIP_DEVICE);
     await w.store.add({ mx: MX, jid: JID, kind: "fcm", app: "app-name", token: FCM_TOKEN_1 });
     w.prod.script(ALERT_TOKEN_1, { status: 400, body: { reason: "BadDeviceToken" } });
@@ -979,10 +920,7 @@ Deno.test("lifecycle: observer gets sent with latency, failed and pruned per app
     assert.equal(voip.token, APNS_TOKEN_1);
     assert.equal(voip.alertToken, undefined);
     assert.equal(typeof voip.lastSuccessAt, "number", "last-success time kept");
-  } finally {
-    await w.close();
-  }
-});
+  }));
 
 Deno.test("config: a VoIP Services certificate is warned about (follow-ups need the bundle topic)", async () => {
   const { apps, warnings } = await loadPushConfig({

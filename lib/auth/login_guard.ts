@@ -100,7 +100,15 @@ const DAY_MS = 86_400_000;
 /** Longest login kept as it is in a key; longer ones are hashed. */
 const MAX_KEY_LOGIN = 128;
 
-/** The address part of keys: IPv6 per /64, IPv4 and "unknown" as they are. */
+/**
+ * The address part of keys: IPv6 per /64, IPv4 and "unknown" as they are.
+ *
+ * @example
+ * ```ts
+ * addressKey("2001:db8:1:2:3:4:5:6"); // "2001:db8:1:2::/64"
+ * addressKey("192.0.2.7"); // "192.0.2.7"
+ * ```
+ */
 export function addressKey(ip: string): string {
   if (!ip.includes(":") || !ipaddr.IPv6.isValid(ip)) return ip;
   const parts = ipaddr.IPv6.parse(ip).parts.slice(0, 4);

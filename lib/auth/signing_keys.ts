@@ -29,7 +29,7 @@
  *
  * @module
  */
-import { retryLocked } from "../store/dedupe.ts";
+import { retryLocked } from "../store/retry_locked.ts";
 
 /** Where {@link TokenIssuer} gets its keys (see `lib/auth/jwt.ts`). */
 export interface KeySource {

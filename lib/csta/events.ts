@@ -33,6 +33,7 @@
  */
 import { child, textAt, type XmlElement } from "./xml.ts";
 import { parseAbEntry } from "./commands/address_book.ts";
+import { toInt } from "./commands/_util.ts";
 import { parseMailItem } from "./commands/mail.ts";
 import type { Contact, Voicemail } from "./types.ts";
 
@@ -74,12 +75,6 @@ export interface Cad {
   type: string;
   /** Character data; omitted when empty. */
   value?: string;
-}
-
-/** Integer text; 0 when empty or malformed. `Number` trims whitespace itself. */
-function toInt(s: string): number {
-  const v = Number(s);
-  return Number.isFinite(v) ? Math.trunc(v) : 0;
 }
 
 /** A device field: `<x><deviceIdentifier>v</deviceIdentifier></x>`, or flat `<x>v</x>`. */
@@ -458,7 +453,15 @@ export interface MailIncomingEvent {
   fileFormat: string;
 }
 
-/** Decodes a `MailIncomingReadyEvent`; `undefined` for other messages. */
+/**
+ * Decodes a `MailIncomingReadyEvent`; `undefined` for other messages.
+ *
+ * @example
+ * ```ts
+ * const ev = decodeMailEvent(parseXml(xml));
+ * if (ev) console.log(ev.mail.id, ev.fileFormat);
+ * ```
+ */
 export function decodeMailEvent(e: XmlElement): MailIncomingEvent | undefined {
   if (e.name !== "MailIncomingReadyEvent") return undefined;
   const flag = (n: string) => (e.attrs[n] ?? textAt(e, n)).trim().toLowerCase() === "true";
@@ -476,6 +479,11 @@ export function decodeMailEvent(e: XmlElement): MailIncomingEvent | undefined {
 /**
  * The `mode` of a server-initiated `<Logout mode="…"/>` (the session is over); `undefined`
  * for other messages. The mode values are undocumented, so it is returned verbatim.
+ *
+ * @example
+ * ```ts
+ * decodeLogout(parseXml('<Logout mode="1"/>')); // "1"
+ * ```
  */
 export function decodeLogout(e: XmlElement): string | undefined {
   return e.name === "Logout" ? (e.attrs.mode ?? "") : undefined;

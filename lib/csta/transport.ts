@@ -140,7 +140,14 @@ export function lostError(err: unknown): ConnectionClosedError {
   });
 }
 
-/** Normalises a fingerprint to upper-case colon-separated hex. */
+/**
+ * Normalises a fingerprint to upper-case colon-separated hex.
+ *
+ * @example
+ * ```ts
+ * normalizeFingerprint("ab12cd"); // "AB:12:CD"
+ * ```
+ */
 export function normalizeFingerprint(fp: string): string {
   const hex = fp.replace(/[^0-9a-fA-F]/g, "").toUpperCase();
   return hex.match(/.{2}/g)?.join(":") ?? "";

@@ -41,6 +41,11 @@ export function redactWire(payload: string): string {
 /**
  * A wire logger that writes redacted lines to stdout (the seed's `-csta` went to stdout,
  * apart from the normal log on stderr).
+ *
+ * @example
+ * ```ts
+ * const mx = new MxSession(cfg, { log, wireLog: stdoutWireLogger("csta") });
+ * ```
  */
 export function stdoutWireLogger(label: string): WireLogger {
   const enc = new TextEncoder();

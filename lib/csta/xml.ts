@@ -190,6 +190,11 @@ export function parseXml(src: string): XmlElement {
 /**
  * Reads only the root element's local name, without parsing the body. Used to route
  * messages cheaply (and to log unknown ones).
+ *
+ * @example
+ * ```ts
+ * rootName('<?xml version="1.0"?><csta:DeliveredEvent xmlns:csta="…">…'); // "DeliveredEvent"
+ * ```
  */
 export function rootName(src: string): string {
   let i = 0;
@@ -220,12 +225,27 @@ const ESC: Record<string, string> = {
   "\n": "&#xA;",
 };
 
-/** Escapes text or an attribute value exactly like Go's encoding/xml. */
+/**
+ * Escapes text or an attribute value exactly like Go's encoding/xml.
+ *
+ * @example
+ * ```ts
+ * escapeXml('a<b & "c"'); // "a&lt;b &amp; &quot;c&quot;"
+ * ```
+ */
 export function escapeXml(s: string): string {
   return /[&<>"'\t\r\n]/.test(s) ? s.replace(/[&<>"'\t\r\n]/g, (c) => ESC[c]) : s;
 }
 
-/** A fragment of already-escaped XML produced by {@link el}. */
+/**
+ * A fragment of already-escaped XML produced by {@link el}.
+ *
+ * @example
+ * ```ts
+ * el("MakeCall", {}, new Xml("<callingDevice>3095</callingDevice>")).xml;
+ * // <MakeCall><callingDevice>3095</callingDevice></MakeCall>
+ * ```
+ */
 export class Xml {
   /** @param xml escaped XML text */
   constructor(readonly xml: string) {}
@@ -266,16 +286,18 @@ export function el(
   return new Xml(s + "</" + name + ">");
 }
 
-/** Returns the first child with the given local name. */
+/**
+ * Returns the first child with the given local name.
+ *
+ * @example
+ * ```ts
+ * child(parseXml("<a><b>1</b></a>"), "b")?.text; // "1"
+ * ```
+ */
 export function child(e: XmlElement | undefined, name: string): XmlElement | undefined {
   if (!e) return undefined;
   for (const c of e.children) if (c.name === name) return c;
   return undefined;
-}
-
-/** Returns every child with the given local name. */
-export function childrenNamed(e: XmlElement | undefined, name: string): XmlElement[] {
-  return e ? e.children.filter((c) => c.name === name) : [];
 }
 
 /**
@@ -295,16 +317,17 @@ export function textAt(e: XmlElement | undefined, ...path: string[]): string {
   return cur ? cur.text.trim() : "";
 }
 
-/** Integer at a child path; `0` when missing or not a number (like Go's zero value). */
+/**
+ * Integer at a child path; `0` when missing or not a number (like Go's zero value).
+ *
+ * @example
+ * ```ts
+ * intAt(parseXml("<r><callID>39</callID></r>"), "callID"); // 39
+ * ```
+ */
 export function intAt(e: XmlElement | undefined, ...path: string[]): number {
   const t = textAt(e, ...path);
   if (t === "") return 0;
   const v = Number(t);
   return Number.isFinite(v) ? Math.trunc(v) : 0;
-}
-
-/** Boolean at a child path: true only for "true" or "1". */
-export function boolAt(e: XmlElement | undefined, ...path: string[]): boolean {
-  const t = textAt(e, ...path).toLowerCase();
-  return t === "true" || t === "1";
 }

@@ -15,6 +15,12 @@ export type Fields = Record<string, unknown>;
 /**
  * Reads and parses the body by Content-Type. An absent body gives `{}`.
  * @throws {HttpError} 413 when too large, 400 when malformed, 415 for unsupported types
+ *
+ * @example
+ * ```ts
+ * const f = await readFields(c.req.raw); // JSON, urlencoded or multipart
+ * const login = stringField(f, "login");
+ * ```
  */
 export async function readFields(req: Request): Promise<Fields> {
   if (req.method === "GET" || req.method === "HEAD" || !req.body) return {};
@@ -82,7 +88,15 @@ async function readLimited(body: ReadableStream<Uint8Array>): Promise<Uint8Array
   return out;
 }
 
-/** A string field, trimmed; `undefined` when absent or empty. @throws 400 on a non-string */
+/**
+ * A string field, trimmed; `undefined` when absent or empty.
+ * @throws {HttpError} 400 on a non-string or one over 256 characters
+ *
+ * @example
+ * ```ts
+ * stringField({ login: " dmitry " }, "login"); // "dmitry"
+ * ```
+ */
 export function stringField(f: Fields, name: string): string | undefined {
   const v = f[name];
   if (v === undefined || v === null) return undefined;
@@ -93,7 +107,15 @@ export function stringField(f: Fields, name: string): string | undefined {
   return t === "" ? undefined : t;
 }
 
-/** An integer field within [min, max]; `def` when absent. @throws 400 otherwise */
+/**
+ * An integer field within [min, max]; `def` when absent.
+ * @throws {HttpError} 400 otherwise
+ *
+ * @example
+ * ```ts
+ * intField({ timestamp: "1501101500" }, "timestamp", 0, 0, 2 ** 31); // 1501101500
+ * ```
+ */
 export function intField(f: Fields, name: string, def: number, min: number, max: number): number {
   const v = f[name];
   if (v === undefined || v === null || v === "") return def;
@@ -104,7 +126,15 @@ export function intField(f: Fields, name: string, def: number, min: number, max:
   return n;
 }
 
-/** A boolean field; `undefined` when absent. @throws 400 on other types */
+/**
+ * A boolean field; `undefined` when absent.
+ * @throws {HttpError} 400 on other types
+ *
+ * @example
+ * ```ts
+ * boolField({ read: true }, "read"); // true
+ * ```
+ */
 export function boolField(f: Fields, name: string): boolean | undefined {
   const v = f[name];
   if (v === undefined || v === null) return undefined;

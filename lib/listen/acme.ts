@@ -34,7 +34,7 @@ import axios, { type AxiosAdapter, type AxiosResponse } from "axios";
 import { Agent } from "node:https";
 import { rootCertificates } from "node:tls";
 import type { CertStore } from "./cert_store.ts";
-import { AcmeError, type AcmeFailure, type AcmeStep } from "./errors.ts";
+import { AcmeError, type AcmeFailure, type AcmeStep, AcmeTransportError } from "./errors.ts";
 
 /** Let's Encrypt production directory (the default). */
 export const LETS_ENCRYPT_PRODUCTION = "https://acme-v02.api.letsencrypt.org/directory";
@@ -459,6 +459,11 @@ let interceptorInstalled = false;
 /**
  * Makes acme-client's (process-wide) axios instance trust `caCerts`, in
  * addition to the public roots, for requests to `directoryUrl`'s origin only.
+ *
+ * @example
+ * ```ts
+ * trustAcmeServer("https://127.0.0.1:14000/dir", [pebbleRootPem]);
+ * ```
  */
 export function trustAcmeServer(directoryUrl: string, caCerts: string[]): void {
   trustedAgents.set(
@@ -472,14 +477,6 @@ export function trustAcmeServer(directoryUrl: string, caCerts: string[]): void {
     if (agent) config.httpsAgent = agent;
     return config;
   });
-}
-
-/** A request to the CA that got no response: the socket's code and the URL. */
-class AcmeTransportError extends Error {
-  constructor(readonly code: string, readonly url: string, options?: ErrorOptions) {
-    super(`${code} ${url}`, options);
-    this.name = "AcmeTransportError";
-  }
 }
 
 /** The latest ACME problem document (RFC 8555 §6.7) each CA origin sent. */

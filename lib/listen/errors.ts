@@ -15,7 +15,14 @@
  * @module
  */
 
-/** A bind or TLS-file failure of {@link listen}; the message names the address or file. */
+/**
+ * A bind or TLS-file failure of {@link listen}; the message names the address or file.
+ *
+ * @example
+ * ```ts
+ * throw new ListenError("cannot listen on 0.0.0.0:80: permission denied", "0.0.0.0:80");
+ * ```
+ */
 export class ListenError extends Error {
   /** The address (`host:port`) or file path that failed. */
   readonly target: string;
@@ -140,5 +147,28 @@ export class AcmeError extends Error {
     this.kind = kind;
     this.step = step;
     this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/**
+ * A request to the CA that got no response: the socket's code and the URL. Raised inside
+ * the ACME client's HTTP hooks and classified into an {@link AcmeError} (`ca-unreachable`,
+ * `dns`) before it leaves `acme.ts`.
+ *
+ * @example
+ * ```ts
+ * const err = new AcmeTransportError("ECONNREFUSED", "https://127.0.0.1:14000/dir");
+ * err.message; // "ECONNREFUSED https://127.0.0.1:14000/dir"
+ * ```
+ */
+export class AcmeTransportError extends Error {
+  /**
+   * @param code the socket error's code, e.g. `ECONNREFUSED`
+   * @param url the request's URL
+   * @param options `cause`: the underlying error
+   */
+  constructor(readonly code: string, readonly url: string, options?: ErrorOptions) {
+    super(`${code} ${url}`, options);
+    this.name = "AcmeTransportError";
   }
 }

@@ -64,7 +64,16 @@ function isLocalName(name: string): boolean {
   return name === "localhost" || name.endsWith(".localhost") || name.endsWith(".local");
 }
 
-/** True for IPv4 dotted quads and IPv6 literals (a DNS name never contains ':'). */
+/**
+ * True for IPv4 dotted quads and IPv6 literals (a DNS name never contains ':').
+ *
+ * @example
+ * ```ts
+ * isIpLiteral("192.0.2.1"); // true
+ * isIpLiteral("::1"); // true
+ * isIpLiteral("mxflex.example.com"); // false
+ * ```
+ */
 export function isIpLiteral(name: string): boolean {
   if (name.includes(":")) return true;
   const parts = name.split(".");

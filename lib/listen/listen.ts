@@ -45,6 +45,7 @@
 import type { AcmeManager } from "./acme.ts";
 import { type CertStore, DirCertStore } from "./cert_store.ts";
 import { bindError, fileError, ListenError } from "./errors.ts";
+import { errorResponse } from "../http/errors.ts";
 import { hostMode } from "./host_rule.ts";
 import { HttpsStatus } from "./https_status.ts";
 
@@ -267,10 +268,7 @@ function serveAcme(
     const path = new URL(req.url).pathname;
     if (PORT80_APP_PATHS.has(path)) return handler(req, info);
     if (group.current || path.startsWith("/.well-known/acme-challenge/")) return redirect(req);
-    return Response.json({ error: "waiting for certificate" }, {
-      status: 503,
-      headers: { "retry-after": "60" },
-    });
+    return errorResponse(503, "waiting for certificate", { "Retry-After": "60" });
   }, { hostname, port: a.httpPort ?? 80 });
   group.extra.push(http);
   let served: string | undefined;
@@ -319,6 +317,13 @@ function pems(c: { cert: string; key: string }): { cert: string; key: string } {
 /**
  * The port-80 handler in ACME mode: ACME challenges first, then a 301 to the
  * same path and query on `https://domain[:port]`.
+ *
+ * @example
+ * ```ts
+ * const port80 = redirectToHttps("mxflex.example.com", () => 443);
+ * port80(new Request("http://mxflex.example.com/api?x=1")).headers.get("location");
+ * // "https://mxflex.example.com/api?x=1"
+ * ```
  */
 export function redirectToHttps(
   domain: string,

@@ -36,6 +36,12 @@ export function opsPort(port: number, index: number | undefined): number {
 /**
  * Serves `handler` for {@link OPS_PATHS} on `host` (plain HTTP) shifted by the instance index.
  * @throws {Error} when `host` is not a plain-HTTP address with a port
+ *
+ * @example
+ * ```ts
+ * const ops = await listenOps(server.fetch, "127.0.0.1:9100", 1); // 127.0.0.1:9100
+ * await ops.shutdown();
+ * ```
  */
 export async function listenOps(
   handler: Handler,

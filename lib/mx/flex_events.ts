@@ -26,7 +26,7 @@
  */
 import type { MxSession } from "./session.ts";
 import type { SseHub } from "../sse/hub.ts";
-import { encodeEventJson } from "../csta/events.ts";
+import { encodeEventJson } from "../csta/mod.ts";
 import { CallTracker, type TrackedCall } from "./call_tracker.ts";
 import { flexContact, flexPresence } from "./contact_json.ts";
 

@@ -29,7 +29,6 @@ export {
   type CallEventListener,
   type ContactAction,
   type ContactListener,
-  MemoryTrustStore,
   MxSession,
   type MxSessionOptions,
   type PresenceListener,
@@ -49,8 +48,8 @@ export {
   SETTABLE_PRESENCE,
   UserSession,
 } from "./user_session.ts";
-export { type TokenClaims, TokenMonitors } from "./token_monitors.ts";
+export { type StreamLimits, type TokenClaims, TokenMonitors } from "./token_monitors.ts";
 export { PushMonitors, type PushMonitorsOptions } from "./push_monitors.ts";
 export { CallLifecycle, type CallLifecycleOptions, type LifecycleStep } from "./call_lifecycle.ts";
 export type * from "./types.ts";
-export { encodeEventJson } from "../csta/mod.ts";
+export { type Backoff, encodeEventJson, type WireLogger } from "../csta/mod.ts";

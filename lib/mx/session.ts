@@ -43,19 +43,6 @@ export interface TrustStore {
   set(mx: string, fingerprint: string): void;
 }
 
-/** In-memory {@link TrustStore} (fingerprints forgotten on restart). */
-export class MemoryTrustStore implements TrustStore {
-  #m = new Map<string, string>();
-  /** @inheritdoc */
-  get(mx: string): string | undefined {
-    return this.#m.get(mx);
-  }
-  /** @inheritdoc */
-  set(mx: string, fp: string): void {
-    this.#m.set(mx, fp);
-  }
-}
-
 /** Options for {@link MxSession}. */
 export interface MxSessionOptions {
   log: Logger;

@@ -23,6 +23,12 @@ const WORDS = [2, 1, 3, 2, 1, 2, 3, 1, 2, 2, 1, 3, 1, 2];
  * external) and three voicemails (one read, one with a note).
  *
  * @param now clock in ms
+ *
+ * @example
+ * ```ts
+ * const sim = await MxSimulator.start({ tls: { cert, key } });
+ * seedDemoUser(sim, "3095"); // history and voicemail for dmitry
+ * ```
  */
 export function seedDemoUser(sim: MxSimulator, ext: string, now = Date.now()): void {
   const at = (minutesAgo: number) => Math.floor(now / 1000) - minutesAgo * 60;

@@ -11,15 +11,8 @@
  * @module
  */
 import { importPKCS8, SignJWT } from "jose";
-import {
-  errorText,
-  isTransientStatus,
-  type PushMessage,
-  type PushResult,
-  type PushSender,
-  redact,
-  retryResult,
-} from "./types.ts";
+import { errorText, type PushMessage, type PushResult, type PushSender } from "./types.ts";
+import { isTransientStatus, postPush, retryResult } from "./gateway.ts";
 import { apnsRoute, DEFAULT_RING_TIMEOUT_MS, MISSED_LOC, missedText } from "./rules.ts";
 import {
   PROVIDER_TOKEN_MAX_AGE_MS,
@@ -231,26 +224,17 @@ export class ApnsSender implements PushSender {
         return { status: "failed", reason: `cannot sign provider token: ${errorText(e)}` };
       }
     }
-    let res: Response;
-    try {
-      res = await fetch(`${o.endpoint.replace(/\/$/, "")}/3/device/${encodeURIComponent(token)}`, {
-        method: "POST",
+    const res = await postPush(
+      `${o.endpoint.replace(/\/$/, "")}/3/device/${encodeURIComponent(token)}`,
+      {
         headers,
         body: JSON.stringify(apnsBody(route.pushType, message)),
         client: this.#client,
         signal: AbortSignal.timeout(o.timeoutMs ?? 10_000),
-      });
-    } catch (e) {
-      // Deno's fetch errors quote the URL, which contains the device token.
-      return {
-        status: "retry",
-        reason: `transport: ${errorText(e).replaceAll(token, redact(token))}`,
-      };
-    }
-    if (res.status === 200) {
-      await res.body?.cancel();
-      return { status: "ok" };
-    }
+      },
+      token,
+    );
+    if (!(res instanceof Response)) return res;
     const reason = await readReason(res);
     if (res.status === 410 || (res.status === 400 && DEAD_TOKEN_REASONS.has(reason))) {
       return { status: "invalid", reason: `${res.status} ${reason}` };

@@ -241,7 +241,15 @@ export function pushKindFromPath(type: string): PushKind | undefined {
   return undefined;
 }
 
-/** Closes every sender (HTTP/2 connections) at shutdown. */
+/**
+ * Closes every sender (HTTP/2 connections) at shutdown.
+ *
+ * @example
+ * ```ts
+ * const { apps } = await loadPushConfig(config.push, baseDir);
+ * closePushApps(apps);
+ * ```
+ */
 export function closePushApps(apps: Map<string, PushSender>): void {
   for (const s of apps.values()) s.close();
 }

@@ -9,15 +9,8 @@
  * @module
  */
 import { importPKCS8, SignJWT } from "jose";
-import {
-  errorText,
-  isTransientStatus,
-  type PushMessage,
-  type PushResult,
-  type PushSender,
-  redact,
-  retryResult,
-} from "./types.ts";
+import { errorText, type PushMessage, type PushResult, type PushSender } from "./types.ts";
+import { isTransientStatus, postPush, retryResult } from "./gateway.ts";
 import { DEFAULT_RING_TIMEOUT_MS, fcmRoute, MISSED_LOC, missedText } from "./rules.ts";
 
 /** Google's FCM API origin. */
@@ -46,6 +39,11 @@ export interface ServiceAccount {
  * Checks a parsed service-account file.
  *
  * @throws {Error} naming the first missing field
+ *
+ * @example
+ * ```ts
+ * const account = parseServiceAccount(JSON.parse(await Deno.readTextFile("service-account.json")));
+ * ```
  */
 export function parseServiceAccount(raw: unknown): ServiceAccount {
   const o = (raw ?? {}) as Record<string, unknown>;
@@ -61,7 +59,14 @@ export function parseServiceAccount(raw: unknown): ServiceAccount {
   };
 }
 
-/** The OAuth exchange failed; `transient` says whether trying later may help. */
+/**
+ * The OAuth exchange failed; `transient` says whether trying later may help.
+ *
+ * @example
+ * ```ts
+ * throw new OAuthError("oauth: 503 Service Unavailable", true); // worth retrying
+ * ```
+ */
 export class OAuthError extends Error {
   /** @param transient true for network errors, 429 and 5xx */
   constructor(message: string, readonly transient: boolean) {
@@ -253,25 +258,13 @@ export class FcmSender implements PushSender {
         ? { status: "failed", reason }
         : { status: "retry", reason };
     }
-    let res: Response;
-    try {
-      res = await fetch(this.#url, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
-        body: JSON.stringify({ message: fcmMessage(token, message, this.#now()) }),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-        ...(this.#client ? { client: this.#client } : {}),
-      });
-    } catch (e) {
-      return {
-        status: "retry",
-        reason: `transport: ${errorText(e).replaceAll(token, redact(token))}`,
-      };
-    }
-    if (res.status === 200) {
-      await res.body?.cancel();
-      return { status: "ok" };
-    }
+    const res = await postPush(this.#url, {
+      headers: { "content-type": "application/json", authorization: `Bearer ${bearer}` },
+      body: JSON.stringify({ message: fcmMessage(token, message, this.#now()) }),
+      signal: AbortSignal.timeout(this.#timeoutMs),
+      client: this.#client,
+    }, token);
+    if (!(res instanceof Response)) return res;
     const err = await readFcmError(res);
     const reason = `${res.status} ${err.code}`;
     if (res.status === 404 || err.code === "UNREGISTERED" || err.code === "SENDER_ID_MISMATCH") {
@@ -343,6 +336,11 @@ export function fcmMessage(
  * fails without contacting anything. Keeping it registered lets clients still register
  * tokens under the old app name; they start working once an `fcm` service account with the
  * same app name is configured.
+ *
+ * @example
+ * ```ts
+ * await new LegacyFcmSender().send(); // { status: "failed", reason: LEGACY_FCM_WARNING }
+ * ```
  */
 export class LegacyFcmSender implements PushSender {
   /** Always `"fcm"`. */

@@ -134,6 +134,13 @@ export class MockApns {
  * with `{tls}`):
  * `POST /token` issues `mock-access-<n>`; `POST /v1/projects/<p>/messages:send` requires a
  * current bearer token (else 401) and answers from the per-token script.
+ *
+ * @example
+ * ```ts
+ * const fcm = MockFcm.start();
+ * fcm.script("device-token", { status: 404, body: { error: { status: "NOT_FOUND" } } });
+ * await fcm.close();
+ * ```
  */
 export class MockFcm {
   /** Message sends, in arrival order. */

@@ -62,7 +62,18 @@ interface ForgeAsn1 {
   value: string | ForgeAsn1[];
 }
 
-/** The file is not a readable APNs certificate (bad password, no key, no UID, expired). */
+/**
+ * The file is not a readable APNs certificate (bad password, no key, no UID, expired).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   readApnsP12(der, "wrong password");
+ * } catch (err) {
+ *   if (err instanceof P12Error) console.error(err.message);
+ * }
+ * ```
+ */
 export class P12Error extends Error {
   /** @param message what is wrong, without secrets */
   constructor(message: string) {

@@ -1,6 +1,7 @@
 /**
  * Shared push vocabulary: what a sender is asked to deliver, what it answers, and the
- * small helpers every sender needs (app keys, token redaction, `Retry-After`).
+ * small helpers every sender needs (app keys, token redaction, error text); the HTTP side is
+ * `gateway.ts`.
  *
  * @module
  */
@@ -19,15 +20,6 @@ export type PushKind = "apns" | "fcm";
  * - `missed`: it rang out, went to voicemail or was forwarded without the user answering.
  */
 export type PushEvent = "incoming" | "answered" | "answered_elsewhere" | "cancelled" | "missed";
-
-/** Every {@link PushEvent}, in lifecycle order (labels, docs, tests). */
-export const PUSH_EVENTS: readonly PushEvent[] = Object.freeze([
-  "incoming",
-  "answered",
-  "answered_elsewhere",
-  "cancelled",
-  "missed",
-]);
 
 /**
  * Outcome of one delivery attempt to one device token.
@@ -100,37 +92,14 @@ export function redact(secret: string): string {
 }
 
 /**
- * Parses an HTTP `Retry-After` header (delta seconds or HTTP date) into milliseconds from
- * `now`. Returns `undefined` when absent or unparsable.
+ * The message of a thrown value, for results and logs.
  *
  * @example
  * ```ts
- * parseRetryAfter("2"); // 2000
+ * errorText(new Error("refused")); // "refused"
+ * errorText("odd"); // "odd"
  * ```
  */
-export function parseRetryAfter(
-  value: string | null,
-  now: number = Date.now(),
-): number | undefined {
-  if (value === null) return undefined;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
-}
-
-/** Maps an HTTP status that signals a transient condition (429, 5xx) to a `retry` result. */
-export function retryResult(res: Response, reason: string): PushResult {
-  return { status: "retry", reason, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")) };
-}
-
-/** True for statuses worth retrying: throttling and server errors. */
-export function isTransientStatus(status: number): boolean {
-  return status === 429 || status >= 500;
-}
-
-/** The message of a thrown value, for results and logs. */
 export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

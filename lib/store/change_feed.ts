@@ -33,7 +33,7 @@
  *
  * @module
  */
-import { retryLocked } from "./dedupe.ts";
+import { retryLocked } from "./retry_locked.ts";
 
 /** Pause before watching again after `kv.watch` failed, ms. */
 const WATCH_RETRY_MS = 1000;

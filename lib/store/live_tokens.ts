@@ -18,7 +18,7 @@
  * @module
  */
 import { ChangeFeed, type ChangeFeedOptions } from "./change_feed.ts";
-import { retryLocked } from "./dedupe.ts";
+import { retryLocked } from "./retry_locked.ts";
 
 /** One live token. */
 export interface LiveToken {

@@ -6,7 +6,18 @@
  * @module
  */
 
-/** The KV database could not be opened; the message names the path and the cause. */
+/**
+ * The KV database could not be opened; the message names the path and the cause.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await openKv("/read-only/mxflex.db");
+ * } catch (err) {
+ *   if (err instanceof KvOpenError) console.error(err.message); // names the path and why
+ * }
+ * ```
+ */
 export class KvOpenError extends Error {
   /** The path or URL given. */
   readonly path: string;

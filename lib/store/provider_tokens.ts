@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { retryLocked } from "./dedupe.ts";
+import { retryLocked } from "./retry_locked.ts";
 
 /** A token is replaced once it is this old (Apple accepts it for 60 minutes). */
 export const PROVIDER_TOKEN_MAX_AGE_MS = 50 * 60 * 1000;

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { retryLocked } from "./dedupe.ts";
+import { retryLocked } from "./retry_locked.ts";
 
 /** Push service family (the seed's `gfcm` is stored as `fcm`). */
 export type TokenKind = "apns" | "fcm";

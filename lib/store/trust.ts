@@ -7,10 +7,19 @@
  *
  * @module
  */
-import type { TrustStore } from "../mx/session.ts";
 
-/** A {@link TrustStore} backed by Deno KV. */
-export class KvTrustStore implements TrustStore {
+/**
+ * Remembered MX certificate fingerprints backed by Deno KV; it fits `TrustStore` of
+ * `lib/mx/session.ts` (the MX layer names what it needs; the store does not import it).
+ *
+ * @example
+ * ```ts
+ * const trust = await KvTrustStore.open(kv);
+ * const mx = new MxSession(cfg, { log, trust });
+ * trust.get("main"); // the fingerprint seen on first connect, once there was one
+ * ```
+ */
+export class KvTrustStore {
   #kv: Deno.Kv;
   #m = new Map<string, string>();
 
@@ -27,12 +36,12 @@ export class KvTrustStore implements TrustStore {
     return s;
   }
 
-  /** @inheritdoc */
+  /** The fingerprint remembered for `mx`, if any. */
   get(mx: string): string | undefined {
     return this.#m.get(mx);
   }
 
-  /** @inheritdoc */
+  /** Remembers `fingerprint` for `mx` (written through to KV). */
   set(mx: string, fingerprint: string): void {
     this.#m.set(mx, fingerprint);
     this.#kv.set(["mx-cert", mx], fingerprint).catch(() => {});

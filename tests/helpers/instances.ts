@@ -1,8 +1,9 @@
 /**
  * MXFlex as real processes, for the multi-instance tests and benchmarks: `main.ts` started with
- * a config file that points at a simulator running in the test process, each instance's log
- * (stderr) collected so a test can wait for a positive marker in it (`listening on …`, the
- * supervisor's `instance 2 started (pid …)`), and every process stopped at the end.
+ * a config file that points at a simulator running in the test process, each instance's
+ * output collected ({@link Program}) so a test can wait for a positive marker in it
+ * (`listening on …`, the supervisor's `instance 2 started (pid …)`), and every process
+ * stopped at the end.
  *
  * @example
  * ```ts
@@ -15,9 +16,8 @@
  *
  * @module
  */
-import { waitUntil } from "./wait.ts";
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+import { Program } from "./program.ts";
+import { waitForUrl } from "./wait.ts";
 
 /** Writes a config for instances of MXFlex against the simulator on `simPort`; returns its path. */
 export async function writeInstanceConfig(
@@ -39,81 +39,20 @@ export async function writeInstanceConfig(
 }
 
 /** A running `main.ts` process (one instance, or a supervisor). */
-export class MxflexProcess {
-  readonly pid: number;
-  readonly status: Promise<Deno.CommandStatus>;
-  #proc: Deno.ChildProcess;
-  #log = "";
+export type MxflexProcess = Program;
 
-  /** Starts `main.ts` with `args` (and `--unstable-net` so ports can be shared). */
-  constructor(args: string[], env: Record<string, string> = {}) {
-    this.#proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--unstable-kv", "--unstable-net", "-A", MAIN, ...args],
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.pid = this.#proc.pid;
-    const drain = async (s: ReadableStream<Uint8Array>) => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) this.#log += chunk;
-    };
-    const drained = Promise.all([drain(this.#proc.stdout), drain(this.#proc.stderr)]);
-    this.status = this.#proc.status.then(async (st) => {
-      await drained;
-      return st;
-    });
-    this.status.then(() => this.#exited = true);
-  }
-
-  #exited = false;
-
-  /** Everything the process (and its children) wrote so far. */
-  get log(): string {
-    return this.#log;
-  }
-
-  /** Whether the process has exited. */
-  get exited(): boolean {
-    return this.#exited;
-  }
-
-  /**
-   * Waits until the log matches `re` (`g` flag: until it matches `count` times) and returns
-   * the matches. Fails early when the process exits.
-   */
-  async waitFor(
-    re: RegExp,
-    o: { count?: number; timeoutMs?: number } = {},
-  ): Promise<RegExpMatchArray[]> {
-    const all = () => [...this.#log.matchAll(re.global ? re : new RegExp(re.source, "g"))];
-    await waitUntil(() => {
-      if (all().length >= (o.count ?? 1)) return true;
-      if (this.#exited) throw new Error(`process exited before ${re}:\n${this.#log}`);
-      return false;
-    }, { what: () => `${re} in the log:\n${this.#log}`, timeoutMs: o.timeoutMs ?? 20_000 });
-    return all();
-  }
-
-  /** Sends a signal (ignored when already gone). */
-  kill(sig: Deno.Signal = "SIGTERM"): void {
-    try {
-      this.#proc.kill(sig);
-    } catch {
-      // exited already
-    }
-  }
-
-  /** SIGTERM, then SIGKILL after `ms`; resolves with the exit status. */
-  async stop(ms = 15_000): Promise<Deno.CommandStatus> {
-    this.kill("SIGTERM");
-    const timer = setTimeout(() => this.kill("SIGKILL"), ms);
-    try {
-      return await this.status;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+/**
+ * Starts `main.ts` with `args` (see {@link Program.start}: `--unstable-net`, so instances can
+ * share a port).
+ *
+ * @example
+ * ```ts
+ * const sup = startMxflex(mxflexArgs({ config, db, host: "127.0.0.1:8080", instances: 2 }));
+ * await sup.waitFor(/instance \d started/g, { count: 2 });
+ * ```
+ */
+export function startMxflex(args: string[], env: Record<string, string> = {}): MxflexProcess {
+  return Program.start("main.ts", args, { env });
 }
 
 /**
@@ -148,7 +87,7 @@ export async function startInstance(o: {
   host?: string;
   args?: string[];
 }): Promise<Instance> {
-  const p = new MxflexProcess([...mxflexArgs(o), ...(o.args ?? [])]);
+  const p = startMxflex([...mxflexArgs(o), ...(o.args ?? [])]);
   try {
     const [m] = await p.waitFor(/listening on (http\S+?)\/?(\s|$)/);
     const inst = Object.assign(p, { url: m[1] }) as Instance;
@@ -162,23 +101,11 @@ export async function startInstance(o: {
 
 /** Waits until `url/readyz` answers 200 (every MX session of that instance connected). */
 export async function waitReady(url: string, log: () => string = () => ""): Promise<void> {
-  await waitUntil(async () => {
-    try {
-      const res = await fetch(`${url}/readyz`);
-      await res.body?.cancel();
-      return res.status === 200;
-    } catch {
-      return false;
-    }
-  }, { what: () => `${url}/readyz 200:\n${log()}`, timeoutMs: 20_000 });
-}
-
-/** A free TCP port on 127.0.0.1 (bound and released; for a port instances must share). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  await waitForUrl(`${url}/readyz`, {
+    ok: (r) => r.status === 200,
+    what: () => `${url}/readyz 200:\n${log()}`,
+    timeoutMs: 20_000,
+  });
 }
 
 /** Stops every process, whatever state each is in. */

@@ -19,7 +19,9 @@
  *
  * @module
  */
-import { waitUntil } from "./wait.ts";
+import { freePort } from "./free_port.ts";
+import { Program } from "./program.ts";
+import { waitForUrl } from "./wait.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 
@@ -47,14 +49,6 @@ export interface Pebble {
   close(): Promise<void>;
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
-
 /** Starts Pebble and its DNS stub on loopback and waits until the directory answers. */
 export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   const dir = await Deno.makeTempDir({ prefix: "pebble-" });
@@ -76,47 +70,55 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   const configPath = `${dir}/pebble-config.json`;
   await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
 
-  const procs: Proc[] = [];
+  const procs: Program[] = [];
   const client = Deno.createHttpClient({ caCerts: [apiCert] });
   const close = async () => {
     client.close();
     await Promise.all(procs.map((p) => p.stop()));
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
-  const logs = () => procs.map((p) => p.output()).join("\n");
+  const logs = () => procs.map((p) => p.log).join("\n");
   try {
-    procs.push(spawn("pebble-challtestsrv", [
-      "-dns01",
-      `127.0.0.1:${dnsPort}`,
-      "-http01",
-      "",
-      "-https01",
-      "",
-      "-tlsalpn01",
-      "",
-      "-management",
-      `127.0.0.1:${challMgmtPort}`,
-      "-defaultIPv4",
-      "127.0.0.1",
-      // No AAAA answers: our challenge server binds IPv4 loopback only.
-      "-defaultIPv6",
-      "",
-    ], {}));
+    procs.push(
+      Program.spawn([
+        "pebble-challtestsrv",
+        "-dns01",
+        `127.0.0.1:${dnsPort}`,
+        "-http01",
+        "",
+        "-https01",
+        "",
+        "-tlsalpn01",
+        "",
+        "-management",
+        `127.0.0.1:${challMgmtPort}`,
+        "-defaultIPv4",
+        "127.0.0.1",
+        // No AAAA answers: our challenge server binds IPv4 loopback only.
+        "-defaultIPv6",
+        "",
+      ]),
+    );
     // Management comes up after the DNS listener, so it doubles as readiness.
-    await waitForUrl(`http://127.0.0.1:${challMgmtPort}/`, undefined, procs, logs);
-    procs.push(spawn("pebble", [
-      "-config",
-      configPath,
-      "-dnsserver",
-      `127.0.0.1:${dnsPort}`,
-      "-strict=false",
-    ], {
-      PEBBLE_VA_NOSLEEP: "1", // validate immediately instead of sleeping 0–15 s
-      PEBBLE_WFE_NONCEREJECT: "0", // no random badNonce errors: deterministic runs
-      PEBBLE_AUTHZREUSE: "0", // every order runs a fresh HTTP-01 challenge
-    }));
+    await pebbleReady(`http://127.0.0.1:${challMgmtPort}/`, undefined, procs, logs);
+    procs.push(
+      Program.spawn([
+        "pebble",
+        "-config",
+        configPath,
+        "-dnsserver",
+        `127.0.0.1:${dnsPort}`,
+        "-strict=false",
+      ], {
+        env: {
+          PEBBLE_VA_NOSLEEP: "1", // validate immediately instead of sleeping 0–15 s
+          PEBBLE_WFE_NONCEREJECT: "0", // no random badNonce errors: deterministic runs
+          PEBBLE_AUTHZREUSE: "0", // every order runs a fresh HTTP-01 challenge
+        },
+      }),
+    );
     const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
-    await waitForUrl(directoryUrl, client, procs, logs);
+    await pebbleReady(directoryUrl, client, procs, logs);
     const managementUrl = `https://127.0.0.1:${mgmtPort}`;
     return {
       directoryUrl,
@@ -136,60 +138,23 @@ export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   }
 }
 
-interface Proc {
-  exited(): boolean;
-  output(): string;
-  stop(): Promise<void>;
-}
-
-function spawn(cmd: string, args: string[], env: Record<string, string>): Proc {
-  const child = new Deno.Command(cmd, {
-    args,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .spawn();
-  let text = "";
-  let exited = false;
-  const drain = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) text += chunk;
-  };
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  return {
-    exited: () => exited,
-    output: () => text,
-    async stop() {
-      if (!exited) child.kill("SIGTERM");
-      await status;
-      await drained;
-    },
-  };
-}
-
-/** Polls `url` until it answers; fails early if a process died. */
-function waitForUrl(
+/** Waits until `url` answers; fails early if a process died. */
+function pebbleReady(
   url: string,
   client: Deno.HttpClient | undefined,
-  procs: Proc[],
+  procs: Program[],
   logs: () => string,
 ): Promise<void> {
   // A bound against hangs, not a timing assertion: start-up normally takes < 1 s.
-  return waitUntil(async () => {
-    if (procs.some((p) => p.exited())) throw new Error(`pebble exited early:\n${logs()}`);
-    try {
-      const res = await fetch(url, client ? { client } : {});
-      await res.body?.cancel();
-      return true;
-    } catch {
-      return false;
-    }
-  }, { what: () => `pebble at ${url}:\n${logs()}`, timeoutMs: 20_000, intervalMs: 50 });
+  return waitForUrl(url, {
+    client,
+    check: () => {
+      if (procs.some((p) => p.exited)) throw new Error(`pebble exited early:\n${logs()}`);
+    },
+    what: () => `pebble at ${url}:\n${logs()}`,
+    timeoutMs: 20_000,
+    intervalMs: 50,
+  });
 }
 
 /** A running {@linkcode startLoopbackProxy}. */

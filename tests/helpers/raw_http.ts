@@ -133,6 +133,31 @@ export class RawHttp {
   }
 }
 
+/**
+ * One raw HTTP/1.1 GET (the target is sent exactly as given; `fetch` would normalise it):
+ * status, headers and body text.
+ *
+ * @example
+ * ```ts
+ * const r = await rawGet(port, "/x/%2e%2e/metrics");
+ * r.status; // 400
+ * ```
+ */
+export async function rawGet(
+  port: number,
+  target: string,
+): Promise<{ status: number; text: string; headers: Map<string, string> }> {
+  const c = await RawHttp.connect(port);
+  try {
+    await c.sendHead("GET", target, { Connection: "close" });
+    const head = await c.readHead();
+    const { text } = await c.readBody(Number(head.headers.get("content-length") ?? Infinity));
+    return { status: head.status, text, headers: head.headers };
+  } finally {
+    c.close();
+  }
+}
+
 function indexOfCrlfCrlf(b: Uint8Array): number {
   for (let i = 0; i + 3 < b.length; i++) {
     if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;

@@ -58,3 +58,37 @@ export async function waitUntil(
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Options of {@link waitForUrl}. */
+export interface WaitForUrlOptions extends Partial<WaitOptions> {
+  /** Whether the answer counts; default any answer. */
+  ok?: (res: Response) => boolean;
+  /** HTTP client for the requests (extra trusted CAs). */
+  client?: Deno.HttpClient;
+  /** Called before each attempt; throws to end the wait early (e.g. a child process exited). */
+  check?: () => void;
+}
+
+/**
+ * Polls `url` until it answers and `ok(response)` holds: a server (child process or not) is
+ * ready. Connection errors count as "not yet".
+ *
+ * @throws {Error} `timed out after … waiting for <what>`, or whatever `check` throws
+ *
+ * @example
+ * ```ts
+ * await waitForUrl(`${url}/readyz`, { ok: (r) => r.status === 200, timeoutMs: 20_000 });
+ * ```
+ */
+export function waitForUrl(url: string, o: WaitForUrlOptions = {}): Promise<void> {
+  return waitUntil(async () => {
+    o.check?.();
+    try {
+      const res = await fetch(url, o.client ? { client: o.client } : {});
+      await res.body?.cancel();
+      return o.ok ? o.ok(res) : true;
+    } catch {
+      return false; // not listening yet
+    }
+  }, { what: o.what ?? url, timeoutMs: o.timeoutMs, intervalMs: o.intervalMs });
+}
