@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "4757967a69e0cd5cddd56a06",
+    etag: "e9f1532206e2726af8d21d14",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -1346,8 +1346,8 @@ components:
               token:
                 type: string
                 minLength: 20
-                maxLength: 4096
-                description: The device's push token (no whitespace); for a VoIP app, the PushKit token.
+                maxLength: 1024
+                description: The device's push token (printable ASCII, no whitespace); for a VoIP app, the PushKit token.
               alertToken:
                 type: string
                 minLength: 20
