@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { basic, DMITRY, flexLogin, type Harness, withHarness } from "./helpers/harness.ts";
+import { fetchFrom } from "./helpers/from_address.ts";
 import { MockApns, mockEndpoints, MockFcm } from "./helpers/mock_push.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
@@ -157,4 +158,24 @@ Deno.test("attack: device tokens of up to 1024 characters register and get the p
     await apns.close();
     await fcm.close();
   }
+});
+
+Deno.test("attack: a login padded with spaces shares the login's limits (Proxy Basic auth)", async () => {
+  await withHarness(async (h) => {
+    const from = (ip: string, login: string, password: string) =>
+      fetchFrom(ip, `${h.url}/mx/test/addressbook`, {
+        headers: { authorization: "Basic " + btoa(`${login}:${password}`) },
+      });
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await from("127.0.0.2", DMITRY.login, `wrong${i}`)).status, 401);
+    }
+    assert.equal((await from("127.0.0.2", DMITRY.login, "wrong")).status, 429);
+    // The MX trims the name (the simulator does): " dmitry" with the right password is
+    // dmitry. Each padding was a fresh pair of limits, so fresh guesses.
+    assert.equal((await from("127.0.0.2", ` ${DMITRY.login}`, "wrong")).status, 429);
+    assert.equal((await from("127.0.0.2", `${DMITRY.login}  `, DMITRY.password)).status, 429);
+    assert.equal((await from("127.0.0.2", ` ${DMITRY.login.toUpperCase()}`, "x")).status, 429);
+    // The user at their own address is not affected.
+    assert.equal((await from("127.0.0.1", DMITRY.login, DMITRY.password)).status, 200);
+  }, { config: { rateLimits: { loginAddress: { failures: 3 } } } });
 });
