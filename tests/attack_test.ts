@@ -179,3 +179,34 @@ Deno.test("attack: a login padded with spaces shares the login's limits (Proxy B
     assert.equal((await from("127.0.0.1", DMITRY.login, DMITRY.password)).status, 200);
   }, { config: { rateLimits: { loginAddress: { failures: 3 } } } });
 });
+
+Deno.test("attack: percent-encoded letters, digits, '-', '_' and '~' in the path are 400, never the route they spell", async () => {
+  await withHarness(async (h) => {
+    const t = await flexLogin(h.url);
+    const auth = { Authorization: `Bearer ${t}` };
+    // A proxy that blocks /metrics by prefix lets /%6detrics through; hono decodes it.
+    for (
+      const p of [
+        "/%6detrics",
+        "/m%45trics",
+        "/%72eadyz",
+        "/api/%63alls",
+        "/api/call%73",
+        "/mx/test/%61ddressbook",
+        "/api/voicemail/%38%30",
+        "/api/openapi%2Dyaml",
+        "/x%5Fy",
+        "/%7Euser",
+      ]
+    ) {
+      const res = await fetch(`${h.url}${p}`, { headers: auth });
+      assert.deepEqual(await answer(res), [400, { error: "bad request path" }], p);
+    }
+    // Encoded reserved and non-ASCII characters, and anything in the query, still pass.
+    for (const [p, want] of [["/a%20b", 404], ["/%C3%A9", 404], ["/api/calls?x=%6d", 200]]) {
+      const res = await fetch(`${h.url}${p}`, { headers: auth });
+      await res.body?.cancel();
+      assert.equal(res.status, want, p as string);
+    }
+  });
+});
