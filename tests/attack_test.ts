@@ -210,3 +210,31 @@ Deno.test("attack: percent-encoded letters, digits, '-', '_' and '~' in the path
     }
   });
 });
+
+Deno.test("attack: a token whose MX password changed gets 401 'log in again' with the Bearer challenge, and the MX is asked once", async () => {
+  await withHarness(async (h) => {
+    const t = await flexLogin(h.url);
+    h.sim.updateUser(DMITRY.jid, { password: "changed" });
+    const mark = h.sim.mark();
+    for (const path of ["/api/voicemail", "/api/calllog", "/api/voicemail/80"]) {
+      const res = await send(h, "GET", path, t);
+      assert.equal(
+        res.headers.get("www-authenticate"),
+        'Bearer realm="MXFlex", error="invalid_token"',
+      );
+      assert.deepEqual(
+        await answer(res),
+        [401, { error: "user session unavailable, log in again" }],
+        path,
+      );
+    }
+    const put = await send(h, "PUT", "/api/presence", t, { status: "Away" });
+    assert.deepEqual(await answer(put), [401, { error: "user session unavailable, log in again" }]);
+    // The token still serves what needs no user session.
+    assert.equal((await answer(send(h, "GET", "/api/calls", t)))[0], 200);
+    // A later login is the marker: only the first request tried the stale credential.
+    await flexLogin(h.url, DMITRY.login, "changed");
+    const logins = h.sim.received.filter((m) => m.seq >= mark && m.name === "loginRequest");
+    assert.equal(logins.length, 2, "one refused user session, then the new login");
+  });
+});
