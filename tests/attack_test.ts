@@ -238,3 +238,35 @@ Deno.test("attack: a token whose MX password changed gets 401 'log in again' wit
     assert.equal(logins.length, 2, "one refused user session, then the new login");
   });
 });
+
+Deno.test("attack: impossible dates in the call-log timestamp are 400 on both APIs", async () => {
+  await withHarness(async (h) => {
+    // One record: a non-empty log answers at once (an empty one ends by a 2 s timeout).
+    h.sim.addCallLog(DMITRY.ext, {});
+    const t = await flexLogin(h.url);
+    const get = (api: "flex" | "proxy", ts: string) =>
+      api === "flex"
+        ? send(h, "GET", `/api/calllog?timestamp=${encodeURIComponent(ts)}`, t)
+        : fetch(`${h.url}/mx/test/calllog?timestamp=${encodeURIComponent(ts)}`, {
+          headers: { authorization: basic() },
+        });
+    for (const api of ["flex", "proxy"] as const) {
+      for (
+        const ts of [
+          "2017-02-30T00:00:00Z",
+          "2017-02-29T12:00:00Z",
+          "2017-04-31T00:00:00+02:00",
+          "2017-07-28T24:00:00Z",
+          "2017-00-10T00:00:00Z",
+          "2017-13-01T00:00:00Z",
+        ]
+      ) {
+        assert.deepEqual(await answer(get(api, ts)), [400, { error: "bad timestamp format" }], ts);
+      }
+      for (const ts of ["2016-02-29T23:59:59Z", "2017-07-28T14:31:47.123456789+03:00", "0"]) {
+        const [status] = await answer(get(api, ts));
+        assert.equal(status, 200, `${api} ${ts}`);
+      }
+    }
+  });
+});

@@ -81,11 +81,19 @@ export function voicemailJson(v: Voicemail): Record<string, unknown> {
 export function parseTimestamp(q: string | undefined): number {
   if (q === undefined || q === "") return -1;
   if (/^-?\d{1,12}$/.test(q)) return Number(q);
-  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(q)) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.exec(q);
+  // Date.parse rolls impossible dates over (February 30 is March 2, 24:00 the next day); RFC
+  // 3339 (and Go's time.Parse in the originals) refuse them.
+  if (m && Number(m[4]) < 24 && Number(m[3]) <= daysInMonth(Number(m[1]), Number(m[2]))) {
     const ms = Date.parse(q);
     if (Number.isFinite(ms)) return Math.floor(ms / 1000);
   }
   throw new HttpError(400, "bad timestamp format");
+}
+
+/** Days in `month` (1–12) of `year`; 0 for another month number. */
+function daysInMonth(year: number, month: number): number {
+  return month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
 }
 
 /**
