@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "e9f1532206e2726af8d21d14",
+    etag: "f9a88084faebbe869d492ecd",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -620,6 +620,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad presence status }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "413": { $ref: "#/components/responses/TooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedType" }
         "422": { $ref: "#/components/responses/MxRefused" }
@@ -684,6 +685,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad timestamp format }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "422": { $ref: "#/components/responses/MxRefused" }
         "503": { $ref: "#/components/responses/MxUnavailable" }
         "504": { $ref: "#/components/responses/MxTimeout" }
@@ -722,6 +724,7 @@ paths:
                     duration: 3
                     note: call back
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "422": { $ref: "#/components/responses/MxRefused" }
         "503": { $ref: "#/components/responses/MxUnavailable" }
         "504": { $ref: "#/components/responses/MxTimeout" }
@@ -754,6 +757,7 @@ paths:
               schema: { type: string, contentMediaType: application/octet-stream }
         "400": { $ref: "#/components/responses/BadMailId" }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "404":
           description: No such message.
           content:
@@ -788,6 +792,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad request }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "404": { $ref: "#/components/responses/NoSuchMessage" }
         "413": { $ref: "#/components/responses/TooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedType" }
@@ -806,6 +811,7 @@ paths:
         "204": { description: Deleted (or there was nothing to delete). }
         "400": { $ref: "#/components/responses/BadMailId" }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "503": { $ref: "#/components/responses/MxUnavailable" }
         "504": { $ref: "#/components/responses/MxTimeout" }
 
@@ -1437,7 +1443,9 @@ components:
       description: |
         Too many failed logins (per login and client address, per client address, or a login
         guessed from many addresses); retry after the given seconds. Successful logins never
-        count. The attempt was not verified.
+        count. The attempt was not verified. On the endpoints that open an MX session as the
+        user (call log, voicemail, presence, callback call) also: the user already has 10 of
+        them open on this instance (\`too many MX sessions for this user\`, \`Retry-After: 5\`).
       headers:
         Retry-After:
           schema: { type: integer, example: 42 }

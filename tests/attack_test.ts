@@ -270,3 +270,38 @@ Deno.test("attack: impossible dates in the call-log timestamp are 400 on both AP
     }
   });
 });
+
+Deno.test("attack: one user holds at most 10 MX user sessions; downloads it never reads cannot open hundreds", async () => {
+  await withHarness(async (h) => {
+    const id = h.sim.addVoicemail(DMITRY.ext, { from: "3099", content: new Uint8Array(1 << 20) });
+    const t = await flexLogin(h.url);
+    const base = h.sim.sessionCount();
+    // Downloads whose bodies are never read: each held its user session for the stall limit.
+    const held = await Promise.all(
+      Array.from({ length: 10 }, () => fetch(`${h.url}/api/voicemail/${id}?access_token=${t}`)),
+    );
+    assert.deepEqual([...new Set(held.map((r) => r.status))], [200]);
+    const more = await Promise.all([
+      fetch(`${h.url}/api/voicemail/${id}?access_token=${t}`),
+      send(h, "GET", "/api/voicemail", t),
+      fetch(`${h.url}/mx/test/voicemail`, { headers: { authorization: basic() } }),
+    ]);
+    for (const r of more) {
+      assert.equal(r.headers.get("retry-after"), "5");
+      assert.deepEqual(await answer(r), [429, { error: "too many MX sessions for this user" }]);
+    }
+    assert.equal(h.sim.sessionCount(), base + 10, "the refused ones were closed at once");
+    // Another user is not affected.
+    const maxim = await fetch(`${h.url}/mx/test/voicemail`, {
+      headers: { authorization: basic("maxim", "secret") },
+    });
+    assert.equal((await answer(maxim))[0], 200);
+    // A download that ends frees its slot.
+    await held[0].body!.cancel();
+    await waitUntil(() => h.sim.sessionCount() === base + 9, {
+      what: "the cancelled session gone",
+    });
+    assert.equal((await answer(send(h, "GET", "/api/voicemail", t)))[0], 200);
+    await Promise.all(held.slice(1).map((r) => r.body!.cancel()));
+  });
+});
