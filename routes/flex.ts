@@ -97,7 +97,7 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   app.post("/api/login", async (c) => {
     const f = await readFields(c.req.raw);
     const login = stringField(f, "login");
-    const password = typeof f.password === "string" ? f.password : "";
+    const password = passwordField(f);
     if (!login) throw new HttpError(400, "login required");
     checkPassword(password);
     const ip = clientIp(c);
@@ -343,6 +343,19 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   });
 
   return app;
+}
+
+/**
+ * The login password: a string as given (not trimmed), a JSON number as its decimal text (a
+ * PIN-like password), `""` when absent.
+ * @throws {HttpError} 400 for another type (it used to be tried as an empty password)
+ */
+function passwordField(f: Fields): string {
+  const v = f.password;
+  if (v === undefined || v === null) return "";
+  if (typeof v === "number") return String(v);
+  if (typeof v !== "string") throw new HttpError(400, "password must be a string");
+  return v;
 }
 
 /** The 401 of a token whose user session cannot be opened (no credential, or refused). */

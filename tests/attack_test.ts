@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { basic, DMITRY, flexLogin, type Harness, withHarness } from "./helpers/harness.ts";
 import { fetchFrom } from "./helpers/from_address.ts";
+import { defaultUsers } from "../lib/mxsim/mod.ts";
 import { MockApns, mockEndpoints, MockFcm } from "./helpers/mock_push.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
@@ -304,4 +305,36 @@ Deno.test("attack: one user holds at most 10 MX user sessions; downloads it neve
     assert.equal((await answer(send(h, "GET", "/api/voicemail", t)))[0], 200);
     await Promise.all(held.slice(1).map((r) => r.body!.cancel()));
   });
+});
+
+Deno.test("attack: a JSON login password that is a number is its digits; another type is 400, never an empty password", async () => {
+  const pin = {
+    login: "pin",
+    password: "1234",
+    jid: "43884854999999999",
+    ext: "5999",
+    firstName: "Pin",
+    lastName: "User",
+  };
+  await withHarness(async (h) => {
+    const login = (password: unknown) =>
+      fetch(`${h.url}/api/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ login: pin.login, password }),
+      });
+    const mark = h.sim.mark();
+    for (const password of [["1234"], { p: "1234" }, true]) {
+      assert.deepEqual(
+        await answer(login(password)),
+        [400, { error: "password must be a string" }],
+        JSON.stringify(password),
+      );
+    }
+    const [status] = await answer(login(1234));
+    assert.equal(status, 200);
+    // The later login is the marker: the bad ones never reached the MX.
+    const tried = h.sim.received.filter((m) => m.seq >= mark && m.name === "loginRequest");
+    assert.equal(tried.length, 1);
+  }, { sim: { users: [...defaultUsers(), pin] } });
 });
