@@ -195,6 +195,7 @@ export class MxFlexServer {
       onError: (err: unknown) => log.warn(`kv feed: ${(err as Error).message}`),
     };
 
+    for (const w of config.warnings) log.warn(w);
     const pushCfg = await loadPushConfig(config.push, config.baseDir, {
       providerTokens: new ProviderTokenStore(kv),
     });

@@ -3,9 +3,9 @@
  * user with their password and curl examples, and places an incoming call to the demo user
  * every few seconds so events flow at once; colleagues change their presence now and then,
  * calls show as `OnThePhone`, and the demo user has a call history and voicemails with real
- * audio. Two push apps (APNs `com.xyzrd.PushTest`, FCM `com.mxflex.demo`) are backed by local
- * mock gateways, so token registration answers 204 and calls are pushed. Runs with no config
- * file, no MX and no network.
+ * audio. Three push apps (APNs `com.xyzrd.PushTest`, APNs VoIP `com.mxflex.voipdemo`, FCM
+ * `com.mxflex.demo`) are backed by local mock gateways, so token registration answers 204 and
+ * calls are pushed. Runs with no config file, no MX and no network.
  *
  * Flags: `--port N` (HTTP port, default 8080; 0 = any free port), `--every S` (seconds
  * between incoming calls, default 8; 0 = none), `--csta` (wire log), `--debug`.
@@ -14,7 +14,12 @@
  */
 import { defaultUsers, MxSimulator, seedDemoUser, type SimUser } from "./lib/mxsim/mod.ts";
 import { DEMO_CERT, DEMO_KEY } from "./lib/demo/cert.ts";
-import { DEMO_APNS_BUNDLE, DEMO_FCM_APP, startDemoPush } from "./lib/demo/push.ts";
+import {
+  DEMO_APNS_BUNDLE,
+  DEMO_FCM_APP,
+  DEMO_VOIP_BUNDLE,
+  startDemoPush,
+} from "./lib/demo/push.ts";
 import { normalizeConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { stdoutWireLogger } from "./lib/csta/wire_log.ts";
@@ -103,7 +108,8 @@ if (import.meta.main) {
         token = "";
       }
     }
-    log.info(`demo: the mock ${service === "apns" ? "APNs" : "FCM"} gateway received a push`, {
+    const what = r.headers["apns-push-type"] === "voip" ? "a VoIP push" : "a push";
+    log.info(`demo: the mock ${service === "apns" ? "APNs" : "FCM"} gateway received ${what}`, {
       token: `${token.slice(0, 8)}…`,
     });
   });
@@ -146,7 +152,7 @@ MXFlex demo running
   Proxy API:    curl -u ${u} ${url}mx/demo/addressbook
   voicemail:    curl -u ${u} ${url}mx/demo/voicemail     (${mails.length} messages, audio/wav)
                 curl -u ${u} -o message.wav ${url}mx/demo/voicemail/${mails[0]}
-  push apps:    apns ${DEMO_APNS_BUNDLE} (add ?sandbox for the sandbox), fcm ${DEMO_FCM_APP}, on local mock gateways
+  push apps:    apns ${DEMO_APNS_BUNDLE} (add ?sandbox for the sandbox), VoIP ${DEMO_VOIP_BUNDLE}, fcm ${DEMO_FCM_APP}, on local mock gateways
                 curl -u ${u} -H 'Content-Type: application/json' -d '{"token":"${EXAMPLE_TOKEN}"}' "${url}mx/demo/token/apns/${DEMO_APNS_BUNDLE}?sandbox"
   MX simulator: 127.0.0.1:${sim.port} (TLS, sn ${sim.sn})
   users (login / password, extension, name):

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { applyEnv, ConfigError, loadConfigFile } from "./lib/config.ts";
+import { applyEnv, ConfigError, DEFAULT_DB, loadConfigFile } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { stdoutWireLogger } from "./lib/csta/wire_log.ts";
 import { VERSION } from "./lib/version.ts";
@@ -45,7 +45,7 @@ export const USAGE = `Usage: mxflex [flags]
   -config filename   config file, YAML or JSON (default "mxflex.yaml", else "mxproxy.json")
   -host name         listen address; a domain name means HTTPS with Let's Encrypt
                      (default from config, else "localhost:8080")
-  -db filename       Deno KV path or KV Connect URL (default "mxproxy.db")
+  -db filename       Deno KV path or KV Connect URL (default "${DEFAULT_DB}")
   -csta              log every CSTA frame to stdout (secrets redacted)
   -debug             debug logging
   -logflag int       accepted for compatibility with the Go originals; ignored
@@ -143,7 +143,17 @@ export async function main(args: string[]): Promise<number> {
     base: index === undefined ? undefined : { instance: index },
   });
   const configPath = flags.config ??
-    ((await exists("mxflex.yaml")) ? "mxflex.yaml" : "mxproxy.json");
+    ((await exists("mxflex.yaml"))
+      ? "mxflex.yaml"
+      : (await exists("mxproxy.json"))
+      ? "mxproxy.json"
+      : undefined);
+  if (configPath === undefined) {
+    log.error(
+      `config: no mxflex.yaml or mxproxy.json in ${Deno.cwd()} (name a file with -config)`,
+    );
+    return 2;
+  }
   let config;
   try {
     config = applyEnv(await loadConfigFile(configPath), (k) => Deno.env.get(k));
@@ -176,7 +186,7 @@ export async function main(args: string[]): Promise<number> {
   let ops: Listening | undefined;
   const https = new HttpsStatus();
   try {
-    kv = await openKv(config.db || "mxproxy.db").catch((err) => {
+    kv = await openKv(config.db || DEFAULT_DB).catch((err) => {
       throw err instanceof KvOpenError ? new StartupError(`${err.message} (${dbFrom})`) : err;
     });
     server = await MxFlexServer.create({

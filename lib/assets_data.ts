@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "f9a88084faebbe869d492ecd",
+    etag: "6f124e3f39a550d5fb1b660b",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -35,10 +35,12 @@ info:
     MXFlex connects to Zultys MX phone systems over CSTA and offers two HTTP APIs:
 
     * **Flex API** (\`/api/...\`) — log in with MX user credentials to get a JWT
-      (HS256, one hour by default), then follow the user's calls live over Server-Sent
-      Events, read the address book and place and control calls. The signing key changes
-      on every server start, so tokens do not survive a restart: clients must log in again
-      after a \`401\`.
+      (HS256, one hour by default), then follow the user's calls, presence and address-book
+      changes live over Server-Sent Events, read the address book and current calls, place
+      and control calls, set the own presence, read the call history and voicemail. The
+      signing keys are kept in the server's Deno KV, so a token stays valid across restarts
+      and on every instance sharing that KV until it expires or is logged out; clients log
+      in again after a \`401\`.
     * **Proxy API** (\`/mx/{name}/...\`) — every request carries the MX user's credentials
       with HTTP Basic auth and names the MX system in the path: address book, call log,
       callback call, voicemail and device-token registration for incoming-call pushes.
@@ -638,7 +640,7 @@ paths:
         server keeps the credential the MX login used, encrypted with a key that exists only
         inside the token, until logout or expiry (docs/DECISIONS.md); each request opens a
         short user session with it. A token whose user session can no longer be opened
-        (logged out, expired, or issued before a restart of a single instance) gets \`401\`.
+        (its sealed credential is gone: logged out or expired) gets \`401\`.
       security:
         - bearer: []
         - queryToken: []
@@ -1491,7 +1493,9 @@ components:
           description: |
             JWT (HS256) with \`sub\` (the user's JID as a string), \`ext\`, \`mx\` (the MX serial
             number), \`iat\`, \`exp\`, \`jti\` and \`ck\` (the key of the token's sealed MX credential,
-            for its user sessions). The signing key changes on every server start.
+            for its user sessions); the header's \`kid\` names the signing key. The keys are
+            kept in Deno KV and rotated (\`tokenKeyRotation\`), so tokens survive restarts and
+            are valid on every instance sharing the KV.
         expires_in: { type: integer, description: Lifetime in seconds, example: 3600 }
 
     Contact:

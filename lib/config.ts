@@ -96,6 +96,8 @@ export interface AppConfig {
   push: Record<string, unknown>;
   /** Directory of the config file: relative paths in it are resolved from here. */
   baseDir: string;
+  /** Problems that do not stop the start (unknown keys); logged by the server at start-up. */
+  warnings: string[];
 }
 
 /** `rateLimits`: login limits (lib/auth/login_guard.ts) and stream caps. */
@@ -114,6 +116,54 @@ export class ConfigError extends Error {
 
 /** Default CSTA port (mx-protocol §1.1). */
 export const DEFAULT_MX_PORT = 7778;
+
+/** The Deno KV database when neither `db` nor `-db` names one (the seed's, working directory). */
+export const DEFAULT_DB = "mxproxy.db";
+
+/** Top-level keys handed to lib/push as they are (`AppConfig.push`). */
+export const PUSH_KEYS = [
+  "apns",
+  "gfcm",
+  "fcm",
+  "apnsKeys",
+  "pushEndpoints",
+  "pushRingTimeout",
+] as const;
+
+/**
+ * Every top-level key {@link normalizeConfig} reads (README's configuration table lists each);
+ * any other is reported in {@link AppConfig.warnings}, not refused, so the seeds' files and
+ * files with keys of other versions still load.
+ */
+export const CONFIG_KEYS = [
+  "host",
+  "mx",
+  "flexMx",
+  "tokenTtl",
+  "tokenKeyRotation",
+  "kvPollMs",
+  "instanceId",
+  "opsHost",
+  "requestTimeoutMs",
+  "connectTimeoutMs",
+  "db",
+  "staticDir",
+  "tls",
+  "acme",
+  "metricsToken",
+  "trustedProxies",
+  "rateLimits",
+  ...PUSH_KEYS,
+] as const;
+
+/** Keys of one MX entry (`mx` in the seed-1 form, `mx.<name>` otherwise); others are warned of. */
+export const MX_KEYS = ["addr", "login", "password", "tls"] as const;
+/** Keys of `mx….tls`; any other is refused (a mistyped `fingerprint` must not mean TOFU). */
+export const MX_TLS_KEYS = ["fingerprint", "ca", "allowChangedCertificate", "plain"] as const;
+/** Keys of the top-level `tls`; any other is refused. */
+export const TLS_KEYS = ["cert", "key"] as const;
+/** Keys of `acme`; any other is refused (a mistyped `directoryUrl` must not mean production). */
+export const ACME_KEYS = ["email", "directoryUrl", "cacheDir", "httpPort", "httpsPort"] as const;
 
 /**
  * Parses JSON or YAML text (detected by content).
@@ -179,8 +229,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function parseMx(name: string, raw: unknown, path: string): MxConfig {
+function parseMx(name: string, raw: unknown, path: string, warnings: string[]): MxConfig {
   if (!isObject(raw)) throw new ConfigError(`${path} must be an object`);
+  warnUnknown(raw, MX_KEYS, path, warnings);
   const addr = str(raw, "addr", path, true);
   let hostname: string, port: number;
   try {
@@ -190,6 +241,7 @@ function parseMx(name: string, raw: unknown, path: string): MxConfig {
   }
   const tlsRaw = raw.tls ?? {};
   if (!isObject(tlsRaw)) throw new ConfigError(`${path}.tls must be an object`);
+  onlyKeys(tlsRaw, MX_TLS_KEYS, `${path}.tls`);
   return {
     name,
     key: path,
@@ -207,11 +259,31 @@ function parseMx(name: string, raw: unknown, path: string): MxConfig {
 }
 
 /** Checks an object's keys against the allowed ones (typos are errors, not silent defaults). */
-function onlyKeys(obj: Record<string, unknown>, allowed: string[], path: string): void {
+function onlyKeys(obj: Record<string, unknown>, allowed: readonly string[], path: string): void {
   for (const k of Object.keys(obj)) {
     if (!allowed.includes(k)) {
       throw new ConfigError(`${path}.${k}: unknown key (known: ${allowed.join(", ")})`);
     }
+  }
+}
+
+/**
+ * Notes keys that are not among the allowed ones: ignored, as the Go originals ignored them,
+ * but said, so a typo (`tokenTTL`) is not silently a default.
+ */
+function warnUnknown(
+  obj: Record<string, unknown>,
+  allowed: readonly string[],
+  path: string,
+  warnings: string[],
+): void {
+  for (const k of Object.keys(obj)) {
+    if (allowed.includes(k)) continue;
+    const near = allowed.find((a) => a.toLowerCase() === k.toLowerCase());
+    warnings.push(
+      `config: ${path ? `${path}.` : ""}${k}: unknown key, ignored` +
+        (near ? ` (did you mean ${near}?)` : ` (known: ${allowed.join(", ")})`),
+    );
   }
 }
 
@@ -280,6 +352,8 @@ export function parseTrustedProxies(raw: unknown, path = "trustedProxies"): stri
  */
 export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   if (!isObject(raw)) throw new ConfigError("config must be a mapping/object");
+  const warnings: string[] = [];
+  warnUnknown(raw, CONFIG_KEYS, "", warnings);
   const mxRaw = raw.mx;
   const mx: MxConfig[] = [];
   if (!isObject(mxRaw)) throw new ConfigError("mx is required");
@@ -288,13 +362,13 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   const single = "addr" in mxRaw ||
     ["login", "password"].some((k) => typeof mxRaw[k] === "string" || typeof mxRaw[k] === "number");
   if (single) {
-    mx.push(parseMx("default", mxRaw, "mx"));
+    mx.push(parseMx("default", mxRaw, "mx", warnings));
   } else {
     for (const [name, v] of Object.entries(mxRaw)) {
       if (!/^[A-Za-z0-9._-]+$/.test(name)) {
         throw new ConfigError(`mx.${name}: name may use letters, digits, '.', '_' and '-'`);
       }
-      mx.push(parseMx(name, v, `mx.${name}`));
+      mx.push(parseMx(name, v, `mx.${name}`, warnings));
     }
   }
   if (mx.length === 0) throw new ConfigError("mx must name at least one MX");
@@ -320,10 +394,12 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
   let tls: AppConfig["tls"];
   if (raw.tls !== undefined) {
     if (!isObject(raw.tls)) throw new ConfigError("tls must be an object with cert and key");
+    onlyKeys(raw.tls, TLS_KEYS, "tls");
     tls = { cert: str(raw.tls, "cert", "tls", true), key: str(raw.tls, "key", "tls", true) };
   }
   const acmeRaw = raw.acme ?? {};
   if (!isObject(acmeRaw)) throw new ConfigError("acme must be an object");
+  onlyKeys(acmeRaw, ACME_KEYS, "acme");
   const port = (key: string) => {
     const v = acmeRaw[key];
     if (v === undefined) return undefined;
@@ -333,7 +409,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
     return v as number;
   };
   const push: Record<string, unknown> = {};
-  for (const k of ["apns", "gfcm", "fcm", "apnsKeys", "pushEndpoints", "pushRingTimeout"]) {
+  for (const k of PUSH_KEYS) {
     if (raw[k] !== undefined) push[k] = raw[k];
   }
   return {
@@ -362,6 +438,7 @@ export function normalizeConfig(raw: unknown, baseDir: string): AppConfig {
     rateLimits: parseRateLimits(raw.rateLimits),
     push,
     baseDir,
+    warnings,
   };
 }
 
@@ -409,7 +486,9 @@ export async function loadConfigFile(path: string): Promise<AppConfig> {
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    throw new ConfigError(`cannot read config ${path}: ${(err as Error).message}`);
+    // A relative path says where it was looked for: `deno task` runs in the repository.
+    const where = path.startsWith("/") ? "" : ` in ${Deno.cwd()}`;
+    throw new ConfigError(`cannot read config ${path}${where}: ${(err as Error).message}`);
   }
   const slash = path.lastIndexOf("/");
   return normalizeConfig(

@@ -5,12 +5,14 @@
 import assert from "node:assert/strict";
 import {
   applyEnv,
+  CONFIG_KEYS,
   ConfigError,
   loadConfigFile,
   normalizeConfig,
   parseConfigText,
 } from "../lib/config.ts";
 import { main, parseFlags } from "../main.ts";
+import { Program } from "./helpers/program.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -199,6 +201,63 @@ Deno.test("config: validation errors name the key", async () => {
   );
 });
 
+Deno.test("config: mistyped keys: refused in tls, mx….tls and acme, warned of elsewhere", async () => {
+  // Keys this project added are checked like rateLimits: a typo in `fingerprint` must not
+  // quietly mean trust on first use, one in `directoryUrl` not the production CA.
+  const refused: [unknown, RegExp][] = [
+    [{ mx: { ...MX, tls: { fingerprnt: "AB:CD" } } }, /^mx\.tls\.fingerprnt: unknown key/],
+    [{ mx: { dev: { ...MX, tls: { CA: "ca.pem" } } } }, /^mx\.dev\.tls\.CA: unknown key/],
+    [{ mx: MX, acme: { directoryURL: "https://x" } }, /^acme\.directoryURL: unknown key/],
+    [{ mx: MX, tls: { cert: "c", key: "k", chain: "x" } }, /^tls\.chain: unknown key/],
+  ];
+  for (const [raw, re] of refused) {
+    assertConfigError(() => normalizeConfig(raw, "."), re, JSON.stringify(raw));
+  }
+  // Top-level and MX-entry keys: the Go originals ignored unknown ones, so they still load,
+  // with a warning naming the key (and the key meant, when only the case differs).
+  const cfg = normalizeConfig({
+    mx: { dev: { ...MX, pasword: "x" } },
+    tokenTTL: 60,
+    trustedProxy: ["127.0.0.1"],
+  }, ".");
+  assert.equal(cfg.tokenTtl, 3600);
+  assert.deepEqual(cfg.warnings, [
+    "config: tokenTTL: unknown key, ignored (did you mean tokenTtl?)",
+    `config: trustedProxy: unknown key, ignored (known: ${CONFIG_KEYS.join(", ")})`,
+    "config: mx.dev.pasword: unknown key, ignored (known: addr, login, password, tls)",
+  ]);
+  // The seeds' files and the examples load without a warning.
+  for (const text of [SEED_FLEX_YAML, SEED_PROXY_JSON]) {
+    assert.deepEqual(normalizeConfig(await parseConfigText(text), ".").warnings, []);
+  }
+  for (const name of ["mxflex.yaml", "mxproxy.json"]) {
+    const cfg = await loadConfigFile(new URL(`../config/${name}`, import.meta.url).pathname);
+    assert.deepEqual(cfg.warnings, [], name);
+  }
+});
+
+Deno.test("main: an unknown config key is a WARN line at start-up", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mxflex-config-" });
+  await Deno.writeTextFile(
+    `${dir}/mxflex.json`,
+    JSON.stringify({ host: "127.0.0.1:0", mx: { addr: "127.0.0.1:1", login: "s" }, tokenTTL: 60 }),
+  );
+  const p = Program.start("main.ts", ["-config", `${dir}/mxflex.json`, "-db", `${dir}/kv.db`]);
+  try {
+    await p.waitForLine(/listening on/);
+    assert.match(
+      p.stderr,
+      /WARN +config: tokenTTL: unknown key, ignored \(did you mean tokenTtl\?\)/,
+    );
+    p.kill("SIGTERM");
+    assert.equal((await p.status).code, 0, p.output());
+  } finally {
+    p.kill("SIGKILL");
+    await p.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("config: defaults and optional keys", () => {
   const cfg = normalizeConfig({
     mx: { a: { addr: "[::1]:7000", login: "s" }, b: { addr: "mx.example.com", login: "t" } },
@@ -366,6 +425,33 @@ Deno.test("main: `-config /nonexistent` exits 2 with one error line and no stack
   assert.doesNotMatch(stderr, /^\s+at /m);
   assert.doesNotMatch(stderr, /Uncaught|Stack backtrace/);
   assert.equal(new TextDecoder().decode(out.stdout), "");
+});
+
+Deno.test("main: a config file that is not there names the working directory, exit 2", async () => {
+  // `deno task start` runs in the repository, wherever the operator typed it: a relative
+  // path that is not found says where it was looked for.
+  const dir = await Deno.makeTempDir({ prefix: "mxflex-config-" });
+  try {
+    for (
+      const [args, re] of [
+        [
+          [],
+          /^.*ERROR config: no mxflex\.yaml or mxproxy\.json in (\S+) \(name a file with -config\)$/,
+        ],
+        [["-config", "office.yaml"], /^.*ERROR config: cannot read config office\.yaml in (\S+): /],
+      ] as const
+    ) {
+      const p = Program.start("main.ts", [...args], { cwd: dir });
+      const { code } = await p.status;
+      assert.equal(code, 2, p.output());
+      assert.equal(p.stderrLines.length, 1, p.output());
+      const m = p.stderrLines[0].match(re);
+      assert.ok(m, p.output());
+      assert.equal(await Deno.realPath(m[1]), await Deno.realPath(dir));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("config: rateLimits defaults, overrides per sub-key, typos and bad values refused", () => {

@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { defaultUsers } from "../lib/mxsim/mod.ts";
 import { Program } from "./helpers/program.ts";
 
+const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+
 /** Reads a RIFF/WAVE header: format, channels, rate, bits and the audio's length in seconds. */
 function wavInfo(b: Uint8Array) {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -79,8 +81,25 @@ Deno.test("demo: prints every user with their password, plays voicemail, registe
       });
       assert.equal(res.status, 204, `${path}: ${await res.text()}`);
     }
+    // README's VoIP (PushKit) registration, as written there: 204, then `incoming` reaches
+    // the mock gateway as a VoIP push to the PushKit token, the follow-up as an ordinary one.
+    const voip = README.match(
+      /curl -u \$U -H 'Content-Type: application\/json' \\\n\s+-d '(\{"token":"[^']+\})' \\\n\s+"\$URL\/([^"]+)"/,
+    );
+    assert.ok(voip, "README has the VoIP registration example");
+    const res = await fetch(`${url}${voip[2]}`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: voip[1],
+    });
+    assert.equal(res.status, 204, `${voip[2]}: ${await res.text()}`);
+    const pushKit = JSON.parse(voip[1]).token.slice(0, 8);
     await p.waitForLine(/demo: the mock APNs gateway received a push token="7C179108…"/);
     await p.waitForLine(/demo: the mock FCM gateway received a push token="demo-fcm…"/);
+    await p.waitForLine(new RegExp(`received a VoIP push token="${pushKit}…"`));
+    // The follow-up (answered) is an ordinary push to the alert token.
+    const alert = JSON.parse(voip[1]).alertToken.slice(0, 8);
+    await p.waitForLine(new RegExp(`gateway received a push token="${alert}…"`));
     assert.doesNotMatch(p.stderr, /WARN|ERROR|Uncaught/, p.output());
     p.kill("SIGTERM");
     assert.equal((await p.status).code, 0, p.output());

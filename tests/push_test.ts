@@ -179,6 +179,17 @@ Deno.test("config: seed format loads; gfcm is kept but warned about", async () =
   }
 });
 
+Deno.test("config: a mistyped pushEndpoints key is a warning naming it", async () => {
+  const { apps, warnings } = await loadPushConfig({
+    pushEndpoints: { apnsSandbox: "https://127.0.0.1:1", caFlie: "ca.pem" },
+  }, FIX);
+  closePushApps(apps);
+  assert.deepEqual(warnings, [
+    "push: pushEndpoints.caFlie: unknown key, ignored " +
+    "(known: apnsProduction, apnsSandbox, fcm, fcmOauth, caFile)",
+  ]);
+});
+
 Deno.test("config: modern forms, .p8 inside apns, sandbox flags, bad entries", async () => {
   const { apps, warnings } = await loadPushConfig({
     apns: {

@@ -1,7 +1,8 @@
 /**
  * The demo's push apps, backed by local mock gateways (`lib/push/mock_gateway.ts`) instead of
- * Apple and Google: an APNs app `com.xyzrd.PushTest` (token key, production and sandbox) and an
- * FCM app `com.mxflex.demo`. Keys are generated at start-up into a temporary directory, so
+ * Apple and Google: an APNs app `com.xyzrd.PushTest` (token key, production and sandbox), a
+ * PushKit (VoIP) app `com.mxflex.voipdemo` with the same key, and an FCM app
+ * `com.mxflex.demo`. Keys are generated at start-up into a temporary directory, so
  * device-token registration answers 204 and incoming calls of a registered user are pushed,
  * all on loopback.
  *
@@ -13,6 +14,8 @@ import { DEMO_CERT, DEMO_KEY } from "./cert.ts";
 
 /** The demo's APNs bundle id (the seed's example). */
 export const DEMO_APNS_BUNDLE = "com.xyzrd.PushTest";
+/** The demo's PushKit (VoIP) app: `incoming` goes to `<bundle>.voip`, follow-ups to the bundle. */
+export const DEMO_VOIP_BUNDLE = "com.mxflex.voipdemo";
 /** The demo's FCM app name. */
 export const DEMO_FCM_APP = "com.mxflex.demo";
 
@@ -85,6 +88,12 @@ export async function startDemoPush(
         keyId: "DEMO000001",
         teamId: "DEMOTEAM01",
         topic: DEMO_APNS_BUNDLE,
+      }, {
+        key: `${dir}/AuthKey_DEMO000001.p8`,
+        keyId: "DEMO000001",
+        teamId: "DEMOTEAM01",
+        topic: DEMO_VOIP_BUNDLE,
+        voip: true,
       }],
       fcm: { [DEMO_FCM_APP]: `${dir}/fcm-service-account.json` },
       pushEndpoints: {

@@ -67,6 +67,15 @@ export interface LoadPushOptions {
   providerTokens?: ProviderTokenStore;
 }
 
+/** Keys of `pushEndpoints`; any other is a warning. */
+export const PUSH_ENDPOINT_KEYS = [
+  "apnsProduction",
+  "apnsSandbox",
+  "fcm",
+  "fcmOauth",
+  "caFile",
+] as const;
+
 /** Endpoint overrides (`pushEndpoints`). */
 interface Endpoints {
   apnsProduction: string;
@@ -345,6 +354,13 @@ async function readEndpoints(
   warnings: string[],
 ): Promise<Endpoints> {
   const o = isObject(raw) ? raw : {};
+  for (const k of Object.keys(o)) {
+    if (!(PUSH_ENDPOINT_KEYS as readonly string[]).includes(k)) {
+      warnings.push(
+        `push: pushEndpoints.${k}: unknown key, ignored (known: ${PUSH_ENDPOINT_KEYS.join(", ")})`,
+      );
+    }
+  }
   const str = (k: string) => (typeof o[k] === "string" ? o[k] as string : undefined);
   const ep: Endpoints = {
     apnsProduction: str("apnsProduction") ?? APNS_PRODUCTION,
