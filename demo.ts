@@ -32,7 +32,7 @@ export const DEMO_USER = { login: "dmitry", password: "secret", ext: "3095" };
 
 const CALLERS = ["+14155550123", "+442071838750", "3044", "3099", "+79031744445"];
 
-/** A device token for the curl example (any 20–4096 characters without spaces will do). */
+/** A device token for the curl example (any 20–1024 printable ASCII characters without spaces will do). */
 const EXAMPLE_TOKEN = "7C179108B7BF759F0E9DD5D1F2A8B6C4A0E1D2C3B4A5968778695A4B3C2D1E0F";
 
 /** Colleagues whose presence changes during the demo, and what they switch between. */

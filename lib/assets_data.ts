@@ -25,7 +25,7 @@ export interface AssetRecord {
 export const ASSETS: Record<string, AssetRecord> = {
   "docs/openapi.yaml": {
     type: "application/yaml; charset=utf-8",
-    etag: "b925744814f8f8a3b9d3e409",
+    etag: "6f124e3f39a550d5fb1b660b",
     text: `openapi: 3.1.0
 info:
   title: MXFlex
@@ -622,6 +622,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad presence status }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "413": { $ref: "#/components/responses/TooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedType" }
         "422": { $ref: "#/components/responses/MxRefused" }
@@ -686,6 +687,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad timestamp format }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "422": { $ref: "#/components/responses/MxRefused" }
         "503": { $ref: "#/components/responses/MxUnavailable" }
         "504": { $ref: "#/components/responses/MxTimeout" }
@@ -724,6 +726,7 @@ paths:
                     duration: 3
                     note: call back
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "422": { $ref: "#/components/responses/MxRefused" }
         "503": { $ref: "#/components/responses/MxUnavailable" }
         "504": { $ref: "#/components/responses/MxTimeout" }
@@ -756,6 +759,7 @@ paths:
               schema: { type: string, contentMediaType: application/octet-stream }
         "400": { $ref: "#/components/responses/BadMailId" }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "404":
           description: No such message.
           content:
@@ -790,6 +794,7 @@ paths:
               schema: { $ref: "#/components/schemas/Error" }
               example: { error: bad request }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "404": { $ref: "#/components/responses/NoSuchMessage" }
         "413": { $ref: "#/components/responses/TooLarge" }
         "415": { $ref: "#/components/responses/UnsupportedType" }
@@ -808,6 +813,7 @@ paths:
         "204": { description: Deleted (or there was nothing to delete). }
         "400": { $ref: "#/components/responses/BadMailId" }
         "401": { $ref: "#/components/responses/BearerUnauthorized" }
+        "429": { $ref: "#/components/responses/RateLimited" }
         "503": { $ref: "#/components/responses/MxUnavailable" }
         "504": { $ref: "#/components/responses/MxTimeout" }
 
@@ -1348,8 +1354,8 @@ components:
               token:
                 type: string
                 minLength: 20
-                maxLength: 4096
-                description: The device's push token (no whitespace); for a VoIP app, the PushKit token.
+                maxLength: 1024
+                description: The device's push token (printable ASCII, no whitespace); for a VoIP app, the PushKit token.
               alertToken:
                 type: string
                 minLength: 20
@@ -1439,7 +1445,9 @@ components:
       description: |
         Too many failed logins (per login and client address, per client address, or a login
         guessed from many addresses); retry after the given seconds. Successful logins never
-        count. The attempt was not verified.
+        count. The attempt was not verified. On the endpoints that open an MX session as the
+        user (call log, voicemail, presence, callback call) also: the user already has 10 of
+        them open on this instance (\`too many MX sessions for this user\`, \`Retry-After: 5\`).
       headers:
         Retry-After:
           schema: { type: integer, example: 42 }

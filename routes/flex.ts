@@ -106,7 +106,7 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   app.post("/api/login", async (c) => {
     const f = await readFields(c.req.raw);
     const login = stringField(f, "login");
-    const password = typeof f.password === "string" ? f.password : "";
+    const password = passwordField(f);
     if (!login) throw new HttpError(400, "login required");
     checkPassword(password);
     const ip = clientIp(c);
@@ -279,6 +279,9 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   /**
    * Runs `fn` on a short session logged in as the token's user, with the credential sealed
    * for this token at login (closed afterwards unless `keepOpen`, see `MxSession.withUser`).
+   * When the MX refuses that credential (the password changed since), it is wiped: the token
+   * gets the same 401 as one without a credential, and the MX is not asked with it again
+   * (an MX may lock an account after repeated failed logins).
    */
   const asUser = async <T>(
     c: Context<Env>,
@@ -287,8 +290,16 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   ): Promise<T> => {
     const cl = c.get("claims");
     const cred = cl.ck ? await d.vault.open(cl.jti, cl.ck) : undefined;
-    if (!cred) throw new HttpError(401, "user session unavailable, log in again", INVALID_TOKEN);
-    return await d.mx.withUser(cred.login, cred.secret, fn, { attrs: USER_ATTRS, keepOpen });
+    if (!cred) throw sessionUnavailable();
+    try {
+      return await d.mx.withUser(cred.login, cred.secret, fn, { attrs: USER_ATTRS, keepOpen });
+    } catch (err) {
+      // A 401 from the MX layer is its refusal of the login (lib/http/mx_errors.ts).
+      if (err instanceof HttpError || mxHttpError(err)?.status !== 401) throw err;
+      await d.vault.wipe(cl.jti);
+      d.log.info("user session refused by the MX, credential dropped", { ext: cl.ext });
+      throw sessionUnavailable();
+    }
   };
 
   app.put("/api/presence", async (c) => {
@@ -341,6 +352,24 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   });
 
   return app;
+}
+
+/**
+ * The login password: a string as given (not trimmed), a JSON number as its decimal text (a
+ * PIN-like password), `""` when absent.
+ * @throws {HttpError} 400 for another type (it used to be tried as an empty password)
+ */
+function passwordField(f: Fields): string {
+  const v = f.password;
+  if (v === undefined || v === null) return "";
+  if (typeof v === "number") return String(v);
+  if (typeof v !== "string") throw new HttpError(400, "password must be a string");
+  return v;
+}
+
+/** The 401 of a token whose user session cannot be opened (no credential, or refused). */
+function sessionUnavailable(): HttpError {
+  return new HttpError(401, "user session unavailable, log in again", INVALID_TOKEN);
 }
 
 function bearer(h: string | undefined): string {

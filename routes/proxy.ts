@@ -236,17 +236,15 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
     }
     const u = await identify(c);
     const f = await readFields(c.req.raw);
-    const token = stringField(f, "token") ?? "";
-    if (!isPushToken(token)) throw new HttpError(400, "bad push token");
+    const token = pushToken(f.token, MAX_PUSH_TOKEN);
+    if (!token) throw new HttpError(400, "bad push token");
     // VoIP apps: the device's ordinary APNs token, for the pushes after `incoming`.
-    const alertToken = remove ? undefined : stringField(f, "alertToken");
-    if (alertToken !== undefined && !isPushToken(alertToken)) {
-      throw new HttpError(400, "bad alert token");
-    }
+    const alertToken = remove ? "" : pushToken(f.alertToken, MAX_ALERT_TOKEN);
+    if (alertToken === undefined) throw new HttpError(400, "bad alert token");
     const mx = c.get("mx");
     // Unregistering answers 204 whether or not the token was registered.
     if (remove) await d.push.unregister(mx, u.jid, u.ext, app, token);
-    else await d.push.register(mx, u.jid, u.ext, app, token, alertToken);
+    else await d.push.register(mx, u.jid, u.ext, app, token, alertToken || undefined);
     return c.body(null, 204);
   };
   app.post("/mx/:name/token/:kind/:bundle", (c) => tokenRoute(c, false));
@@ -255,9 +253,26 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
   return app;
 }
 
-/** Device tokens are 20–4096 characters without whitespace. */
-function isPushToken(t: string): boolean {
-  return t.length >= 20 && t.length <= 4096 && !/\s/.test(t);
+/**
+ * Longest device token (docs/openapi.yaml `PushToken.token`). The token is part of its Deno KV
+ * keys (lib/store/tokens.ts), which hold at most 2 KiB; real tokens are 64 (APNs) to about
+ * 200 (FCM) characters.
+ */
+const MAX_PUSH_TOKEN = 1024;
+/** Longest `alertToken`: an ordinary APNs token (docs/openapi.yaml `PushToken.alertToken`). */
+const MAX_ALERT_TOKEN = 256;
+
+/**
+ * A device token from the body: a string of 20 to `max` printable ASCII characters without
+ * spaces once trimmed (what APNs and FCM issue). `""` when absent or empty, `undefined` when
+ * anything else (a number included).
+ */
+function pushToken(v: unknown, max: number): string | undefined {
+  if (v === undefined || v === null) return "";
+  if (typeof v !== "string") return undefined;
+  const t = v.trim();
+  if (t === "") return "";
+  return t.length >= 20 && t.length <= max && /^[\x21-\x7e]+$/.test(t) ? t : undefined;
 }
 
 function mailId(c: Context<Env>): string {

@@ -16,7 +16,7 @@
  *   doubling up to `maxDelaySeconds`) — again not from addresses where it recently succeeded,
  *   so the user's right password from their own address keeps working while others guess.
  * - IPv6 clients are counted per /64 (one customer's network), IPv4 per address. Logins are
- *   counted per MX and case-insensitively.
+ *   counted per MX, case-insensitively and without surrounding whitespace.
  * - Attempts still being verified count towards the (login, address) limit, so a burst of
  *   parallel guesses cannot outrun it within one instance.
  *
@@ -116,7 +116,9 @@ export function addressKey(ip: string): string {
 }
 
 async function loginKey(mx: string, login: string): Promise<string> {
-  let l = login.toLowerCase();
+  // Trimmed as well: an MX may trim the name (the simulator's XML reader does), so " dmitry"
+  // logs in as dmitry and must not get limits of its own.
+  let l = login.trim().toLowerCase();
   if (l.length > MAX_KEY_LOGIN) {
     const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(l));
     l = "sha256:" + Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");

@@ -88,22 +88,38 @@ async function readLimited(body: ReadableStream<Uint8Array>): Promise<Uint8Array
   return out;
 }
 
+/** The longest string field {@link stringField} accepts by default (UTF-16 code units). */
+export const MAX_FIELD_LENGTH = 256;
+
+// What XML 1.0 cannot carry (every string field may travel to the MX inside a CSTA frame):
+// C0 controls other than tab, line feed and carriage return, U+FFFE and U+FFFF. Lone
+// surrogates are checked with isWellFormed: UTF-8 turns them into U+FFFD on the wire, so
+// the MX would see (and echo) another text than the one sent.
+// deno-lint-ignore no-control-regex
+const NOT_XML_RE = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/;
+
 /**
- * A string field, trimmed; `undefined` when absent or empty.
- * @throws {HttpError} 400 on a non-string or one over 256 characters
+ * A string field, trimmed; `undefined` when absent or empty. A JSON number is taken as its
+ * decimal text.
+ * @throws {HttpError} 400 on another type, a text longer than `max`, or characters XML
+ * cannot carry (control characters, lone surrogates)
  *
  * @example
  * ```ts
- * stringField({ login: " dmitry " }, "login"); // "dmitry"
+ * stringField({ to: " 3099 " }, "to"); // "3099"
+ * stringField({ token: longToken }, "token", 4096);
  * ```
  */
-export function stringField(f: Fields, name: string): string | undefined {
+export function stringField(f: Fields, name: string, max = MAX_FIELD_LENGTH): string | undefined {
   const v = f[name];
   if (v === undefined || v === null) return undefined;
   if (typeof v === "number") return String(v);
   if (typeof v !== "string") throw new HttpError(400, `${name} must be a string`);
   const t = v.trim();
-  if (t.length > 256) throw new HttpError(400, `${name} is too long`);
+  if (t.length > max) throw new HttpError(400, `${name} is too long`);
+  if (NOT_XML_RE.test(t) || !t.isWellFormed()) {
+    throw new HttpError(400, `${name} has characters that cannot be sent`);
+  }
   return t === "" ? undefined : t;
 }
 

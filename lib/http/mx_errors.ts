@@ -8,6 +8,7 @@
  * |--------------------------------------------------|--------|--------------------------------------|
  * | `LoginFailedError` (wrong credentials)           | 401    | the client must authenticate again   |
  * | `RefusedError` (`CSTAErrorCode`: the MX said no) | 422    | request understood, MX said no       |
+ * | `UserSessionLimitError` (lib/mx: too many user sessions open) | 429 | `Retry-After: 5` |
  * | `TimeoutError`, `ConnectTimeoutError`            | 504    | the MX is a gateway we wait on       |
  * | `UnavailableError` (session down, address book not loaded), `ConnectionClosedError`, `UnreachableError` (refused, reset, DNS), `NotAnMxError` (the address is another service), `CertificateError`, `BusyError` | 503 | try again later |
  * | anything else (also `ProtocolError`, `FrameError`, `XmlError`, KV and file errors) | 500 | message hidden, logged by the caller |
@@ -17,7 +18,8 @@
  *
  * @module
  */
-import { HttpError } from "./errors.ts";
+import { HttpError, tooManyRequests } from "./errors.ts";
+import { UserSessionLimitError } from "../mx/mod.ts";
 import {
   BusyError,
   CertificateError,
@@ -42,6 +44,8 @@ import {
 export function mxHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof LoginFailedError) return new HttpError(401, err.message || "login failed");
+  // The client's own doing: its other user sessions end soon (a download within its stall limit).
+  if (err instanceof UserSessionLimitError) return tooManyRequests(err.message, 5);
   if (err instanceof RefusedError) return new HttpError(422, err.message);
   // ConnectTimeoutError is a TimeoutError.
   if (err instanceof TimeoutError) return new HttpError(504, err.message);

@@ -9,10 +9,13 @@
  *
  * - a backslash, raw or encoded (`\`, `%5c`);
  * - an encoded slash (`%2f`) or an encoded dot (`%2e`), in any letter case;
+ * - any other encoded unreserved character (a letter, digit, `-`, `_` or `~`: `/%6detrics` is
+ *   `/metrics` to hono, but not to a proxy that blocks `/metrics` by prefix);
  * - a dot-segment (`/./`, `/../`, or one at the end).
  *
- * Well-behaved clients never send these (RFC 3986 §6.2.2: dots are unreserved and dot-segments
- * are removed by the client), so nothing legitimate is refused.
+ * Well-behaved clients never send these (RFC 3986 §2.3 and §6.2.2: unreserved characters are
+ * not percent-encoded and dot-segments are removed by the client), so nothing legitimate is
+ * refused. Encoded reserved and non-ASCII characters (`%20`, `%3a`, `%c3%a9`) pass.
  *
  * @example
  * ```ts
@@ -26,7 +29,8 @@
 import type { MiddlewareHandler } from "hono";
 import { HttpError } from "./errors.ts";
 
-const UNSAFE_RE = /\\|%5c|%2f|%2e|\/\.\.?(?:\/|$)/i;
+// %2d-%2e, %30-%39, %41-%5a, %5f, %61-%7a, %7e: the unreserved characters (RFC 3986 §2.3).
+const UNSAFE_RE = /\\|%5c|%2f|%2[de]|%3[0-9]|%[46][1-9a-f]|%[57][0-9a]|%5f|%7e|\/\.\.?(?:\/|$)/i;
 
 /**
  * Whether the path of an absolute request URL (`req.url`) is one {@link pathGuard} refuses.

@@ -69,6 +69,9 @@ export function voicemailJson(v: Voicemail): Record<string, unknown> {
   return o;
 }
 
+/** RFC 3339 date-time (seconds and fraction optional): year, month, day, hour. */
+const RFC3339_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i;
+
 /**
  * Parses the call-log `timestamp` query: Unix seconds or RFC 3339; absent = all (-1).
  * @throws {HttpError} 400 "bad timestamp format"
@@ -81,11 +84,19 @@ export function voicemailJson(v: Voicemail): Record<string, unknown> {
 export function parseTimestamp(q: string | undefined): number {
   if (q === undefined || q === "") return -1;
   if (/^-?\d{1,12}$/.test(q)) return Number(q);
-  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(q)) {
+  const m = RFC3339_RE.exec(q);
+  // Date.parse rolls impossible dates over (February 30 is March 2, 24:00 the next day); RFC
+  // 3339 (and Go's time.Parse in the originals) refuse them.
+  if (m && Number(m[4]) < 24 && Number(m[3]) <= daysInMonth(Number(m[1]), Number(m[2]))) {
     const ms = Date.parse(q);
     if (Number.isFinite(ms)) return Math.floor(ms / 1000);
   }
   throw new HttpError(400, "bad timestamp format");
+}
+
+/** Days in `month` (1–12) of `year`; 0 for another month number. */
+function daysInMonth(year: number, month: number): number {
+  return month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
 }
 
 /**

@@ -29,10 +29,12 @@ export {
   type CallEventListener,
   type ContactAction,
   type ContactListener,
+  MAX_USER_SESSIONS,
   MxSession,
   type MxSessionOptions,
   type PresenceListener,
   type TrustStore,
+  UserSessionLimitError,
 } from "./session.ts";
 export { type CurrentCall, FLEX_BROADCAST, FlexFeed, flexTopic } from "./flex_events.ts";
 export { CallTracker, trackCall, type TrackedCall } from "./call_tracker.ts";

@@ -37,6 +37,28 @@ import { UserSession } from "./user_session.ts";
 import type { MxConfig } from "../config.ts";
 import type { Logger } from "../log.ts";
 
+/**
+ * User sessions ({@link MxSession.withUser}) one user may have open at once on this instance.
+ * Each is an MX connection logged in as the user; without a bound, one client (a token, or
+ * Basic credentials) could open hundreds by starting downloads it never reads.
+ */
+export const MAX_USER_SESSIONS = 10;
+
+/**
+ * A user already has {@link MAX_USER_SESSIONS} user sessions open: refused, not queued.
+ *
+ * @example
+ * ```ts
+ * throw new UserSessionLimitError(); // "too many MX sessions for this user"
+ * ```
+ */
+export class UserSessionLimitError extends Error {
+  constructor() {
+    super("too many MX sessions for this user");
+    this.name = "UserSessionLimitError";
+  }
+}
+
 /** Where trust-on-first-use fingerprints are remembered. */
 export interface TrustStore {
   get(mx: string): string | undefined;
@@ -123,6 +145,8 @@ export class MxSession {
   #listeners = new Set<CallEventListener>();
   /** User-session connections (see {@link openUser}), ended by {@link stop}. */
   #userConns = new Set<CstaConnection>();
+  /** Open {@link withUser} sessions per user JID (bounded by {@link MAX_USER_SESSIONS}). */
+  #userSessions = new Map<string, number>();
   #stopping = new AbortController();
   #contactListeners = new Set<ContactListener>();
   #presenceListeners = new Set<PresenceListener>();
@@ -557,8 +581,10 @@ export class MxSession {
   /**
    * Runs `fn` on a fresh session logged in as the user and closes it afterwards, also when
    * `fn` fails. With `keepOpen`, a session whose `fn` succeeded stays open and belongs to
-   * what `fn` returned (a voicemail download, whose stream closes it at its end).
+   * what `fn` returned (a voicemail download, whose stream closes it at its end). A user
+   * holds at most {@link MAX_USER_SESSIONS} of these at once (counted per JID, after login).
    * @throws {LoginFailedError} wrong credentials, and whatever `fn` throws
+   * @throws {UserSessionLimitError} when the user already has that many open
    *
    * @example
    * ```ts
@@ -572,6 +598,17 @@ export class MxSession {
     opts: { attrs?: UserLoginAttrs; keepOpen?: boolean } = {},
   ): Promise<T> {
     const user = await this.openUser(login, password, opts.attrs);
+    const open = this.#userSessions.get(user.jid) ?? 0;
+    if (open >= MAX_USER_SESSIONS) {
+      user.close();
+      throw new UserSessionLimitError();
+    }
+    this.#userSessions.set(user.jid, open + 1);
+    void user.closed.then(() => {
+      const n = (this.#userSessions.get(user.jid) ?? 1) - 1;
+      if (n > 0) this.#userSessions.set(user.jid, n);
+      else this.#userSessions.delete(user.jid);
+    });
     let handedOff = false;
     try {
       const out = await fn(user);

@@ -106,6 +106,11 @@ export class UserSession {
     return this.#conn.isClosed;
   }
 
+  /** Resolves once the session has ended (closed here, or by the MX). */
+  get closed(): Promise<unknown> {
+    return this.#conn.closed;
+  }
+
   /**
    * The user's call log from `timestamp` (Unix seconds, -1 = all), sorted by `recordId`; an
    * empty log is `[]` (mx-protocol §7.8).
