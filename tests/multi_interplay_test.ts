@@ -364,3 +364,55 @@ Deno.test("interplay: -instances 2: a child killed under open streams; its clien
       await sup.stop();
     }
   }, { answerAfterMs: -1 }));
+
+Deno.test("interplay: a restarted child joins the shared port only once its MX session is up: no reconnecting client gets an empty snapshot from it", () =>
+  withEnv(async ({ sim, dir, db }) => {
+    const port = freePort();
+    const config = await writeInstanceConfig(dir, sim.port, { opsHost: "127.0.0.1:0" });
+    const url = `http://127.0.0.1:${port}`;
+    const sup = new MxflexProcess(
+      mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: 2 }),
+    );
+    const open: SseReader[] = [];
+    try {
+      const started = await sup.waitFor(/instance (\d) started \(pid (\d+)\)/g, { count: 2 });
+      const ops = await sup.waitFor(/ops endpoints on (http\S+?)\/? instance=(\d)/g, { count: 2 });
+      for (const m of ops) await waitReady(m[1], () => sup.log);
+      const token = await login(url);
+      await monitoring(sim, DMITRY.ext, 2);
+      const first = await openEvents(url, token);
+      open.push(first);
+      const id = sim.incomingCall({ from: CALLER, to: DMITRY.ext });
+      const lastId = (await untilData(first, "DeliveredEvent", (d) => d.callId === id)).id!;
+
+      // Child 1 dies and comes back while the MX answers nothing: it runs, it is logging in
+      // (the simulator has its login request), and it is not ready.
+      const mark = sim.mark();
+      sim.setDelay(60_000);
+      Deno.kill(Number(started.find((m) => m[1] === "1")![2]), "SIGKILL");
+      await sup.waitFor(/instance 1 started \(pid (\d+)\)/g, { count: 2 });
+      await waitUntil(
+        () => sim.received.some((m) => m.seq >= mark && m.name === "loginRequest"),
+        { what: "the restarted child logging in to the MX" },
+      );
+      // Clients resuming now are served by the sibling, which knows the call and everyone's
+      // presence; the restarted child would know neither.
+      for (let i = 0; i < 8; i++) {
+        const s = await openEvents(url, token, { lastEventId: lastId });
+        open.push(s);
+        const snap = await s.next();
+        assert.equal(snap.event, "snapshot");
+        const data = JSON.parse(snap.data);
+        assert.deepEqual(data.calls.map((c: Json) => c.callId), [id], `stream ${i}`);
+        assert.ok(data.presence.length > 0, `stream ${i}: everyone's presence`);
+      }
+      // The MX answers again: the child gets ready and then listens.
+      sim.setDelay(0);
+      await sup.waitFor(/listening on http\S+ instance=1/g, { count: 2 });
+      const st = await sup.stop();
+      assert.equal(st.code, 0, sup.log);
+    } finally {
+      for (const s of open) await s.cancel();
+      await sup.stop();
+    }
+  }, { answerAfterMs: -1 }));
