@@ -416,3 +416,33 @@ Deno.test("interplay: a restarted child joins the shared port only once its MX s
       await sup.stop();
     }
   }, { answerAfterMs: -1 }));
+
+Deno.test("interplay: a device token registered on A and deleted on B: both instances stop monitoring; registered again on B, both monitor", () =>
+  withEnv(async (e) => {
+    const apns = MockApns.start();
+    const fcm = MockFcm.start();
+    let all: Instance[] = [];
+    try {
+      all = await twoPushInstances(e, fcm, apns);
+      const tokenAt = (url: string, method: string) =>
+        fetch(`${url}/mx/test/token/fcm/app-name`, {
+          method,
+          headers: { authorization: basic(), "content-type": "application/json" },
+          body: JSON.stringify({ token: FCM_TOKEN }),
+        });
+      const del = await tokenAt(all[1].url, "DELETE");
+      assert.equal(del.status, 204);
+      await monitoring(e.sim, DMITRY.ext, 0);
+      const again = await tokenAt(all[1].url, "POST");
+      assert.equal(again.status, 204);
+      await monitoring(e.sim, DMITRY.ext, 2);
+      const id = e.sim.incomingCall({ from: CALLER, to: DMITRY.ext });
+      await waitUntil(() => phoneSaw(fcm).length === 1, { what: "the incoming push" });
+      await stopAll(all); // waits for the pushes in flight: a second one would be in by now
+      assert.deepEqual(phoneSaw(fcm), [`${id} incoming`]);
+    } finally {
+      await stopAll(all);
+      await apns.close();
+      await fcm.close();
+    }
+  }, { answerAfterMs: -1 }));
