@@ -364,6 +364,7 @@ Deno.test("interplay: -instances 2: a child killed under open streams; its clien
       const st = await sup.stop();
       assert.equal(st.code, 0, sup.log);
     } finally {
+      sim.setDelay(0); // so the children's logouts are answered
       for (const st of streams) await st.s.cancel();
       await sup.stop();
     }
@@ -416,6 +417,7 @@ Deno.test("interplay: a restarted child joins the shared port only once its MX s
       const st = await sup.stop();
       assert.equal(st.code, 0, sup.log);
     } finally {
+      sim.setDelay(0); // so the children's logouts are answered
       for (const s of open) await s.cancel();
       await sup.stop();
     }
