@@ -28,6 +28,7 @@ import {
 import { MockApns, mockEndpoints, MockFcm } from "./helpers/mock_push.ts";
 import { waitUntil } from "./helpers/wait.ts";
 import { claimsOf, kidOf } from "./helpers/kv.ts";
+import type { MxSimulator } from "../lib/mxsim/mod.ts";
 
 type Json = Record<string, unknown>;
 
@@ -140,32 +141,51 @@ Deno.test("interplay: A's token opens B's user session; presence set on A reache
     }
   }));
 
-/** Two instances with FCM against the mock, Dmitry's phone registered (on A), both monitoring. */
-async function twoPushInstances(
-  e: { sim: import("../lib/mxsim/mod.ts").MxSimulator; dir: string; db: string },
-  fcm: MockFcm,
-  apns: MockApns,
-): Promise<Instance[]> {
-  const config = await writeInstanceConfig(e.dir, e.sim.port, {
-    fcm: { "app-name": `${FIXTURES}service-account.json` },
-    pushEndpoints: mockEndpoints(apns, fcm),
+/** What {@link withPushInstances} gives a test. */
+interface PushWorld {
+  sim: MxSimulator;
+  fcm: MockFcm;
+  /** A and B, both monitoring Dmitry, whose phone registered on A. */
+  all: Instance[];
+}
+
+/**
+ * Two instances with FCM against the mock (calls ring until the test acts), Dmitry's phone
+ * registered on A and monitored by both; everything stopped afterwards.
+ */
+function withPushInstances(fn: (w: PushWorld) => Promise<void>): Promise<void> {
+  return withEnv(async ({ sim, dir, db }) => {
+    const apns = MockApns.start();
+    const fcm = MockFcm.start();
+    const all: Instance[] = [];
+    try {
+      const config = await writeInstanceConfig(dir, sim.port, {
+        fcm: { "app-name": `${FIXTURES}service-account.json` },
+        pushEndpoints: mockEndpoints(apns, fcm),
+      });
+      all.push(await startInstance({ config, db }), await startInstance({ config, db }));
+      const res = await deviceToken(all[0].url, "POST");
+      assert.equal(res.status, 204);
+      // B learns of the registration from the push feed and monitors Dmitry too.
+      await monitoring(sim, DMITRY.ext, 2);
+      await fn({ sim, fcm, all });
+    } finally {
+      await stopAll(all);
+      await apns.close();
+      await fcm.close();
+    }
+  }, { answerAfterMs: -1 });
+}
+
+/** Registers (POST) or removes (DELETE) Dmitry's phone through `url`'s Proxy API. */
+async function deviceToken(url: string, method: string): Promise<Response> {
+  const res = await fetch(`${url}/mx/test/token/fcm/app-name`, {
+    method,
+    headers: { authorization: basic(), "content-type": "application/json" },
+    body: JSON.stringify({ token: FCM_TOKEN }),
   });
-  const all: Instance[] = [];
-  try {
-    all.push(await startInstance({ config, db: e.db }), await startInstance({ config, db: e.db }));
-    const res = await fetch(`${all[0].url}/mx/test/token/fcm/app-name`, {
-      method: "POST",
-      headers: { authorization: basic(), "content-type": "application/json" },
-      body: JSON.stringify({ token: FCM_TOKEN }),
-    });
-    assert.equal(res.status, 204);
-    // B learns of the registration from the push feed and monitors Dmitry too.
-    await monitoring(e.sim, DMITRY.ext, 2);
-    return all;
-  } catch (err) {
-    await stopAll(all);
-    throw err;
-  }
+  await res.body?.cancel();
+  return res;
 }
 
 /** The phone's pushes so far as `<callId> <event>[ <reason>]`. */
@@ -176,49 +196,38 @@ function phoneSaw(fcm: MockFcm): string[] {
 }
 
 Deno.test("interplay: two instances that both see every call push each follow-up once (answered, answered_elsewhere, cancelled, missed)", () =>
-  withEnv(async (e) => {
-    const { sim } = e;
-    const apns = MockApns.start();
-    const fcm = MockFcm.start();
-    let all: Instance[] = [];
-    try {
-      all = await twoPushInstances(e, fcm, apns);
-      const token = await login(all[0].url);
-      const streams = await Promise.all(all.map((i) => openEvents(i.url, token)));
-      const expected: string[] = [];
-      const ring = async () => {
-        const id = sim.incomingCall({ from: CALLER, to: DMITRY.ext });
-        expected.push(`${id} incoming`);
-        await waitUntil(() => phoneSaw(fcm).length >= expected.length, { what: `${id} incoming` });
-        return id;
-      };
-      const outcomes: [string, (id: number) => boolean][] = [
-        ["answered", (id) => sim.answer(id)],
-        ["answered_elsewhere picked_up", (id) => sim.pickup(id, MAXIM_EXT)],
-        ["cancelled caller_hung_up", (id) => sim.hangup(id, CALLER)],
-        ["missed no_answer", (id) => sim.sendToVoicemail(id)],
-      ];
-      for (const [outcome, act] of outcomes) {
-        const id = await ring();
-        assert.ok(act(id));
-        expected.push(`${id} ${outcome}`);
-        await waitUntil(() => phoneSaw(fcm).length >= expected.length, {
-          what: `${id} ${outcome}`,
-        });
-      }
-      // A last call as the marker: each instance's stream seeing it means that instance has
-      // handled every earlier event (one MX session, in order; the push listener runs first).
-      const last = await ring();
-      for (const s of streams) await untilData(s, "DeliveredEvent", (d) => d.callId === last);
-      // A graceful stop waits for the pushes each dispatcher still has in flight.
-      await stopAll(all);
-      assert.deepEqual(phoneSaw(fcm), expected);
-    } finally {
-      await stopAll(all);
-      await apns.close();
-      await fcm.close();
+  withPushInstances(async ({ sim, fcm, all }) => {
+    const token = await login(all[0].url);
+    const streams = await Promise.all(all.map((i) => openEvents(i.url, token)));
+    const expected: string[] = [];
+    const ring = async () => {
+      const id = sim.incomingCall({ from: CALLER, to: DMITRY.ext });
+      expected.push(`${id} incoming`);
+      await waitUntil(() => phoneSaw(fcm).length >= expected.length, { what: `${id} incoming` });
+      return id;
+    };
+    const outcomes: [string, (id: number) => boolean][] = [
+      ["answered", (id) => sim.answer(id)],
+      ["answered_elsewhere picked_up", (id) => sim.pickup(id, MAXIM_EXT)],
+      ["cancelled caller_hung_up", (id) => sim.hangup(id, CALLER)],
+      ["missed no_answer", (id) => sim.sendToVoicemail(id)],
+    ];
+    for (const [outcome, act] of outcomes) {
+      const id = await ring();
+      assert.ok(act(id));
+      expected.push(`${id} ${outcome}`);
+      await waitUntil(() => phoneSaw(fcm).length >= expected.length, {
+        what: `${id} ${outcome}`,
+      });
     }
-  }, { answerAfterMs: -1 }));
+    // A last call as the marker: each instance's stream seeing it means that instance has
+    // handled every earlier event (one MX session, in order; the push listener runs first).
+    const last = await ring();
+    for (const s of streams) await untilData(s, "DeliveredEvent", (d) => d.callId === last);
+    // A graceful stop waits for the pushes each dispatcher still has in flight.
+    await stopAll(all);
+    assert.deepEqual(phoneSaw(fcm), expected);
+  }));
 
 /** The instance whose metrics count the incoming push (`push_sent_total`), if any. */
 async function incomingSender(all: Instance[]): Promise<Instance | undefined> {
@@ -230,33 +239,22 @@ async function incomingSender(all: Instance[]): Promise<Instance | undefined> {
 }
 
 Deno.test("interplay: the instance that pushed a ringing call dies; the other, which saw it ring, sends the follow-up", () =>
-  withEnv(async (e) => {
-    const { sim } = e;
-    const apns = MockApns.start();
-    const fcm = MockFcm.start();
-    let all: Instance[] = [];
-    try {
-      all = await twoPushInstances(e, fcm, apns);
-      const id = sim.incomingCall({ from: CALLER, to: DMITRY.ext });
-      await waitUntil(() => phoneSaw(fcm).length === 1, { what: "the incoming push" });
-      let sender: Instance | undefined;
-      await waitUntil(async () => (sender = await incomingSender(all)) !== undefined, {
-        what: "the instance that sent the incoming push",
-      });
-      sender!.kill("SIGKILL");
-      await sender!.status;
-      await monitoring(sim, DMITRY.ext, 1); // its MX session is gone
-      assert.ok(sim.answer(id));
-      await waitUntil(() => phoneSaw(fcm).length === 2, { what: "the answered push" });
-      const survivor = all.find((i) => i !== sender)!;
-      await survivor.stop();
-      assert.deepEqual(phoneSaw(fcm), [`${id} incoming`, `${id} answered`]);
-    } finally {
-      await stopAll(all);
-      await apns.close();
-      await fcm.close();
-    }
-  }, { answerAfterMs: -1 }));
+  withPushInstances(async ({ sim, fcm, all }) => {
+    const id = sim.incomingCall({ from: CALLER, to: DMITRY.ext });
+    await waitUntil(() => phoneSaw(fcm).length === 1, { what: "the incoming push" });
+    let sender: Instance | undefined;
+    await waitUntil(async () => (sender = await incomingSender(all)) !== undefined, {
+      what: "the instance that sent the incoming push",
+    });
+    sender!.kill("SIGKILL");
+    await sender!.status;
+    await monitoring(sim, DMITRY.ext, 1); // its MX session is gone
+    assert.ok(sim.answer(id));
+    await waitUntil(() => phoneSaw(fcm).length === 2, { what: "the answered push" });
+    const survivor = all.find((i) => i !== sender)!;
+    await survivor.stop();
+    assert.deepEqual(phoneSaw(fcm), [`${id} incoming`, `${id} answered`]);
+  }));
 
 Deno.test("interplay: keys rotate under an open stream: it keeps its events, its token opens streams on both", () =>
   withEnv(async ({ sim, dir, db }) => {
@@ -290,7 +288,7 @@ Deno.test("interplay: keys rotate under an open stream: it keeps its events, its
     }
   }, { answerAfterMs: -1 }));
 
-Deno.test("interplay: -instances 2: a child killed under open streams; its clients resume on the shared port with a snapshot, the others stay", () =>
+Deno.test("interplay: -instances 2: a child killed under open streams; its clients resume on the sibling with a snapshot (the restarted child joins the port only when ready), the others stay", () =>
   withEnv(async ({ sim, dir, db }) => {
     const port = freePort();
     const config = await writeInstanceConfig(dir, sim.port, {
@@ -302,6 +300,7 @@ Deno.test("interplay: -instances 2: a child killed under open streams; its clien
       mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: 2 }),
     );
     const streams: { s: SseReader; lastId: string }[] = [];
+    const extra: SseReader[] = [];
     try {
       const started = await sup.waitFor(/instance (\d) started \(pid (\d+)\)/g, { count: 2 });
       const ops = await sup.waitFor(/ops endpoints on (http\S+?)\/? instance=(\d)/g, { count: 2 });
@@ -328,6 +327,7 @@ Deno.test("interplay: -instances 2: a child killed under open streams; its clien
       // now, so the restarted child stays off the shared port (it joins once its MX session is
       // up): the clients that resume meanwhile all reach the other child.
       const pid1 = Number(started.find((m) => m[1] === "1")![2]);
+      const mark = sim.mark();
       sim.setDelay(60_000);
       Deno.kill(pid1, "SIGKILL");
       await sup.waitFor(/instance 1 \(pid \d+\) exited \(signal SIGKILL\); restarting/);
@@ -346,16 +346,27 @@ Deno.test("interplay: -instances 2: a child killed under open streams; its clien
       const dead = new Set(broken.map((st) => st.lastId.split(".")[0]));
       assert.equal(dead.size, 1, "one child's streams broke");
 
-      // They reconnect with their Last-Event-ID on the shared port: the snapshot (another
-      // epoch) names the calls ringing now, then live events follow.
-      for (const st of broken) {
+      // Child 1 is back and logging in (the simulator has its login request), not ready yet.
+      await sup.waitFor(/instance 1 started \(pid (\d+)\)/g, { count: 2 });
+      await waitUntil(
+        () => sim.received.some((m) => m.seq >= mark && m.name === "loginRequest"),
+        { what: "the restarted child logging in to the MX" },
+      );
+      // The clients reconnect with their Last-Event-ID on the shared port (some twice): each
+      // snapshot comes from the sibling, which knows the ringing calls and everyone's presence
+      // (the restarted child would know neither); live events follow.
+      for (let i = 0; i < Math.max(8, broken.length); i++) {
+        const st = broken[i % broken.length];
         const s = await openEvents(url, token, { lastEventId: st.lastId });
         const snap = await s.next();
         assert.equal(snap.event, "snapshot");
         assert.ok(!dead.has(snap.id!.split(".")[0]), "a live process's epoch");
-        const listed = JSON.parse(snap.data).calls.map((c: Json) => c.callId);
-        assert.deepEqual(listed.sort(), [...ringing, next].sort());
-        st.s = s;
+        const data = JSON.parse(snap.data);
+        const listed = data.calls.map((c: Json) => c.callId);
+        assert.deepEqual(listed.sort(), [...ringing, next].sort(), `reconnect ${i}`);
+        assert.ok(data.presence.length > 0, `reconnect ${i}: everyone's presence`);
+        if (i < broken.length) st.s = s;
+        else extra.push(s);
       }
       const after = await ringAll();
       assert.ok(sim.hangup(after));
@@ -365,90 +376,19 @@ Deno.test("interplay: -instances 2: a child killed under open streams; its clien
       assert.equal(st.code, 0, sup.log);
     } finally {
       sim.setDelay(0); // so the children's logouts are answered
-      for (const st of streams) await st.s.cancel();
-      await sup.stop();
-    }
-  }, { answerAfterMs: -1 }));
-
-Deno.test("interplay: a restarted child joins the shared port only once its MX session is up: no reconnecting client gets an empty snapshot from it", () =>
-  withEnv(async ({ sim, dir, db }) => {
-    const port = freePort();
-    const config = await writeInstanceConfig(dir, sim.port, { opsHost: "127.0.0.1:0" });
-    const url = `http://127.0.0.1:${port}`;
-    const sup = new MxflexProcess(
-      mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: 2 }),
-    );
-    const open: SseReader[] = [];
-    try {
-      const started = await sup.waitFor(/instance (\d) started \(pid (\d+)\)/g, { count: 2 });
-      const ops = await sup.waitFor(/ops endpoints on (http\S+?)\/? instance=(\d)/g, { count: 2 });
-      for (const m of ops) await waitReady(m[1], () => sup.log);
-      const token = await login(url);
-      await monitoring(sim, DMITRY.ext, 2);
-      const first = await openEvents(url, token);
-      open.push(first);
-      const id = sim.incomingCall({ from: CALLER, to: DMITRY.ext });
-      const lastId = (await untilData(first, "DeliveredEvent", (d) => d.callId === id)).id!;
-
-      // Child 1 dies and comes back while the MX answers nothing: it runs, it is logging in
-      // (the simulator has its login request), and it is not ready.
-      const mark = sim.mark();
-      sim.setDelay(60_000);
-      Deno.kill(Number(started.find((m) => m[1] === "1")![2]), "SIGKILL");
-      await sup.waitFor(/instance 1 started \(pid (\d+)\)/g, { count: 2 });
-      await waitUntil(
-        () => sim.received.some((m) => m.seq >= mark && m.name === "loginRequest"),
-        { what: "the restarted child logging in to the MX" },
-      );
-      // Clients resuming now are served by the sibling, which knows the call and everyone's
-      // presence; the restarted child would know neither.
-      for (let i = 0; i < 8; i++) {
-        const s = await openEvents(url, token, { lastEventId: lastId });
-        open.push(s);
-        const snap = await s.next();
-        assert.equal(snap.event, "snapshot");
-        const data = JSON.parse(snap.data);
-        assert.deepEqual(data.calls.map((c: Json) => c.callId), [id], `stream ${i}`);
-        assert.ok(data.presence.length > 0, `stream ${i}: everyone's presence`);
-      }
-      // The MX answers again: the child gets ready and then listens.
-      sim.setDelay(0);
-      await sup.waitFor(/listening on http\S+ instance=1/g, { count: 2 });
-      const st = await sup.stop();
-      assert.equal(st.code, 0, sup.log);
-    } finally {
-      sim.setDelay(0); // so the children's logouts are answered
-      for (const s of open) await s.cancel();
+      for (const s of [...streams.map((st) => st.s), ...extra]) await s.cancel();
       await sup.stop();
     }
   }, { answerAfterMs: -1 }));
 
 Deno.test("interplay: a device token registered on A and deleted on B: both instances stop monitoring; registered again on B, both monitor", () =>
-  withEnv(async (e) => {
-    const apns = MockApns.start();
-    const fcm = MockFcm.start();
-    let all: Instance[] = [];
-    try {
-      all = await twoPushInstances(e, fcm, apns);
-      const tokenAt = (url: string, method: string) =>
-        fetch(`${url}/mx/test/token/fcm/app-name`, {
-          method,
-          headers: { authorization: basic(), "content-type": "application/json" },
-          body: JSON.stringify({ token: FCM_TOKEN }),
-        });
-      const del = await tokenAt(all[1].url, "DELETE");
-      assert.equal(del.status, 204);
-      await monitoring(e.sim, DMITRY.ext, 0);
-      const again = await tokenAt(all[1].url, "POST");
-      assert.equal(again.status, 204);
-      await monitoring(e.sim, DMITRY.ext, 2);
-      const id = e.sim.incomingCall({ from: CALLER, to: DMITRY.ext });
-      await waitUntil(() => phoneSaw(fcm).length === 1, { what: "the incoming push" });
-      await stopAll(all); // waits for the pushes in flight: a second one would be in by now
-      assert.deepEqual(phoneSaw(fcm), [`${id} incoming`]);
-    } finally {
-      await stopAll(all);
-      await apns.close();
-      await fcm.close();
-    }
-  }, { answerAfterMs: -1 }));
+  withPushInstances(async ({ sim, fcm, all }) => {
+    assert.equal((await deviceToken(all[1].url, "DELETE")).status, 204);
+    await monitoring(sim, DMITRY.ext, 0);
+    assert.equal((await deviceToken(all[1].url, "POST")).status, 204);
+    await monitoring(sim, DMITRY.ext, 2);
+    const id = sim.incomingCall({ from: CALLER, to: DMITRY.ext });
+    await waitUntil(() => phoneSaw(fcm).length === 1, { what: "the incoming push" });
+    await stopAll(all); // waits for the pushes in flight: a second one would be in by now
+    assert.deepEqual(phoneSaw(fcm), [`${id} incoming`]);
+  }));
