@@ -117,6 +117,9 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
+/** How long an instance on a shared port waits for its MX sessions before it joins the port. */
+export const SHARED_PORT_READY_MS = 10_000;
+
 /** How long a graceful stop may take before the process exits anyway (README: Operations). */
 export const SHUTDOWN_BOUND_MS = 10_000;
 
@@ -189,7 +192,16 @@ export async function main(args: string[]): Promise<number> {
   const hostFrom = flags.host ? "-host" : Deno.env.get("MXFLEX_HOST") ? "MXFLEX_HOST" : "host";
   const dbFrom = flags.db ? "-db" : config.db ? "db" : "the default db";
 
+  // Signals are ours before the "listening" line (and before the wait for the MX on a shared
+  // port): a supervisor (or test) that sends SIGTERM as soon as it reads that line, or while
+  // the instance starts, gets a graceful stop, not the default exit 143.
+  const stop = new Promise<void>((resolve) => {
+    const onSignal = () => resolve();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+  });
   // Start-up: every failure here is one line naming what and why, exit code 2.
+  const sharedPort = flags.reusePort || index !== undefined;
   let kv: Deno.Kv | undefined;
   let server: MxFlexServer | undefined;
   let listener: Listening;
@@ -210,7 +222,20 @@ export async function main(args: string[]): Promise<number> {
     const acmeStore = config.acme.cacheDir
       ? new DirCertStore(resolvePath(config.baseDir, config.acme.cacheDir))
       : new KvCertStore(kv);
-    // Listen before connecting to any MX: a port we cannot have ends the start quietly.
+    // Listen before connecting to any MX: a port we cannot have ends the start quietly. On a
+    // shared port the siblings serve meanwhile: join them once the MX sessions are up, so no
+    // client lands here for 503s or a snapshot without presence (bounded: an MX that
+    // is down does not keep this instance off the port).
+    if (sharedPort) {
+      server.start();
+      await Promise.all(
+        [...server.sessions.values()].map((s) =>
+          s.ready(SHARED_PORT_READY_MS).catch(() =>
+            log.warn(`MX ${s.name} not ready; joining the shared port anyway`)
+          )
+        ),
+      );
+    }
     const cfg = config;
     listener = await listen(server.fetch, {
       host: config.host,
@@ -230,7 +255,7 @@ export async function main(args: string[]): Promise<number> {
       https,
       log: (m, level) => log[level ?? "info"](m),
       // Supervised children share the port with their siblings.
-      reusePort: flags.reusePort || index !== undefined,
+      reusePort: sharedPort,
     }).catch((err) => {
       if (!(err instanceof ListenError)) throw err;
       const tlsKey = err.target === resolvePath(cfg.baseDir, cfg.tls?.cert ?? "")
@@ -256,14 +281,7 @@ export async function main(args: string[]): Promise<number> {
     if (flags.debug && err instanceof Error && err.stack) log.debug(err.stack);
     return 2;
   }
-  // Signals are ours before the "listening" line: a supervisor (or test) that sends SIGTERM as
-  // soon as it reads that line gets a graceful stop, not the default exit 143.
-  const stop = new Promise<void>((resolve) => {
-    const onSignal = () => resolve();
-    Deno.addSignalListener("SIGINT", onSignal);
-    Deno.addSignalListener("SIGTERM", onSignal);
-  });
-  server.start();
+  if (!sharedPort) server.start();
   if (listener.httpAddr) {
     const h = listener.httpAddr;
     log.info(

@@ -8,7 +8,7 @@ import { MxSimulator } from "../lib/mxsim/mod.ts";
 import { createLogger } from "../lib/log.ts";
 import { ConfigError } from "../lib/config.ts";
 import deployEntry, { configFromEnv, createDeployHandler, type EnvSource } from "../deploy.ts";
-import { CERT, DMITRY, KEY } from "./helpers/harness.ts";
+import { CERT, DMITRY, KEY, SseReader } from "./helpers/harness.ts";
 import { waitUntil } from "./helpers/wait.ts";
 
 interface Running {
@@ -190,8 +190,12 @@ Deno.test("deploy: the default export has the Deno.serve shape", () => {
   assert.equal(typeof deployEntry.fetch, "function");
 });
 
-Deno.test("deploy: two isolates on one KV: a token from one works on the other, a logout ends it on both", async () => {
-  const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY } });
+/** Two Deploy handlers (isolates) on one KV file against one simulator, each behind Deno.serve. */
+async function withIsolates(
+  fn: (a: string, b: string, sim: MxSimulator) => Promise<void>,
+  simOpts: { answerAfterMs?: number } = {},
+): Promise<void> {
+  const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY }, ...simOpts });
   const dir = await Deno.makeTempDir();
   // The project's KV, seen by two isolates: two handles on one database.
   const env = {
@@ -210,26 +214,71 @@ Deno.test("deploy: two isolates on one KV: a token from one works on the other, 
     Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, h.fetch)
   );
   const [a, b] = servers.map((s) => `http://127.0.0.1:${s.addr.port}`);
-  const contacts = async (url: string, token: string) => {
-    const res = await fetch(`${url}/api/contacts`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
-    await res.body?.cancel();
-    return res.status;
-  };
   try {
-    const token = await login(a);
-    assert.equal(await contacts(b, token), 200);
-    const out = await fetch(`${b}/api/logout`, { headers: { authorization: `Bearer ${token}` } });
-    assert.equal(out.status, 204);
-    // One process here; on Deploy the isolates share the project KV, where watch works too.
-    await waitUntil(async () => (await contacts(a, token)) === 401, {
-      what: "A refusing the token",
-    });
+    await fn(a, b, sim);
   } finally {
     for (const h of isolates) await h.close();
     for (const s of servers) await s.shutdown();
     await sim.close();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+async function status(url: string, token: string, path: string): Promise<number> {
+  const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  await res.body?.cancel();
+  return res.status;
+}
+
+Deno.test("deploy: two isolates on one KV: a token from one works on the other, a logout ends it on both", async () => {
+  await withIsolates(async (a, b) => {
+    const token = await login(a);
+    assert.equal(await status(b, token, "/api/contacts"), 200);
+    const out = await fetch(`${b}/api/logout`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(out.status, 204);
+    // One process here; on Deploy the isolates share the project KV, where watch works too.
+    await waitUntil(async () => (await status(a, token, "/api/contacts")) === 401, {
+      what: "A refusing the token",
+    });
+  });
+});
+
+Deno.test("deploy: two isolates on one KV: history, voicemail, presence, current calls and events with the other's token", async () => {
+  await withIsolates(async (a, b, sim) => {
+    sim.addCallLog(DMITRY.ext, { callingPartyNo: "3044", originalCalledPartyNo: DMITRY.ext });
+    const mailId = sim.addVoicemail(DMITRY.ext, { from: "3099", content: new Uint8Array(64) });
+    const token = await login(a);
+    const auth = { authorization: `Bearer ${token}` };
+    const log = await (await fetch(`${b}/api/calllog`, { headers: auth })).json();
+    assert.deepEqual(log.calllog.map((r: { callingPartyNo: string }) => r.callingPartyNo), [
+      "3044",
+    ]);
+    const vm = await (await fetch(`${b}/api/voicemail`, { headers: auth })).json();
+    assert.deepEqual(vm.voicemails.map((v: { id: string }) => v.id), [mailId]);
+    const events = await fetch(`${b}/api/events?access_token=${token}`, {
+      headers: { accept: "text/event-stream" },
+    });
+    assert.equal(events.status, 200);
+    const stream = new SseReader(events);
+    const put = await fetch(`${a}/api/presence`, {
+      method: "PUT",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ status: "Busy" }),
+    });
+    assert.equal(put.status, 204);
+    for (;;) {
+      const ev = await stream.next();
+      if (ev.event === "presence" && JSON.parse(ev.data).status === "Busy") break;
+    }
+    // B monitors the user of A's token: its tracker and stream see the call.
+    await waitUntil(() => sim.monitorCount(DMITRY.ext) === 2, { what: "both isolates monitoring" });
+    const id = sim.incomingCall({ from: "3044", to: DMITRY.ext });
+    await stream.until("DeliveredEvent");
+    const calls = await (await fetch(`${b}/api/calls`, { headers: auth })).json();
+    assert.deepEqual(calls.calls.map((c: { callId: number }) => c.callId), [id]);
+    // Logout on A: the sealed credential is gone, B opens no user session with the token.
+    assert.equal(await status(a, token, "/api/logout"), 204);
+    assert.equal(await status(b, token, "/api/voicemail"), 401);
+    assert.ok(await stream.ended());
+  }, { answerAfterMs: -1 });
 });

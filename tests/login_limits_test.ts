@@ -138,6 +138,25 @@ async function twoInstances(
   }
 }
 
+Deno.test("login limits: concurrent wrong passwords on two instances on one KV are 401, never 500", async () => {
+  // Counting a failure is a read-check-write of a KV counter; with two processes (here: two
+  // handles) on one SQLite file, a racing write makes SQLite refuse the commit with "database
+  // is locked" instead of waiting. That must count as a retry, not reach the client as a 500.
+  const high = { failures: 100_000 };
+  const config = { rateLimits: { loginAddress: high, address: high, login: high } };
+  await twoInstances(config, async (a, b) => {
+    const statuses = await Promise.all(Array.from({ length: 80 }, async (_, i) => {
+      const res = await fetch(`${(i % 2 ? a : b).url}/api/login`, {
+        method: "POST",
+        body: new URLSearchParams({ login: `nobody${i % 5}`, password: "wrong" }),
+      });
+      await res.body?.cancel();
+      return res.status;
+    }));
+    assert.deepEqual(statuses.filter((s) => s !== 401), []);
+  });
+});
+
 Deno.test("login limits: Basic logins with random names from one address do not lock out its users", async () => {
   const config = { rateLimits: { address: { failures: 20 } } };
   await twoInstances(config, async (a, b) => {

@@ -6,15 +6,17 @@
  * (`-instances N`) runs instances on one shared port, restarting one that dies.
  */
 import assert from "node:assert/strict";
-import { MxSimulator } from "../lib/mxsim/mod.ts";
-import { basic, CERT, DMITRY, flexLogin as login, KEY, SseReader } from "./helpers/harness.ts";
+import { basic, DMITRY, flexLogin as login, openEvents } from "./helpers/harness.ts";
 import {
+  contactsStatus,
   type Instance,
+  monitoring,
   mxflexArgs,
   startInstance,
   startMxflex,
   stopAll,
   waitReady,
+  withInstancesEnv as withEnv,
   writeInstanceConfig,
 } from "./helpers/instances.ts";
 import { freePort } from "./helpers/free_port.ts";
@@ -24,48 +26,6 @@ import { kidOf } from "./helpers/kv.ts";
 
 const FIXTURES = new URL("./fixtures/push/", import.meta.url).pathname;
 const APNS_TOKEN = "a1b2c3d4".repeat(8);
-
-interface Env {
-  sim: MxSimulator;
-  dir: string;
-  db: string;
-}
-
-async function withEnv(fn: (e: Env) => Promise<void>): Promise<void> {
-  const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY } });
-  const dir = await Deno.makeTempDir();
-  try {
-    await fn({ sim, dir, db: `${dir}/kv.db` });
-  } finally {
-    await sim.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Status of `GET /api/contacts` with the token (on a fresh connection). */
-async function contactsStatus(url: string, token: string): Promise<number> {
-  const res = await fetch(`${url}/api/contacts`, {
-    headers: { authorization: `Bearer ${token}`, connection: "close" },
-  });
-  await res.body?.cancel();
-  return res.status;
-}
-
-async function events(url: string, token: string, lastEventId?: string): Promise<SseReader> {
-  const headers: Record<string, string> = { accept: "text/event-stream" };
-  if (lastEventId) headers["last-event-id"] = lastEventId;
-  const res = await fetch(`${url}/api/events?access_token=${token}`, { headers });
-  assert.equal(res.status, 200);
-  return new SseReader(res);
-}
-
-/** Waits until `sessions` MX sessions (one per instance) monitor `ext`. */
-async function monitoring(sim: MxSimulator, ext: string, sessions: number): Promise<void> {
-  await waitUntil(
-    () => sim.monitorCount(ext) === sessions,
-    { what: `${sessions} MX monitors on ${ext}` },
-  );
-}
 
 Deno.test("instances: three processes on one KV file, different ports: tokens, events, logout and login limits are shared", () =>
   withEnv(async ({ sim, dir, db }) => {
@@ -82,8 +42,8 @@ Deno.test("instances: three processes on one KV file, different ports: tokens, e
       assert.equal(await contactsStatus(c.url, token), 200);
       // Every instance monitors the extension of every live token: three server sessions.
       await monitoring(sim, DMITRY.ext, 3);
-      const onA = await events(a.url, token);
-      const onC = await events(c.url, token);
+      const onA = await openEvents(a.url, token);
+      const onC = await openEvents(c.url, token);
       const callId = sim.incomingCall({ from: "3044", to: DMITRY.ext });
       for (const s of [onA, onC]) {
         const ev = (await s.until("DeliveredEvent")).at(-1)!;
@@ -152,7 +112,7 @@ Deno.test("instances: restart all, with key rotation: tokens from before stay va
         assert.equal(await contactsStatus(inst.url, second), 200);
       }
       await monitoring(sim, DMITRY.ext, 2);
-      const stream = await events(all[1].url, first);
+      const stream = await openEvents(all[1].url, first);
       const callId = sim.incomingCall({ from: "3044", to: DMITRY.ext });
       const ev = (await stream.until("DeliveredEvent")).at(-1)!;
       assert.equal(JSON.parse(ev.data).callId, callId);
@@ -193,7 +153,7 @@ Deno.test("instances: kill A with a live stream and a push token: the stream res
           .filter((p) => p.event === "incoming").map((p) => p.callId);
       // A Flex client with a live stream on A.
       const token = await login(a.url);
-      const onA = await events(a.url, token);
+      const onA = await openEvents(a.url, token);
       const first = sim.incomingCall({ from: "3044", to: DMITRY.ext });
       const seen = await onA.until("DeliveredEvent");
       const lastId = seen.at(-1)!.id!;
@@ -206,7 +166,7 @@ Deno.test("instances: kill A with a live stream and a push token: the stream res
       await monitoring(sim, DMITRY.ext, 1); // A's MX session is gone
       // The client reconnects to B with its token and Last-Event-ID: B cannot replay A's ids,
       // so it sends the snapshot (the current calls, presence), then live events.
-      const onB = await events(b.url, token, lastId);
+      const onB = await openEvents(b.url, token, { lastEventId: lastId });
       const snap = await onB.next();
       assert.equal(snap.event, "snapshot");
       assert.notEqual(snap.id!.split(".")[0], lastId.split(".")[0], "B's own id epoch");

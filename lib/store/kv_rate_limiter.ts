@@ -4,7 +4,8 @@
  * so several MXFlex instances on one KV share every counter instead of each counting alone.
  *
  * - Increments are atomic: read, then `kv.atomic().check(versionstamp).set(...)`, retried after
- *   a short random pause on a conflict (optimistic concurrency, as Deno KV intends).
+ *   a short random pause on a conflict (optimistic concurrency, as Deno KV intends), and after
+ *   SQLite's "database is locked" from another process on the same KV file (`retryLocked`).
  * - Reads are batched: every `get` issued in the same turn of the event loop, by any limiter
  *   sharing one {@link KvReader}, goes to KV as one `getMany` (so checking several limits
  *   before a login costs one KV read).
@@ -29,6 +30,7 @@ import {
 } from "rate-limiter-flexible";
 // The abstract store class is not in the package's index (only in its types): load its file.
 import StoreAbstractImpl from "rate-limiter-flexible/lib/RateLimiterStoreAbstract.js";
+import { retryLocked } from "./retry_locked.ts";
 
 /** What a counter looks like in KV. */
 export interface KvRateRecord {
@@ -172,7 +174,9 @@ export class RateLimiterKv extends Base {
       const op = kv.atomic();
       if (cur) op.check(cur);
       op.set(key, rec, rec.expire === null ? undefined : { expireIn: rec.expire - now + 1000 });
-      if ((await op.commit()).ok) return rec;
+      // Another process's write in between makes a local KV file refuse the commit ("database
+      // is locked"); it was not applied, so committing the same operation again is safe.
+      if ((await retryLocked(() => op.commit())).ok) return rec;
       // Lost a race with another writer of this key: back off a little (random, growing).
       await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
     }

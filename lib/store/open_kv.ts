@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { retryLocked } from "./retry_locked.ts";
 
 /**
  * The KV database could not be opened; the message names the path and the cause.
@@ -35,7 +36,10 @@ export class KvOpenError extends Error {
 }
 
 /**
- * `Deno.openKv(path)` with a {@link KvOpenError} that says why it failed.
+ * `Deno.openKv(path)` with a {@link KvOpenError} that says why it failed. SQLite's "database is
+ * locked" is retried: instances started together on a new KV file all create its tables at once,
+ * and the losers are refused instead of waiting.
+ * @param open the opener (tests); default `Deno.openKv`
  * @throws {KvOpenError}
  *
  * @example
@@ -44,9 +48,12 @@ export class KvOpenError extends Error {
  * // cannot open the Deno KV database /srv/none/mxproxy.db: directory /srv/none does not exist
  * ```
  */
-export async function openKv(path: string): Promise<Deno.Kv> {
+export async function openKv(
+  path: string,
+  open: (path: string) => Promise<Deno.Kv> = Deno.openKv,
+): Promise<Deno.Kv> {
   try {
-    return await Deno.openKv(path);
+    return await retryLocked(() => open(path));
   } catch (err) {
     throw new KvOpenError(path, await explain(path, err), { cause: err });
   }

@@ -17,7 +17,9 @@
  * @module
  */
 import { Program } from "./program.ts";
-import { waitForUrl } from "./wait.ts";
+import { waitForUrl, waitUntil } from "./wait.ts";
+import { MxSimulator, type SimOptions } from "../../lib/mxsim/mod.ts";
+import { CERT, KEY } from "./harness.ts";
 
 /** Writes a config for instances of MXFlex against the simulator on `simPort`; returns its path. */
 export async function writeInstanceConfig(
@@ -61,7 +63,7 @@ export function startMxflex(args: string[], env: Record<string, string> = {}): M
  *
  * @example
  * ```ts
- * new MxflexProcess(mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: 3 }));
+ * startMxflex(mxflexArgs({ config, db, host: `127.0.0.1:${port}`, instances: 3 }));
  * ```
  */
 export function mxflexArgs(o: { config: string; db: string; host?: string; instances?: number }) {
@@ -111,4 +113,55 @@ export async function waitReady(url: string, log: () => string = () => ""): Prom
 /** Stops every process, whatever state each is in. */
 export async function stopAll(ps: (MxflexProcess | undefined)[]): Promise<void> {
   await Promise.all(ps.map((p) => p?.stop()));
+}
+
+/** What {@link withInstancesEnv} gives a test: the simulator, a temporary directory, a KV path. */
+export interface InstancesEnv {
+  sim: MxSimulator;
+  dir: string;
+  /** A KV file for the instances to share (in `dir`). */
+  db: string;
+}
+
+/**
+ * Runs `fn` with a simulator (TLS, `simOpts`) and a temporary directory for the instances'
+ * config and KV file; closes and removes both afterwards.
+ *
+ * @example
+ * ```ts
+ * await withInstancesEnv(async ({ sim, dir, db }) => {
+ *   const a = await startInstance({ config: await writeInstanceConfig(dir, sim.port), db });
+ *   await a.stop();
+ * });
+ * ```
+ */
+export async function withInstancesEnv(
+  fn: (e: InstancesEnv) => Promise<void>,
+  simOpts: SimOptions = {},
+): Promise<void> {
+  const sim = await MxSimulator.start({ tls: { cert: CERT, key: KEY }, ...simOpts });
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn({ sim, dir, db: `${dir}/kv.db` });
+  } finally {
+    await sim.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Status of `GET /api/contacts` with the token (on a fresh connection). */
+export async function contactsStatus(url: string, token: string): Promise<number> {
+  const res = await fetch(`${url}/api/contacts`, {
+    headers: { authorization: `Bearer ${token}`, connection: "close" },
+  });
+  await res.body?.cancel();
+  return res.status;
+}
+
+/** Waits until `sessions` MX sessions (one per instance) monitor `ext`. */
+export async function monitoring(sim: MxSimulator, ext: string, sessions: number): Promise<void> {
+  await waitUntil(
+    () => sim.monitorCount(ext) === sessions,
+    { what: `${sessions} MX monitors on ${ext}` },
+  );
 }
