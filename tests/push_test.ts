@@ -517,6 +517,41 @@ Deno.test("dispatcher: bounded concurrency", async () => {
   }
 });
 
+Deno.test("dispatcher: close waits for deliveries in flight, then closes every sender once", async () => {
+  const events: string[] = [];
+  let release: (() => void) | undefined;
+  const sender: PushSender = {
+    kind: "fcm",
+    async send(): Promise<PushResult> {
+      events.push("send");
+      await new Promise<void>((r) => release = r);
+      events.push("sent");
+      return { status: "ok" };
+    },
+    close() {
+      events.push("close");
+    },
+  };
+  const kv = await Deno.openKv(":memory:");
+  try {
+    const store = new TokenStore(kv);
+    await store.add({ mx: MX, jid: JID, kind: "fcm", app: "stub", token: "tok-".padEnd(30, "z") });
+    const d = new PushDispatcher({
+      store,
+      dedupe: new PushDedupe(kv),
+      apps: new Map([["fcm:stub", sender]]),
+    });
+    const done = d.push({ mx: MX, jid: JID, callKey: "cl", payload: {} });
+    await waitUntil(() => release !== undefined, { what: "send in progress" });
+    const closed = d.close();
+    release!();
+    await Promise.all([done, closed, d.close()]);
+    assert.deepEqual(events, ["send", "sent", "close"]);
+  } finally {
+    kv.close();
+  }
+});
+
 // --- FCM -----------------------------------------------------------------------------------
 
 Deno.test("fcm: v1 messages with stringified data; OAuth token fetched once and cached", () =>

@@ -151,10 +151,15 @@ export class PushDispatcher {
     return Object.fromEntries([...this.#stats].map(([k, v]) => [k, { ...v }]));
   }
 
-  /** Refuses new pushes and waits for deliveries in flight (including their retries). */
+  /**
+   * Refuses new pushes, waits for deliveries in flight (including their retries), then closes
+   * every sender (their HTTP/2 connections and HTTP clients): the dispatcher owns them.
+   */
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
     while (this.#inflight.size > 0) await Promise.all(this.#inflight);
+    for (const sender of this.#o.apps.values()) sender.close();
   }
 
   async #fanOut(call: CallPush, event: PushEvent): Promise<void> {
