@@ -210,13 +210,15 @@ export function flexRoutes(d: FlexDeps): Hono<Env> {
   app.get("/api/contacts", (c) => {
     const version = d.mx.contactsVersion;
     const etag = `W/"${etagNonce}-${d.mx.name}-${version}"`;
-    if ((c.req.header("if-none-match") ?? "").split(",").some((t) => t.trim() === etag)) {
-      return new Response(null, { status: 304, headers: { ETag: etag } });
-    }
     if (cached?.version !== version) {
       // contacts() is the one "address book not loaded yet" check (503).
       const list = d.mx.contacts().sort((a, b) => compareExt(a.ext, b.ext)).map(flexContact);
       cached = { version, etag, body: formatJson({ contacts: list }) };
+    }
+    // After the not-loaded check, so `*` ("any current representation") never answers 304
+    // for a book that is not there; weak comparison (RFC 9110 §13.1.2).
+    if (notModified(c.req.header("if-none-match"), etag)) {
+      return new Response(null, { status: 304, headers: { ETag: etag } });
     }
     return new Response(cached.body, {
       headers: { "Content-Type": JSON_CONTENT_TYPE, ETag: etag, "Cache-Control": "no-cache" },
@@ -388,4 +390,19 @@ function callTarget(c: Context<Env>, cl: TokenClaims): { callId: number; deviceI
   // A user controls only the legs of their own extension.
   if (deviceId !== cl.ext) throw new HttpError(403, "device is not yours");
   return { callId, deviceId };
+}
+
+/**
+ * Whether an `If-None-Match` header matches `etag` by weak comparison (RFC 9110 §13.1.2):
+ * `*`, or any listed tag equal to it once the `W/` prefixes are set aside.
+ *
+ * @example
+ * ```ts
+ * notModified('"a", W/"b"', 'W/"b"'); // true
+ * ```
+ */
+export function notModified(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  const weak = (t: string) => t.trim().replace(/^W\//, "");
+  return header.split(",").some((t) => t.trim() === "*" || weak(t) === weak(etag));
 }

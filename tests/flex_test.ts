@@ -169,6 +169,14 @@ Deno.test("flex: contacts come sorted by extension with presence, and support ET
       headers: { ...auth(t), "if-none-match": etag },
     });
     assert.equal(again.status, 304);
+    // RFC 9110 §13.1.2: `*` matches any current representation, and the comparison is weak
+    // (the tag without its `W/` prefix is the same tag).
+    for (const inm of ["*", etag.replace(/^W\//, ""), `"other", ${etag}`]) {
+      const r = await fetch(`${h.url}/api/contacts`, {
+        headers: { ...auth(t), "if-none-match": inm },
+      });
+      assert.equal(r.status, 304, `If-None-Match: ${inm}`);
+    }
     // A change on the MX is pushed to the cache and changes the ETag.
     h.sim.updateUser("43884852031096113", { firstName: "Max" });
     const mx = h.server.sessions.get("test")!;
