@@ -81,6 +81,22 @@ Deno.test("jwt: round trip with seed-compatible header and claims", async () => 
   assert.notEqual((await issuer.verify(other.token)).jti, v.jti);
 });
 
+Deno.test("jwt: a verified token is remembered, yet still expires, and only its exact text hits", async () => {
+  const clock = fakeClock();
+  const issuer = new TokenIssuer({ key: KEY, now: clock.now, ttlSeconds: 60 });
+  const { token } = await issuer.issue(CLAIMS);
+  const first = await issuer.verify(token);
+  assert.equal(await issuer.verify(token), first, "the second verify answers from memory");
+  assert.ok(Object.isFrozen(first), "callers cannot change the remembered claims");
+  // A changed signature (or any other byte) is another string: verified in full, refused.
+  const [h, p, sig] = token.split(".");
+  const flipped = `${h}.${p}.${sig.slice(0, -2)}${sig.at(-2) === "A" ? "B" : "A"}${sig.at(-1)}`;
+  await rejects(issuer.verify(flipped), "invalid token");
+  clock.advance(61_000);
+  await rejects(issuer.verify(token), "token expired");
+  await rejects(issuer.verify(token), "token expired");
+});
+
 Deno.test("jwt: default key is random per issuer (the server shares keys through KV)", async () => {
   const a = new TokenIssuer();
   const b = new TokenIssuer();
