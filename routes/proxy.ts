@@ -195,7 +195,7 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
   });
 
   app.get("/mx/:name/voicemail/:id", async (c) => {
-    const id = mailId(c);
+    const id = mailIdParam(c.req.param("id"));
     // The user session lives as long as the download's stream.
     return await serveVoicemail(c.req.raw, id, (fn) => withUser(c, fn, true), {
       log: d.log,
@@ -204,7 +204,7 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
   });
 
   app.patch("/mx/:name/voicemail/:id", async (c) => {
-    const id = mailId(c);
+    const id = mailIdParam(c.req.param("id"));
     const patch = voicemailPatch(await readFields(c.req.raw));
     // No such message: 404, as for GET (UserSession decides from the MX's refusal).
     const found = await withUser(c, (user) => user.updateVoicemail(id, patch));
@@ -213,7 +213,7 @@ export function proxyRoutes(d: ProxyDeps): Hono<Env> {
   });
 
   app.delete("/mx/:name/voicemail/:id", async (c) => {
-    const id = mailId(c);
+    const id = mailIdParam(c.req.param("id"));
     // The seed: deleting an absent or foreign message is not an error (UserSession ignores
     // the MX's refusal).
     await withUser(c, (user) => user.deleteVoicemail(id));
@@ -273,8 +273,4 @@ function pushToken(v: unknown, max: number): string | undefined {
   const t = v.trim();
   if (t === "") return "";
   return t.length >= 20 && t.length <= max && /^[\x21-\x7e]+$/.test(t) ? t : undefined;
-}
-
-function mailId(c: Context<Env>): string {
-  return mailIdParam(c.req.param("id"));
 }

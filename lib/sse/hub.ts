@@ -468,14 +468,15 @@ export class SseHub {
   publish(topic: string, event: string, data: string): string {
     const core = this.#core;
     const id = ++core.seq;
-    if (core.closed) return core.id(id);
-    const frame = encodeEvent(core.id(id), event, data);
+    const eventId = core.id(id);
+    if (core.closed) return eventId;
+    const frame = encodeEvent(eventId, event, data);
     const t = core.topic(topic);
     const now = core.now();
     t.prune(now - core.historyTtlMs);
     t.push({ id, at: now, frame });
     for (const sub of t.subs) core.send(sub, frame);
-    return core.id(id);
+    return eventId;
   }
 
   /**
